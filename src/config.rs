@@ -1,0 +1,154 @@
+//! Configuration, from the environment only (see the README's table).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}={value:?} is not valid: {why}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("could not keep the session key in {path}: {source}")]
+    SessionKeyFile {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone)]
+pub struct Config {
+    /// `DND_BIND`: address the web server listens on.
+    pub bind: String,
+    /// `DATABASE_URL`: an existing server; unset means the embedded cluster.
+    pub database_url: Option<String>,
+    /// `DND_DATA_DIR`: the embedded cluster and the generated session key.
+    pub data_dir: PathBuf,
+    /// `DND_SESSION_KEY`: signs and encrypts session cookies.
+    pub session_key: Option<String>,
+    /// `DND_PUBLIC_URL`: the URL people and providers reach us at.
+    pub public_url: Option<String>,
+    /// `DND_POOL_SIZE`: database connections per server.
+    pub pool_size: u32,
+    /// `DND_POOL_TIMEOUT_SECS`: how long a request waits for a connection.
+    pub pool_timeout: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The database URL may carry a password and the session key is a
+        // secret: neither is ever printed.
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("data_dir", &self.data_dir)
+            .field("session_key", &self.session_key.as_ref().map(|_| "<set>"))
+            .field("public_url", &self.public_url)
+            .field("pool_size", &self.pool_size)
+            .field("pool_timeout", &self.pool_timeout)
+            .finish()
+    }
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError> {
+    match var(name) {
+        None => Ok(default),
+        Some(value) => value.trim().parse().map_err(|_| ConfigError::Invalid {
+            name,
+            value,
+            why: "expected a whole number".into(),
+        }),
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let public_url = var("DND_PUBLIC_URL").map(|u| u.trim_end_matches('/').to_string());
+        if let Some(url) = &public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::Invalid {
+                    name: "DND_PUBLIC_URL",
+                    value: url.clone(),
+                    why: "expected an absolute http:// or https:// URL".into(),
+                });
+            }
+        }
+        let pool_size: u32 = number("DND_POOL_SIZE", 10)?;
+        if pool_size < 2 {
+            return Err(ConfigError::Invalid {
+                name: "DND_POOL_SIZE",
+                value: pool_size.to_string(),
+                why: "at least 2 connections are needed".into(),
+            });
+        }
+        Ok(Config {
+            bind: var("DND_BIND").unwrap_or_else(|| "127.0.0.1:8080".into()),
+            database_url: var("DATABASE_URL"),
+            data_dir: var("DND_DATA_DIR").unwrap_or_else(|| "./var".into()).into(),
+            session_key: var("DND_SESSION_KEY"),
+            public_url,
+            pool_size,
+            pool_timeout: Duration::from_secs(number("DND_POOL_TIMEOUT_SECS", 5)?),
+        })
+    }
+
+    /// Whether cookies must only travel over HTTPS.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The session key bytes: `DND_SESSION_KEY` (at least 32 bytes, hex or
+    /// text) or, when unset, a random key generated once and kept in the data
+    /// directory, so sessions survive a restart.
+    pub fn session_key_bytes(&self) -> Result<Vec<u8>, ConfigError> {
+        if let Some(key) = &self.session_key {
+            let bytes = hex::decode(key.trim()).unwrap_or_else(|_| key.as_bytes().to_vec());
+            if bytes.len() < 32 {
+                return Err(ConfigError::Invalid {
+                    name: "DND_SESSION_KEY",
+                    value: "<hidden>".into(),
+                    why: "use at least 32 random bytes (e.g. `openssl rand -hex 64`)".into(),
+                });
+            }
+            return Ok(bytes);
+        }
+        let path = self.data_dir.join("session.key");
+        let keep = |source| ConfigError::SessionKeyFile {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            if let Ok(bytes) = hex::decode(text.trim()) {
+                if bytes.len() >= 32 {
+                    return Ok(bytes);
+                }
+            }
+        }
+        use rand::RngCore;
+        let mut bytes = vec![0u8; 64];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        std::fs::create_dir_all(&self.data_dir).map_err(keep)?;
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(keep)?;
+            file.write_all(hex::encode(&bytes).as_bytes()).map_err(keep)?;
+        }
+        Ok(bytes)
+    }
+}

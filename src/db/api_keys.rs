@@ -1,0 +1,54 @@
+use diesel::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::locations::Location;
+use super::schema::{api_keys, locations};
+
+/// Only the SHA-256 of a key is stored: a leaked database does not leak
+/// working keys. Keys are long random strings, so a fast hash is enough.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// The location a live (not revoked) key belongs to; marks the key used.
+pub fn authenticate(conn: &mut PgConnection, key: &str) -> QueryResult<Option<Location>> {
+    let hash = hash_key(key);
+    let found: Option<(i64, i64)> = api_keys::table
+        .filter(api_keys::key_sha256.eq(&hash))
+        .filter(api_keys::revoked_at.is_null())
+        .select((api_keys::location_id, api_keys::id))
+        .first(conn)
+        .optional()?;
+    let Some((location_id, key_id)) = found else {
+        return Ok(None);
+    };
+    diesel::update(api_keys::table.find((location_id, key_id)))
+        .set(api_keys::last_used_at.eq(diesel::dsl::now))
+        .execute(conn)?;
+    locations::table
+        .find(location_id)
+        .select(Location::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn create(conn: &mut PgConnection, location_id: i64, name: &str, key: &str) -> QueryResult<i64> {
+    diesel::insert_into(api_keys::table)
+        .values((
+            api_keys::location_id.eq(location_id),
+            api_keys::name.eq(name),
+            api_keys::key_sha256.eq(hash_key(key)),
+        ))
+        .returning(api_keys::id)
+        .get_result(conn)
+}
+
+pub fn revoke(conn: &mut PgConnection, location_id: i64, key: &str) -> QueryResult<usize> {
+    diesel::update(
+        api_keys::table
+            .filter(api_keys::location_id.eq(location_id))
+            .filter(api_keys::key_sha256.eq(hash_key(key))),
+    )
+    .set(api_keys::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+}

@@ -1,0 +1,358 @@
+//! A private PostgreSQL cluster started from the machine's own binaries, so
+//! `cargo run` and `cargo test` need no database set up by hand.
+//!
+//! The cluster listens on a unix socket only (no TCP port to collide with),
+//! trusts local connections (the socket directory is private to its owner),
+//! and runs as the `postgres` user when we are root, because PostgreSQL
+//! refuses to run as root.
+
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::{chown, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::{Pid, User};
+
+/// The port only names the socket file (`.s.PGSQL.5432`); no TCP is opened.
+const SOCKET_PORT: u16 = 5432;
+/// The superuser `initdb` creates, whoever runs it.
+const SUPERUSER: &str = "postgres";
+/// Unix socket paths are limited to 107 bytes on Linux.
+const MAX_SOCKET_PATH: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "No PostgreSQL server binaries were found (looked for `initdb` and `postgres` on PATH \
+         and under /usr/lib/postgresql/*/bin), and DATABASE_URL is not set. Either install the \
+         PostgreSQL server (on Debian/Ubuntu: `apt-get install postgresql`) so dnd can run its \
+         own private cluster, or set DATABASE_URL to an existing server, e.g. \
+         DATABASE_URL=postgres://user:password@localhost/dnd."
+    )]
+    NoBinaries,
+    #[error(
+        "dnd is running as root and PostgreSQL refuses to run as root, so it must run as the \
+         `postgres` user, but this machine has no such user. Create it (`useradd --system \
+         postgres`), run dnd as a normal user, or set DATABASE_URL to an existing server."
+    )]
+    NoPostgresUser,
+    #[error(
+        "dnd is running as root, so its PostgreSQL cluster runs as the `postgres` user, which \
+         cannot reach {dir} (the directory {blocker} is not searchable by others). Set \
+         DND_DATA_DIR to a directory the postgres user can reach (e.g. DND_DATA_DIR=/var/lib/dnd), \
+         or allow it through with `chmod o+x {blocker}`, or set DATABASE_URL."
+    )]
+    Unreachable { dir: String, blocker: String },
+    #[error("{what} failed: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("initdb failed (exit {status}); its output:\n{output}")]
+    Initdb { status: String, output: String },
+    #[error("PostgreSQL did not start; the end of its log ({log}):\n{tail}")]
+    Start { log: String, tail: String },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
+    let what = what.into();
+    move |source| ClusterError::Io { what, source }
+}
+
+/// How to run a cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// Everything lives below this directory: `pgdata/`, `pgsock/`,
+    /// `postgres.log`.
+    pub dir: PathBuf,
+    /// Tests trade durability for speed; the app keeps it.
+    pub durable: bool,
+}
+
+/// A running cluster. Dropping it stops PostgreSQL (fast shutdown).
+#[derive(Debug)]
+pub struct EmbeddedCluster {
+    child: Option<Child>,
+    socket_dir: PathBuf,
+    log_path: PathBuf,
+}
+
+/// The uid/gid PostgreSQL runs as, when it is not ours.
+#[derive(Debug, Clone, Copy)]
+struct RunAs {
+    uid: u32,
+    gid: u32,
+}
+
+impl EmbeddedCluster {
+    /// Creates the cluster on first use, then starts it and waits until it
+    /// accepts connections. A second start reuses the cluster and its data.
+    pub fn start(options: &ClusterOptions) -> Result<Self, ClusterError> {
+        let bin = find_binaries()?;
+        let run_as = if nix::unistd::geteuid().is_root() {
+            let user = User::from_name(SUPERUSER)
+                .ok()
+                .flatten()
+                .ok_or(ClusterError::NoPostgresUser)?;
+            Some(RunAs {
+                uid: user.uid.as_raw(),
+                gid: user.gid.as_raw(),
+            })
+        } else {
+            None
+        };
+
+        fs::create_dir_all(&options.dir)
+            .map_err(io(format!("creating {}", options.dir.display())))?;
+        let dir = fs::canonicalize(&options.dir)
+            .map_err(io(format!("resolving {}", options.dir.display())))?;
+        if let Some(run_as) = run_as {
+            check_reachable(&dir, run_as)?;
+        }
+
+        let data_dir = dir.join("pgdata");
+        let mut socket_dir = dir.join("pgsock");
+        if socket_dir.as_os_str().len() + ".s.PGSQL.5432".len() + 1 > MAX_SOCKET_PATH {
+            // A deep data directory would make the socket path too long for
+            // the kernel; keep the socket in a short private directory.
+            socket_dir = PathBuf::from(format!("/tmp/dnd-pgsock-{}", short_hash(&dir)));
+        }
+        for d in [&data_dir, &socket_dir] {
+            private_dir(d, run_as)?;
+        }
+        let log_path = dir.join("postgres.log");
+
+        if !data_dir.join("PG_VERSION").exists() {
+            initdb(&bin, &data_dir, run_as, options.durable)?;
+        }
+
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io(format!("opening {}", log_path.display())))?;
+        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut cmd = Command::new(bin.join("postgres"));
+        cmd.arg("-D")
+            .arg(&data_dir)
+            .arg("-k")
+            .arg(&socket_dir)
+            .arg("-p")
+            .arg(SOCKET_PORT.to_string())
+            .args(["-c", "listen_addresses="])
+            .args(["-c", "unix_socket_permissions=0700"])
+            .args(["-c", "max_connections=200"]);
+        if !options.durable {
+            cmd.args(["-c", "fsync=off"])
+                .args(["-c", "synchronous_commit=off"])
+                .args(["-c", "full_page_writes=off"]);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io("duplicating the log file"))?)
+            .stderr(log)
+            // Its own process group: Ctrl-C reaches dnd, which then stops
+            // PostgreSQL after the web server has drained.
+            .process_group(0);
+        if let Some(run_as) = run_as {
+            cmd.uid(run_as.uid).gid(run_as.gid);
+        }
+        // If we die without stopping it (killed, panicked test binary), the
+        // kernel asks PostgreSQL for a fast shutdown. Runs after the uid
+        // change, which would otherwise clear the setting.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Some(Signal::SIGINT)).map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd.spawn().map_err(io("starting postgres"))?;
+        let mut cluster = EmbeddedCluster {
+            child: Some(child),
+            socket_dir,
+            log_path,
+        };
+        cluster.wait_ready(log_start)?;
+        Ok(cluster)
+    }
+
+    /// A libpq URL for one database of this cluster.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://{SUPERUSER}@/{database}?host={}&port={SOCKET_PORT}",
+            urlencoding::encode(&self.socket_dir.to_string_lossy())
+        )
+    }
+
+    /// Creates the database if it does not exist yet.
+    pub fn ensure_database(&self, database: &str) -> Result<(), super::DbError> {
+        use diesel::RunQueryDsl;
+        let mut conn = super::connect(&self.url("postgres"))?;
+        #[derive(diesel::QueryableByName)]
+        struct Exists {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            exists: bool,
+        }
+        let found: Exists =
+            diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+                .bind::<diesel::sql_types::Text, _>(database)
+                .get_result(&mut conn)?;
+        if !found.exists {
+            diesel::sql_query(format!("CREATE DATABASE \"{}\"", database.replace('"', "\"\"")))
+                .execute(&mut conn)?;
+        }
+        Ok(())
+    }
+
+    fn wait_ready(&mut self, log_start: u64) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = self.url("postgres");
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    self.child = None;
+                    return Err(self.start_error(log_start));
+                }
+            }
+            if super::connect(&url).is_ok() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                self.stop();
+                return Err(self.start_error(log_start));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn start_error(&self, log_start: u64) -> ClusterError {
+        let mut tail = String::new();
+        if let Ok(mut f) = File::open(&self.log_path) {
+            let _ = f.seek(SeekFrom::Start(log_start));
+            let _ = f.read_to_string(&mut tail);
+        }
+        ClusterError::Start {
+            log: self.log_path.display().to_string(),
+            tail,
+        }
+    }
+
+    /// Fast shutdown: open sessions are ended, the data is flushed.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = Pid::from_raw(child.id() as i32);
+        let _ = kill(pid, Signal::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tracing::warn!("PostgreSQL did not stop within 30 s; asking for an immediate shutdown");
+        let _ = kill(pid, Signal::SIGQUIT);
+        let _ = child.wait();
+    }
+}
+
+impl Drop for EmbeddedCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// `initdb`/`postgres` on PATH, else the newest /usr/lib/postgresql/*/bin.
+fn find_binaries() -> Result<PathBuf, ClusterError> {
+    let on_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default();
+    for dir in on_path {
+        if dir.join("initdb").is_file() && dir.join("postgres").is_file() {
+            return Ok(dir);
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            (bin.join("initdb").is_file() && bin.join("postgres").is_file()).then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).ok_or(ClusterError::NoBinaries)
+}
+
+/// Every ancestor must be searchable by the postgres user.
+fn check_reachable(dir: &Path, run_as: RunAs) -> Result<(), ClusterError> {
+    use std::os::unix::fs::MetadataExt;
+    for ancestor in dir.ancestors() {
+        let meta = fs::metadata(ancestor).map_err(io(format!("reading {}", ancestor.display())))?;
+        let mode = meta.mode();
+        let searchable = mode & 0o001 != 0
+            || (meta.uid() == run_as.uid && mode & 0o100 != 0)
+            || (meta.gid() == run_as.gid && mode & 0o010 != 0);
+        if !searchable {
+            return Err(ClusterError::Unreachable {
+                dir: dir.display().to_string(),
+                blocker: ancestor.display().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A directory only PostgreSQL's user may enter (initdb insists on 0700).
+fn private_dir(dir: &Path, run_as: Option<RunAs>) -> Result<(), ClusterError> {
+    fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    if let Some(run_as) = run_as {
+        chown(dir, Some(run_as.uid), Some(run_as.gid))
+            .map_err(io(format!("handing {} to the postgres user", dir.display())))?;
+    }
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(io(format!("making {} private", dir.display())))
+}
+
+fn initdb(
+    bin: &Path,
+    data_dir: &Path,
+    run_as: Option<RunAs>,
+    durable: bool,
+) -> Result<(), ClusterError> {
+    let mut cmd = Command::new(bin.join("initdb"));
+    cmd.arg("-D")
+        .arg(data_dir)
+        .args(["-U", SUPERUSER, "-A", "trust", "-E", "UTF8"])
+        .args(["--locale=C.UTF-8", "--no-instructions"])
+        .stdin(Stdio::null());
+    if !durable {
+        cmd.arg("--no-sync");
+    }
+    if let Some(run_as) = run_as {
+        cmd.uid(run_as.uid).gid(run_as.gid);
+    }
+    let out = cmd.output().map_err(io("running initdb"))?;
+    if !out.status.success() {
+        return Err(ClusterError::Initdb {
+            status: out.status.to_string(),
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn short_hash(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(path.as_os_str().as_encoded_bytes())[..6])
+}

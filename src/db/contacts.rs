@@ -1,0 +1,311 @@
+use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Text};
+
+use super::schema::contacts;
+use super::DbError;
+use crate::domain::{EmailAddress, PhoneNumber};
+
+#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[diesel(table_name = contacts)]
+pub struct Contact {
+    pub location_id: i64,
+    pub id: i64,
+    pub name: String,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub facebook_id: Option<String>,
+    pub whatsapp_id: Option<String>,
+    pub gmb_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = contacts)]
+pub struct NewContact<'a> {
+    pub location_id: i64,
+    pub name: &'a str,
+    pub phone: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub facebook_id: Option<&'a str>,
+    pub whatsapp_id: Option<&'a str>,
+    pub gmb_id: Option<&'a str>,
+}
+
+/// A contact as a client sends it: validated, but not yet stored. `None`
+/// means "not given", which never clears a stored value.
+#[derive(Debug, Clone, Default)]
+pub struct ContactInput {
+    pub name: Option<String>,
+    pub phone: Option<PhoneNumber>,
+    pub email: Option<EmailAddress>,
+    pub facebook_id: Option<String>,
+    pub whatsapp_id: Option<String>,
+    pub gmb_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Created,
+    Updated,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UpsertError {
+    #[error("a contact needs a phone or an email to be matched on")]
+    NoKey,
+    #[error(
+        "the phone belongs to contact {phone_contact} and the email to contact {email_contact}; \
+         update them separately"
+    )]
+    Conflict {
+        phone_contact: i64,
+        email_contact: i64,
+    },
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<diesel::result::Error> for UpsertError {
+    fn from(e: diesel::result::Error) -> Self {
+        UpsertError::Db(e.into())
+    }
+}
+
+pub fn find(conn: &mut PgConnection, location_id: i64, id: i64) -> QueryResult<Option<Contact>> {
+    contacts::table
+        .find((location_id, id))
+        .select(Contact::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_phone(
+    conn: &mut PgConnection,
+    location_id: i64,
+    phone: &PhoneNumber,
+) -> QueryResult<Option<Contact>> {
+    contacts::table
+        .filter(contacts::location_id.eq(location_id))
+        .filter(contacts::phone.eq(phone.as_str()))
+        .select(Contact::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_email(
+    conn: &mut PgConnection,
+    location_id: i64,
+    email: &EmailAddress,
+) -> QueryResult<Option<Contact>> {
+    contacts::table
+        .filter(contacts::location_id.eq(location_id))
+        .filter(contacts::email.eq(email.as_str()))
+        .select(Contact::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Creates the contact, or updates the one with this phone (else this
+/// email). Given fields overwrite, missing ones are kept; nothing here ever
+/// touches DND. Locks the matched row so two upserts of one person in
+/// parallel do not both insert.
+pub fn upsert(
+    conn: &mut PgConnection,
+    location_id: i64,
+    input: &ContactInput,
+) -> Result<(Contact, Upserted), UpsertError> {
+    if input.phone.is_none() && input.email.is_none() {
+        return Err(UpsertError::NoKey);
+    }
+    conn.transaction(|conn| {
+        let by_phone = match &input.phone {
+            Some(p) => contacts::table
+                .filter(contacts::location_id.eq(location_id))
+                .filter(contacts::phone.eq(p.as_str()))
+                .select(Contact::as_select())
+                .for_update()
+                .first(conn)
+                .optional()?,
+            None => None,
+        };
+        let by_email = match &input.email {
+            Some(e) => contacts::table
+                .filter(contacts::location_id.eq(location_id))
+                .filter(contacts::email.eq(e.as_str()))
+                .select(Contact::as_select())
+                .for_update()
+                .first(conn)
+                .optional()?,
+            None => None,
+        };
+        let existing = match (by_phone, by_email) {
+            (Some(p), Some(e)) if p.id != e.id => {
+                return Err(UpsertError::Conflict {
+                    phone_contact: p.id,
+                    email_contact: e.id,
+                })
+            }
+            (Some(c), _) | (None, Some(c)) => Some(c),
+            (None, None) => None,
+        };
+        match existing {
+            Some(current) => {
+                let updated = diesel::update(contacts::table.find((location_id, current.id)))
+                    .set((
+                        contacts::name.eq(input.name.as_deref().unwrap_or(&current.name)),
+                        contacts::phone.eq(input
+                            .phone
+                            .as_ref()
+                            .map(|p| p.as_str())
+                            .or(current.phone.as_deref())),
+                        contacts::email.eq(input
+                            .email
+                            .as_ref()
+                            .map(|e| e.as_str())
+                            .or(current.email.as_deref())),
+                        contacts::facebook_id
+                            .eq(input.facebook_id.as_deref().or(current.facebook_id.as_deref())),
+                        contacts::whatsapp_id
+                            .eq(input.whatsapp_id.as_deref().or(current.whatsapp_id.as_deref())),
+                        contacts::gmb_id.eq(input.gmb_id.as_deref().or(current.gmb_id.as_deref())),
+                        contacts::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .returning(Contact::as_returning())
+                    .get_result(conn)?;
+                Ok((updated, Upserted::Updated))
+            }
+            None => {
+                let created = diesel::insert_into(contacts::table)
+                    .values(NewContact {
+                        location_id,
+                        name: input.name.as_deref().unwrap_or(""),
+                        phone: input.phone.as_ref().map(|p| p.as_str()),
+                        email: input.email.as_ref().map(|e| e.as_str()),
+                        facebook_id: input.facebook_id.as_deref(),
+                        whatsapp_id: input.whatsapp_id.as_deref(),
+                        gmb_id: input.gmb_id.as_deref(),
+                    })
+                    .returning(Contact::as_returning())
+                    .get_result(conn)?;
+                Ok((created, Upserted::Created))
+            }
+        }
+    })
+}
+
+/// Where a page of the contact list starts: right after (or right before)
+/// the contact with this id, in the (lower(name), id) order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    First,
+    After(i64),
+    Before(i64),
+}
+
+/// One page of a location's contacts.
+#[derive(Debug, Clone)]
+pub struct ContactPage {
+    pub contacts: Vec<Contact>,
+    pub has_next: bool,
+    pub has_prev: bool,
+}
+
+/// Lists a location's contacts in a stable order (name, then id), a page at
+/// a time. Keyset pagination: every page costs the same however deep it is.
+/// `search` matches any part of the name or email, or the start of the
+/// phone number (digits only, so "+1 415" finds +1415…).
+pub fn list(
+    conn: &mut PgConnection,
+    location_id: i64,
+    search: Option<&str>,
+    cursor: &Cursor,
+    page_size: i64,
+) -> Result<ContactPage, DbError> {
+    let mut query = contacts::table
+        .filter(contacts::location_id.eq(location_id))
+        .select(Contact::as_select())
+        .into_boxed();
+    if let Some(term) = search.map(str::trim).filter(|t| !t.is_empty()) {
+        let pattern = format!("%{}%", escape_like(&term.to_lowercase()));
+        let digits: String = term.chars().filter(char::is_ascii_digit).collect();
+        let looks_like_phone = !digits.is_empty()
+            && term
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+        let mut condition: Box<dyn BoxableExpression<contacts::table, diesel::pg::Pg, SqlType = Bool>> =
+            Box::new(
+                sql::<Bool>("lower(contacts.name) LIKE ")
+                    .bind::<Text, _>(pattern.clone())
+                    .sql(" OR contacts.email LIKE ")
+                    .bind::<Text, _>(pattern),
+            );
+        if looks_like_phone {
+            condition = Box::new(
+                condition.or(contacts::phone.assume_not_null().like(format!("+{digits}%"))),
+            );
+        }
+        query = query.filter(condition);
+    }
+    let forward = !matches!(cursor, Cursor::Before { .. });
+    let anchor = match cursor {
+        Cursor::First => None,
+        Cursor::After(id) => Some((">", *id)),
+        Cursor::Before(id) => Some(("<", *id)),
+    };
+    if let Some((op, id)) = anchor {
+        // The anchor's place is read by PostgreSQL itself, so the order
+        // compared is exactly the order sorted (same lower(), same collation).
+        query = query.filter(
+            sql::<Bool>(&format!("(lower(contacts.name), contacts.id) {op} (SELECT lower(a.name), a.id FROM contacts a WHERE a.location_id = "))
+                .bind::<BigInt, _>(location_id)
+                .sql(" AND a.id = ")
+                .bind::<BigInt, _>(id)
+                .sql(")"),
+        );
+    }
+    query = if forward {
+        query.order_by((sql::<Text>("lower(contacts.name)").asc(), contacts::id.asc()))
+    } else {
+        query.order_by((sql::<Text>("lower(contacts.name)").desc(), contacts::id.desc()))
+    };
+    let mut rows: Vec<Contact> = query.limit(page_size + 1).load(conn)?;
+    let more = rows.len() as i64 > page_size;
+    rows.truncate(page_size as usize);
+    if !forward {
+        rows.reverse();
+    }
+    Ok(ContactPage {
+        contacts: rows,
+        has_next: if forward { more } else { true },
+        has_prev: match cursor {
+            Cursor::First => false,
+            Cursor::After { .. } => true,
+            Cursor::Before { .. } => more,
+        },
+    })
+}
+
+/// `%` and `_` in a search term are literal characters, not wildcards.
+fn escape_like(term: &str) -> String {
+    let mut out = String::with_capacity(term.len());
+    for c in term.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(escape_like("50%_off\\"), "50\\%\\_off\\\\");
+    }
+}

@@ -1,0 +1,69 @@
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::integrations;
+use crate::domain::{Channel, IntegrationStatus};
+
+#[derive(Clone, Queryable, Selectable)]
+#[diesel(table_name = integrations)]
+pub struct Integration {
+    pub location_id: i64,
+    pub id: i64,
+    pub channel: String,
+    pub provider: String,
+    pub status: String,
+    pub account: Option<String>,
+    /// Signs the provider's webhooks. Deliberately not `Serialize`, and
+    /// redacted by `Debug`: it never reaches a log line or a page.
+    pub secret: Option<String>,
+    pub connected_at: Option<DateTime<Utc>>,
+    pub disconnected_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for Integration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Integration")
+            .field("location_id", &self.location_id)
+            .field("id", &self.id)
+            .field("channel", &self.channel)
+            .field("provider", &self.provider)
+            .field("status", &self.status)
+            .field("account", &self.account)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct NewIntegration<'a> {
+    pub channel: Channel,
+    pub provider: &'a str,
+    pub status: IntegrationStatus,
+    pub account: Option<&'a str>,
+    pub secret: Option<&'a str>,
+}
+
+pub fn list(conn: &mut PgConnection, location_id: i64) -> QueryResult<Vec<Integration>> {
+    integrations::table
+        .filter(integrations::location_id.eq(location_id))
+        .select(Integration::as_select())
+        .order_by(integrations::id)
+        .load(conn)
+}
+
+pub fn create(conn: &mut PgConnection, location_id: i64, new: &NewIntegration<'_>) -> QueryResult<Integration> {
+    let connected = new.status == IntegrationStatus::Connected;
+    diesel::insert_into(integrations::table)
+        .values((
+            integrations::location_id.eq(location_id),
+            integrations::channel.eq(new.channel.as_str()),
+            integrations::provider.eq(new.provider),
+            integrations::status.eq(new.status.as_str()),
+            integrations::account.eq(new.account),
+            integrations::secret.eq(new.secret),
+            integrations::connected_at.eq(connected.then(Utc::now)),
+            integrations::disconnected_at.eq((!connected).then(Utc::now)),
+        ))
+        .returning(Integration::as_returning())
+        .get_result(conn)
+}

@@ -1,0 +1,127 @@
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::schema::{agencies, location_memberships, locations};
+use super::users::User;
+use crate::domain::Role;
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = locations)]
+pub struct Location {
+    pub id: i64,
+    pub agency_id: i64,
+    pub name: String,
+    pub time_zone: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A location with its agency's name, for lists.
+#[derive(Debug, Clone)]
+pub struct LocationSummary {
+    pub location: Location,
+    pub agency_name: String,
+}
+
+/// The locations a user may work in, ordered by agency then name:
+/// location users their memberships, agency users their agency's, support
+/// all of them. Every page that reaches tenant data goes through
+/// [`find_visible`], which applies the same rule to one location.
+pub fn list_visible(conn: &mut PgConnection, user: &User) -> QueryResult<Vec<LocationSummary>> {
+    let mut query = locations::table
+        .inner_join(agencies::table)
+        .select((Location::as_select(), agencies::name))
+        .order_by((agencies::name, locations::name, locations::id))
+        .into_boxed();
+    query = match user.role() {
+        Role::Support => query,
+        Role::Agency => query.filter(locations::agency_id.nullable().eq(user.agency_id)),
+        Role::Location => query.filter(
+            locations::id.eq_any(
+                location_memberships::table
+                    .filter(location_memberships::user_id.eq(user.id))
+                    .select(location_memberships::location_id),
+            ),
+        ),
+    };
+    Ok(query
+        .load::<(Location, String)>(conn)?
+        .into_iter()
+        .map(|(location, agency_name)| LocationSummary {
+            location,
+            agency_name,
+        })
+        .collect())
+}
+
+/// One location, if the user may see it; `None` both when it does not exist
+/// and when it is not theirs, so the two cannot be told apart.
+pub fn find_visible(conn: &mut PgConnection, user: &User, id: i64) -> QueryResult<Option<Location>> {
+    let location: Option<Location> = locations::table
+        .find(id)
+        .select(Location::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(location) = location else {
+        return Ok(None);
+    };
+    let visible = match user.role() {
+        Role::Support => true,
+        Role::Agency => user.agency_id == Some(location.agency_id),
+        Role::Location => diesel::select(diesel::dsl::exists(
+            location_memberships::table
+                .filter(location_memberships::location_id.eq(id))
+                .filter(location_memberships::user_id.eq(user.id)),
+        ))
+        .get_result(conn)?,
+    };
+    Ok(visible.then_some(location))
+}
+
+pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Option<Location>> {
+    locations::table
+        .find(id)
+        .select(Location::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn find_by_name(conn: &mut PgConnection, name: &str) -> QueryResult<Option<Location>> {
+    locations::table
+        .filter(locations::name.eq(name))
+        .select(Location::as_select())
+        .order_by(locations::id)
+        .first(conn)
+        .optional()
+}
+
+pub fn create_agency(conn: &mut PgConnection, name: &str) -> QueryResult<i64> {
+    diesel::insert_into(agencies::table)
+        .values(agencies::name.eq(name))
+        .returning(agencies::id)
+        .get_result(conn)
+}
+
+pub fn find_agency_by_name(conn: &mut PgConnection, name: &str) -> QueryResult<Option<i64>> {
+    agencies::table
+        .filter(agencies::name.eq(name))
+        .select(agencies::id)
+        .order_by(agencies::id)
+        .first(conn)
+        .optional()
+}
+
+pub fn create(
+    conn: &mut PgConnection,
+    agency_id: i64,
+    name: &str,
+    time_zone: &str,
+) -> QueryResult<Location> {
+    diesel::insert_into(locations::table)
+        .values((
+            locations::agency_id.eq(agency_id),
+            locations::name.eq(name),
+            locations::time_zone.eq(time_zone),
+        ))
+        .returning(Location::as_returning())
+        .get_result(conn)
+}

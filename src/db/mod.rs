@@ -1,0 +1,111 @@
+//! Everything that talks to PostgreSQL: the pool and its blocking helper,
+//! the embedded cluster, migrations, and the queries per table.
+
+pub mod api_keys;
+pub mod cluster;
+pub mod contacts;
+pub mod demo;
+pub mod integrations;
+pub mod locations;
+pub mod schema;
+pub mod users;
+
+use std::time::Duration;
+
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+pub type DbPool = Pool<ConnectionManager<PgConnection>>;
+pub type DbConn = PooledConnection<ConnectionManager<PgConnection>>;
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// The errors of the database layer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("no database connection available: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("could not connect to the database: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+    #[error("the database worker thread was cancelled")]
+    Cancelled,
+}
+
+impl DbError {
+    /// Whether the error means "the database is not there right now" (so a
+    /// caller should answer 503 and let the client retry) rather than a bug.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DbError::Pool(_) | DbError::Connect(_))
+            || matches!(
+                self,
+                DbError::Query(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::ClosedConnection,
+                    _
+                ))
+            )
+    }
+}
+
+/// Builds the pool once, at start-up. At least two connections, so a request
+/// holding one never starves another into a deadlock; a short checkout
+/// timeout, so a database outage answers 503 quickly instead of hanging.
+pub fn build_pool(url: &str, size: u32, timeout: Duration) -> Result<DbPool, DbError> {
+    let manager = ConnectionManager::<PgConnection>::new(url);
+    Ok(Pool::builder()
+        .max_size(size.max(2))
+        .min_idle(Some(1))
+        .connection_timeout(timeout)
+        .build(manager)?)
+}
+
+/// Runs blocking diesel work on actix's blocking thread pool, checking the
+/// connection out *inside* that thread so no async worker ever waits on the
+/// pool or on PostgreSQL.
+pub async fn run<T, E, F>(pool: &DbPool, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut PgConnection) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get().map_err(DbError::from)?;
+        work(&mut conn)
+    })
+    .await
+    .map_err(|_| E::from(DbError::Cancelled))?
+}
+
+/// Applies every embedded migration not yet applied.
+pub fn migrate(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
+    let applied = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map_err(|e| DbError::Migration(e.to_string()))?;
+    Ok(applied.iter().map(|v| v.to_string()).collect())
+}
+
+/// Reverts every applied migration, newest first (used by the up/down/up test
+/// and by anyone who needs to take the schema away cleanly).
+pub fn revert_all(conn: &mut PgConnection) -> Result<(), DbError> {
+    conn.revert_all_migrations(MIGRATIONS)
+        .map_err(|e| DbError::Migration(e.to_string()))?;
+    Ok(())
+}
+
+/// Connects once, outside the pool (for the CLI and start-up).
+pub fn connect(url: &str) -> Result<PgConnection, DbError> {
+    use diesel::Connection;
+    Ok(PgConnection::establish(url)?)
+}
+
+/// `SELECT 1`, for the health check.
+pub fn ping(conn: &mut PgConnection) -> Result<(), DbError> {
+    use diesel::RunQueryDsl;
+    diesel::sql_query("SELECT 1").execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,109 @@
+// Diesel table definitions; kept in step with `migrations/` by hand (the
+// migrations are the source of truth, `diesel print-schema` regenerates this).
+
+diesel::table! {
+    agencies (id) {
+        id -> Int8,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    locations (id) {
+        id -> Int8,
+        agency_id -> Int8,
+        name -> Text,
+        time_zone -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        email -> Text,
+        password_hash -> Text,
+        role -> Text,
+        agency_id -> Nullable<Int8>,
+        is_admin -> Bool,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    location_memberships (location_id, user_id) {
+        location_id -> Int8,
+        user_id -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    login_failures (id) {
+        id -> Int8,
+        email -> Text,
+        attempted_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    contacts (location_id, id) {
+        location_id -> Int8,
+        id -> Int8,
+        name -> Text,
+        phone -> Nullable<Text>,
+        email -> Nullable<Text>,
+        facebook_id -> Nullable<Text>,
+        whatsapp_id -> Nullable<Text>,
+        gmb_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    integrations (location_id, id) {
+        location_id -> Int8,
+        id -> Int8,
+        channel -> Text,
+        provider -> Text,
+        status -> Text,
+        account -> Nullable<Text>,
+        secret -> Nullable<Text>,
+        connected_at -> Nullable<Timestamptz>,
+        disconnected_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_keys (location_id, id) {
+        location_id -> Int8,
+        id -> Int8,
+        name -> Text,
+        key_sha256 -> Text,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(locations -> agencies (agency_id));
+diesel::joinable!(users -> agencies (agency_id));
+diesel::joinable!(location_memberships -> locations (location_id));
+diesel::joinable!(location_memberships -> users (user_id));
+diesel::joinable!(contacts -> locations (location_id));
+diesel::joinable!(integrations -> locations (location_id));
+diesel::joinable!(api_keys -> locations (location_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    agencies,
+    locations,
+    users,
+    location_memberships,
+    login_failures,
+    contacts,
+    integrations,
+    api_keys,
+);

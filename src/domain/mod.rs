@@ -1,0 +1,30 @@
+//! Pure rules of the product: no I/O, no database, no HTTP. Everything else
+//! in the crate depends on this module, and it depends on nothing of ours.
+
+mod channel;
+mod email;
+mod phone;
+mod role;
+
+pub use channel::{Channel, IntegrationStatus};
+pub use email::EmailAddress;
+pub use phone::PhoneNumber;
+pub use role::Role;
+
+/// Why a value given by a person or a client was refused: which field, and a
+/// sentence they can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidField {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl InvalidField {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field,
+            message: message.into(),
+        }
+    }
+}

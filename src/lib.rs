@@ -1,0 +1,102 @@
+//! dnd: keeps every contact's Do Not Disturb wishes per channel, and makes
+//! sure no outbound message reaches a contact on a channel where DND is on.
+//!
+//! Arrows point inward: `web` uses `db` and `domain`; `db` uses `domain`
+//! types; `domain` uses nothing of ours.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod password;
+pub mod web;
+
+use std::net::TcpListener;
+
+use actix_session::config::{CookieContentSecurity, PersistentSession};
+use actix_session::storage::CookieSessionStore;
+use actix_session::SessionMiddleware;
+use actix_web::cookie::{time, Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::{web as aweb, App, HttpServer};
+
+use crate::config::{Config, ConfigError};
+use crate::db::DbPool;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// The web server, bound but not yet running. Tests bind port 0 and read
+/// the port back.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub fn build(config: &Config, pool: DbPool) -> Result<Self, StartError> {
+        let bind_error = |source| StartError::Bind {
+            addr: config.bind.clone(),
+            source,
+        };
+        let listener = TcpListener::bind(&config.bind).map_err(bind_error)?;
+        let port = listener.local_addr().map_err(bind_error)?.port();
+        let key = Key::derive_from(&config.session_key_bytes()?);
+        let secure = config.secure_cookies();
+        let state = aweb::Data::new(web::AppState {
+            pool,
+            public_url: config.public_url.clone(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(
+                    SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
+                        .cookie_name("dnd_session".into())
+                        .cookie_http_only(true)
+                        .cookie_same_site(SameSite::Strict)
+                        .cookie_secure(secure)
+                        .cookie_content_security(CookieContentSecurity::Private)
+                        .session_lifecycle(
+                            PersistentSession::default().session_ttl(time::Duration::hours(12)),
+                        )
+                        .build(),
+                )
+                .wrap(
+                    DefaultHeaders::new()
+                        .add(("X-Content-Type-Options", "nosniff"))
+                        .add(("X-Frame-Options", "DENY"))
+                        .add(("Referrer-Policy", "same-origin"))
+                        .add((
+                            "Content-Security-Policy",
+                            "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+                        )),
+                )
+                .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                .app_data(state.clone())
+                .configure(web::configure)
+        })
+        .listen(listener)
+        .map_err(bind_error)?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, then drains open requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,117 @@
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::views::{ContactList, ContactView};
+use super::{ApiError, ApiLocation};
+use crate::db::contacts::{self, ContactInput, Upserted};
+use crate::db::{self, DbError};
+use crate::domain::{EmailAddress, InvalidField, PhoneNumber};
+use crate::web::AppState;
+
+/// A contact as clients send it. Absent fields are left as stored.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    name: Option<String>,
+    phone: Option<String>,
+    email: Option<String>,
+    facebook_id: Option<String>,
+    whatsapp_id: Option<String>,
+    gmb_id: Option<String>,
+}
+
+/// Blank strings count as "not given".
+fn given(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+impl ContactBody {
+    fn validate(self) -> Result<ContactInput, InvalidField> {
+        let name = given(self.name);
+        if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
+            return Err(InvalidField::new("name", "is longer than 200 characters"));
+        }
+        Ok(ContactInput {
+            name,
+            phone: given(self.phone).map(|p| PhoneNumber::parse(&p)).transpose()?,
+            email: given(self.email).map(|e| EmailAddress::parse(&e)).transpose()?,
+            facebook_id: given(self.facebook_id),
+            whatsapp_id: given(self.whatsapp_id),
+            gmb_id: given(self.gmb_id),
+        })
+    }
+}
+
+/// Creates the contact, or updates the one with the same phone (else email):
+/// 201 when created, 200 when updated.
+pub async fn upsert_contact(
+    state: web::Data<AppState>,
+    ApiLocation(location): ApiLocation,
+    body: web::Json<ContactBody>,
+) -> Result<HttpResponse, ApiError> {
+    let input = body.into_inner().validate()?;
+    let (contact, outcome) = db::run(&state.pool, move |conn| {
+        contacts::upsert(conn, location.id, &input).map_err(ApiError::from)
+    })
+    .await?;
+    let mut response = match outcome {
+        Upserted::Created => HttpResponse::Created(),
+        Upserted::Updated => HttpResponse::Ok(),
+    };
+    Ok(response.json(ContactView::from(contact)))
+}
+
+pub async fn show_contact(
+    state: web::Data<AppState>,
+    ApiLocation(location): ApiLocation,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let contact_id = path.into_inner();
+    let contact = db::run(&state.pool, move |conn| {
+        contacts::find(conn, location.id, contact_id).map_err(DbError::from)
+    })
+    .await?
+    .ok_or_else(|| ApiError::NotFound(format!("no contact {contact_id} in this location")))?;
+    Ok(HttpResponse::Ok().json(ContactView::from(contact)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FindQuery {
+    phone: Option<String>,
+    email: Option<String>,
+}
+
+/// Finds contacts by exact phone or email: `{"contacts": [...]}`, empty when
+/// none matches.
+pub async fn find_contacts(
+    state: web::Data<AppState>,
+    ApiLocation(location): ApiLocation,
+    query: web::Query<FindQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let FindQuery { phone, email } = query.into_inner();
+    let phone = given(phone).map(|p| PhoneNumber::parse(&p)).transpose()?;
+    let email = given(email).map(|e| EmailAddress::parse(&e)).transpose()?;
+    if phone.is_none() && email.is_none() {
+        return Err(ApiError::BadRequest(
+            "give ?phone=+14155550100 or ?email=name@example.com".into(),
+        ));
+    }
+    let found = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        let mut found = Vec::new();
+        if let Some(phone) = &phone {
+            found.extend(contacts::find_by_phone(conn, location.id, phone)?);
+        }
+        if let Some(email) = &email {
+            if let Some(c) = contacts::find_by_email(conn, location.id, email)? {
+                if !found.iter().any(|f: &contacts::Contact| f.id == c.id) {
+                    found.push(c);
+                }
+            }
+        }
+        Ok(found)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(ContactList {
+        contacts: found.into_iter().map(ContactView::from).collect(),
+    }))
+}

@@ -1,0 +1,45 @@
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+
+use super::ApiError;
+use crate::db::locations::Location;
+use crate::db::{self, api_keys, DbError};
+use crate::web::AppState;
+
+/// The location whose API key authenticated the request. Every API query is
+/// scoped by this location's id.
+pub struct ApiLocation(pub Location);
+
+impl FromRequest for ApiLocation {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let key = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|k| k.trim().to_string());
+        Box::pin(async move {
+            let Some(key) = key.filter(|k| !k.is_empty()) else {
+                return Err(ApiError::Unauthorized(
+                    "send the location's API key as `Authorization: Bearer <key>`".into(),
+                ));
+            };
+            let state = state.ok_or_else(|| ApiError::Db(DbError::Cancelled))?;
+            let location = db::run(&state.pool, move |conn| {
+                api_keys::authenticate(conn, &key).map_err(DbError::from)
+            })
+            .await?;
+            location
+                .map(ApiLocation)
+                .ok_or_else(|| ApiError::Unauthorized("the API key is not valid or was revoked".into()))
+        })
+    }
+}

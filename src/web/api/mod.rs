@@ -1,0 +1,41 @@
+//! The automation API (`/api/v1`): JSON, authenticated by a location's API
+//! key sent as `Authorization: Bearer <key>`.
+
+mod contacts;
+mod error;
+mod key;
+mod views;
+
+use actix_web::{web, HttpResponse};
+
+pub use error::ApiError;
+pub use key::ApiLocation;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::JsonConfig::default().error_handler(|err, _req| {
+        ApiError::BadRequest(format!("The JSON body could not be read: {err}")).into()
+    }))
+    .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::BadRequest(format!("The query string could not be read: {err}")).into()
+    }))
+    .app_data(web::PathConfig::default().error_handler(|err, _req| {
+        ApiError::NotFound(format!("No such resource: {err}")).into()
+    }))
+    .route("/me", web::get().to(show_me))
+    .route("/contacts", web::post().to(contacts::upsert_contact))
+    .route("/contacts", web::get().to(contacts::find_contacts))
+    .route("/contacts/{contact_id}", web::get().to(contacts::show_contact))
+    .default_service(web::to(|| async {
+        Err::<HttpResponse, _>(ApiError::NotFound(
+            "No such API route; see the README for the routes of /api/v1.".into(),
+        ))
+    }));
+}
+
+/// Which location the key belongs to, so a client can check its set-up.
+async fn show_me(ApiLocation(location): ApiLocation) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({
+        "location_id": location.id,
+        "location_name": location.name,
+    }))
+}

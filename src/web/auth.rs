@@ -1,0 +1,194 @@
+//! Who is asking: the signed-in user (an extractor, so a handler cannot
+//! forget to ask) and CSRF protection for every state-changing form.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_session::{Session, SessionExt};
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use chrono::{Duration, Utc};
+use serde::de::DeserializeOwned;
+
+use super::error::PageError;
+use super::AppState;
+use crate::db::{self, users, DbError};
+
+const USER_ID: &str = "user_id";
+const SIGNED_IN_AT: &str = "signed_in_at";
+const CSRF: &str = "csrf";
+/// The form field every state-changing form carries.
+pub const CSRF_FIELD: &str = "csrf_token";
+/// Cookie sessions cannot be revoked server-side, so they also expire.
+const SESSION_HOURS: i64 = 12;
+
+/// The signed-in user, loaded fresh from the database on every request (a
+/// changed role or a deleted user takes effect at once).
+pub struct CurrentUser(pub users::User);
+
+impl FromRequest for CurrentUser {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let session = req.get_session();
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let state = state.ok_or_else(|| PageError::Internal("app state missing".into()))?;
+            let Some(id) = session.get::<i64>(USER_ID)? else {
+                return Err(PageError::NotSignedIn);
+            };
+            let fresh = session
+                .get::<i64>(SIGNED_IN_AT)?
+                .is_some_and(|at| Utc::now().timestamp() - at < Duration::hours(SESSION_HOURS).num_seconds());
+            if !fresh {
+                session.purge();
+                return Err(PageError::NotSignedIn);
+            }
+            let user = db::run(&state.pool, move |conn| {
+                users::find(conn, id).map_err(DbError::from)
+            })
+            .await?;
+            user.map(CurrentUser).ok_or_else(|| {
+                session.purge();
+                PageError::NotSignedIn
+            })
+        })
+    }
+}
+
+/// Starts a signed-in session: a new cookie (no fixation of a session made
+/// before sign-in) and a new CSRF token.
+pub fn sign_in(session: &Session, user_id: i64) -> Result<(), PageError> {
+    session.renew();
+    session.insert(USER_ID, user_id)?;
+    session.insert(SIGNED_IN_AT, Utc::now().timestamp())?;
+    session.insert(CSRF, new_token())?;
+    Ok(())
+}
+
+pub fn sign_out(session: &Session) {
+    session.purge();
+}
+
+/// The session's CSRF token, created on first use (the sign-in form needs
+/// one before anyone is signed in).
+pub fn csrf_token(session: &Session) -> Result<String, PageError> {
+    if let Some(token) = session.get::<String>(CSRF)? {
+        return Ok(token);
+    }
+    let token = new_token();
+    session.insert(CSRF, &token)?;
+    Ok(token)
+}
+
+fn new_token() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The origin this site is reached at: `DND_PUBLIC_URL` when set, else the
+/// scheme and host the request came to.
+fn expected_origin(req: &HttpRequest, state: Option<&web::Data<AppState>>) -> String {
+    if let Some(url) = state.and_then(|s| s.public_url.clone()) {
+        // Keep scheme://host[:port], drop any path.
+        let after_scheme = url.find("://").map(|i| i + 3).unwrap_or(0);
+        let end = url[after_scheme..]
+            .find('/')
+            .map(|i| after_scheme + i)
+            .unwrap_or(url.len());
+        return url[..end].to_string();
+    }
+    let info = req.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
+
+/// The request must come from a page of this site: `Origin` when the browser
+/// sends it, else `Referer`; neither is refused.
+fn check_origin(req: &HttpRequest) -> Result<(), PageError> {
+    let state = req.app_data::<web::Data<AppState>>();
+    let expected = expected_origin(req, state);
+    let refused = || {
+        PageError::Forbidden(
+            "This form was not sent from a page of this site, so it was refused and nothing was \
+             changed. Open the page again and resubmit."
+                .into(),
+        )
+    };
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        return if origin.as_bytes() == expected.as_bytes() {
+            Ok(())
+        } else {
+            Err(refused())
+        };
+    }
+    if let Some(referer) = req.headers().get(header::REFERER).and_then(|r| r.to_str().ok()) {
+        let same = referer == expected
+            || referer
+                .strip_prefix(expected.as_str())
+                .is_some_and(|rest| rest.starts_with('/') || rest.starts_with('?'));
+        return if same { Ok(()) } else { Err(refused()) };
+    }
+    Err(refused())
+}
+
+/// A form whose origin and CSRF token were checked before anything reads
+/// it. Use it for every POST of the browser pages.
+pub struct CsrfForm<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let origin = check_origin(req);
+        let session = req.get_session();
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            origin?;
+            let body = body
+                .await
+                .map_err(|e| PageError::BadRequest(format!("The form could not be read: {e}")))?;
+            // The token is checked before the form is interpreted, so a
+            // forged request is refused (403) even when it is also malformed.
+            let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+                .map_err(|e| PageError::BadRequest(format!("The form could not be read: {e}")))?;
+            let sent = fields
+                .iter()
+                .find(|(k, _)| k == CSRF_FIELD)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("");
+            let expected = session.get::<String>(CSRF)?.unwrap_or_default();
+            if expected.is_empty() || !constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+                return Err(PageError::Forbidden(
+                    "This form has expired or did not come from this site, so nothing was \
+                     changed. Reload the page and try again."
+                        .into(),
+                ));
+            }
+            let form: T = serde_urlencoded::from_bytes(&body)
+                .map_err(|e| PageError::BadRequest(format!("The form is incomplete: {e}")))?;
+            Ok(CsrfForm(form))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(!constant_time_eq(b"", b"a"));
+    }
+}

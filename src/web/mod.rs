@@ -1,0 +1,29 @@
+//! HTTP: the route table, the browser pages and the automation API.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+mod health;
+pub mod pages;
+mod assets;
+
+use actix_web::web;
+
+use crate::db::DbPool;
+
+/// What every handler may reach. Application servers keep no other state:
+/// sessions live in the signed, encrypted cookie, everything else in
+/// PostgreSQL, so any number of servers can run side by side.
+pub struct AppState {
+    pub pool: DbPool,
+    /// `DND_PUBLIC_URL`, when set: the origin forms must come from.
+    pub public_url: Option<String>,
+}
+
+/// The one route table, used by `main` and by the tests alike.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::check_health))
+        .route("/static/{file}", web::get().to(assets::serve_asset))
+        .configure(pages::configure)
+        .service(web::scope("/api/v1").configure(api::configure));
+}
