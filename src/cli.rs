@@ -96,21 +96,25 @@ pub fn run() -> ExitCode {
                 .unwrap_or_else(|_| "info,actix_server=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, not in log files.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = Config::from_env()
         .map_err(CliError::from)
-        .and_then(|config| match cli.command.unwrap_or(Command::Serve { demo: false }) {
-            Command::Serve { demo } => serve(&config, demo),
-            Command::Migrate => migrate(&config),
-            Command::Demo => seed_demo(&config),
-            Command::CreateUser {
-                email,
-                role,
-                agency,
-                locations,
-                admin,
-            } => create_user(&config, &email, &role, agency.as_deref(), &locations, admin),
-        });
+        .and_then(
+            |config| match cli.command.unwrap_or(Command::Serve { demo: false }) {
+                Command::Serve { demo } => serve(&config, demo),
+                Command::Migrate => migrate(&config),
+                Command::Demo => seed_demo(&config),
+                Command::CreateUser {
+                    email,
+                    role,
+                    agency,
+                    locations,
+                    admin,
+                } => create_user(&config, &email, &role, agency.as_deref(), &locations, admin),
+            },
+        );
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -202,7 +206,10 @@ fn seed_demo(config: &Config) -> Result<(), CliError> {
     let mut conn = db::connect(&database.url)?;
     match demo::seed(&mut conn)? {
         demo::Seeded::Now => println!("Seeded the demo tenant \"{}\".", demo::AGENCY),
-        demo::Seeded::Already => println!("The demo tenant \"{}\" is there already; nothing changed.", demo::AGENCY),
+        demo::Seeded::Already => println!(
+            "The demo tenant \"{}\" is there already; nothing changed.",
+            demo::AGENCY
+        ),
     }
     Ok(())
 }
@@ -216,11 +223,13 @@ fn create_user(
     admin: bool,
 ) -> Result<(), CliError> {
     let role: Role = role.parse().map_err(CliError::Usage)?;
-    let email = crate::domain::EmailAddress::parse(email)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let email =
+        crate::domain::EmailAddress::parse(email).map_err(|e| CliError::Usage(e.to_string()))?;
     match role {
         Role::Agency if agency.is_none() => {
-            return Err(CliError::Usage("an agency user needs --agency NAME_OR_ID".into()))
+            return Err(CliError::Usage(
+                "an agency user needs --agency NAME_OR_ID".into(),
+            ))
         }
         Role::Location if location_refs.is_empty() => {
             return Err(CliError::Usage(
@@ -235,7 +244,9 @@ fn create_user(
         _ => {}
     }
     if std::io::stdin().is_terminal() {
-        eprintln!("Password for {email} (one line; it is not echoed only if your terminal hides it):");
+        eprintln!(
+            "Password for {email} (one line; it is not echoed only if your terminal hides it):"
+        );
     }
     let mut password = String::new();
     std::io::stdin()
@@ -276,7 +287,9 @@ fn create_user(
         location_ids.push(location.id);
     }
     if users::find_by_email(&mut conn, email.as_str())?.is_some() {
-        return Err(CliError::Usage(format!("a user with email {email} exists already")));
+        return Err(CliError::Usage(format!(
+            "a user with email {email} exists already"
+        )));
     }
     let hash = password::hash(password).map_err(|e| CliError::Usage(e.to_string()))?;
     let user = users::create(
@@ -290,6 +303,11 @@ fn create_user(
         },
         &location_ids,
     )?;
-    println!("Created {} user {} (id {}).", role.as_str(), user.email, user.id);
+    println!(
+        "Created {} user {} (id {}).",
+        role.as_str(),
+        user.email,
+        user.id
+    );
     Ok(())
 }

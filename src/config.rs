@@ -147,7 +147,8 @@ impl Config {
                 .mode(0o600)
                 .open(&path)
                 .map_err(keep)?;
-            file.write_all(hex::encode(&bytes).as_bytes()).map_err(keep)?;
+            file.write_all(hex::encode(&bytes).as_bytes())
+                .map_err(keep)?;
         }
         Ok(bytes)
     }

@@ -32,7 +32,12 @@ pub fn authenticate(conn: &mut PgConnection, key: &str) -> QueryResult<Option<Lo
         .optional()
 }
 
-pub fn create(conn: &mut PgConnection, location_id: i64, name: &str, key: &str) -> QueryResult<i64> {
+pub fn create(
+    conn: &mut PgConnection,
+    location_id: i64,
+    name: &str,
+    key: &str,
+) -> QueryResult<i64> {
     diesel::insert_into(api_keys::table)
         .values((
             api_keys::location_id.eq(location_id),

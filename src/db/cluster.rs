@@ -21,6 +21,9 @@ use nix::unistd::{Pid, User};
 const SOCKET_PORT: u16 = 5432;
 /// The superuser `initdb` creates, whoever runs it.
 const SUPERUSER: &str = "postgres";
+/// Where the cluster goes when we are root and the postgres user cannot
+/// reach the data directory.
+const FALLBACK_ROOT: &str = "/var/lib/dnd";
 /// Unix socket paths are limited to 107 bytes on Linux.
 const MAX_SOCKET_PATH: usize = 100;
 
@@ -42,8 +45,8 @@ pub enum ClusterError {
     NoPostgresUser,
     #[error(
         "dnd is running as root, so its PostgreSQL cluster runs as the `postgres` user, which \
-         cannot reach {dir} (the directory {blocker} is not searchable by others). Set \
-         DND_DATA_DIR to a directory the postgres user can reach (e.g. DND_DATA_DIR=/var/lib/dnd), \
+         cannot reach {dir} (the directory {blocker} is not searchable by others), nor could \
+         it use /var/lib/dnd instead. Set DND_DATA_DIR to a directory the postgres user can reach (e.g. DND_DATA_DIR=/var/lib/dnd), \
          or allow it through with `chmod o+x {blocker}`, or set DATABASE_URL."
     )]
     Unreachable { dir: String, blocker: String },
@@ -109,10 +112,24 @@ impl EmbeddedCluster {
 
         fs::create_dir_all(&options.dir)
             .map_err(io(format!("creating {}", options.dir.display())))?;
-        let dir = fs::canonicalize(&options.dir)
+        let mut dir = fs::canonicalize(&options.dir)
             .map_err(io(format!("resolving {}", options.dir.display())))?;
         if let Some(run_as) = run_as {
-            check_reachable(&dir, run_as)?;
+            if let Err(unreachable) = check_reachable(&dir, run_as) {
+                // A checkout under /root, say: keep the cluster where the
+                // postgres user can work, one directory per data directory
+                // so two checkouts never share a cluster.
+                let fallback =
+                    PathBuf::from(FALLBACK_ROOT).join(format!("cluster-{}", short_hash(&dir)));
+                fs::create_dir_all(&fallback).map_err(|_| unreachable)?;
+                check_reachable(&fallback, run_as)?;
+                tracing::info!(
+                    data_dir = %dir.display(),
+                    cluster = %fallback.display(),
+                    "the postgres user cannot reach the data directory; the PostgreSQL cluster lives in the fallback directory"
+                );
+                dir = fallback;
+            }
         }
 
         let data_dir = dir.join("pgdata");
@@ -196,13 +213,17 @@ impl EmbeddedCluster {
             #[diesel(sql_type = diesel::sql_types::Bool)]
             exists: bool,
         }
-        let found: Exists =
-            diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
-                .bind::<diesel::sql_types::Text, _>(database)
-                .get_result(&mut conn)?;
+        let found: Exists = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists",
+        )
+        .bind::<diesel::sql_types::Text, _>(database)
+        .get_result(&mut conn)?;
         if !found.exists {
-            diesel::sql_query(format!("CREATE DATABASE \"{}\"", database.replace('"', "\"\"")))
-                .execute(&mut conn)?;
+            diesel::sql_query(format!(
+                "CREATE DATABASE \"{}\"",
+                database.replace('"', "\"\"")
+            ))
+            .execute(&mut conn)?;
         }
         Ok(())
     }
@@ -268,26 +289,40 @@ impl Drop for EmbeddedCluster {
 
 /// `initdb`/`postgres` on PATH, else the newest /usr/lib/postgresql/*/bin.
 fn find_binaries() -> Result<PathBuf, ClusterError> {
-    let on_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+    find_binaries_in(
+        std::env::var_os("PATH").as_deref(),
+        Path::new("/usr/lib/postgresql"),
+    )
+}
+
+fn find_binaries_in(
+    path_var: Option<&std::ffi::OsStr>,
+    versions_root: &Path,
+) -> Result<PathBuf, ClusterError> {
+    let on_path = path_var
+        .map(|p| std::env::split_paths(p).collect::<Vec<_>>())
         .unwrap_or_default();
     for dir in on_path {
         if dir.join("initdb").is_file() && dir.join("postgres").is_file() {
             return Ok(dir);
         }
     }
-    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir(versions_root)
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| {
             let version = e.file_name().to_string_lossy().parse::<u32>().ok()?;
             let bin = e.path().join("bin");
-            (bin.join("initdb").is_file() && bin.join("postgres").is_file()).then_some((version, bin))
+            (bin.join("initdb").is_file() && bin.join("postgres").is_file())
+                .then_some((version, bin))
         })
         .collect();
     versions.sort();
-    versions.pop().map(|(_, bin)| bin).ok_or(ClusterError::NoBinaries)
+    versions
+        .pop()
+        .map(|(_, bin)| bin)
+        .ok_or(ClusterError::NoBinaries)
 }
 
 /// Every ancestor must be searchable by the postgres user.
@@ -313,8 +348,10 @@ fn check_reachable(dir: &Path, run_as: RunAs) -> Result<(), ClusterError> {
 fn private_dir(dir: &Path, run_as: Option<RunAs>) -> Result<(), ClusterError> {
     fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     if let Some(run_as) = run_as {
-        chown(dir, Some(run_as.uid), Some(run_as.gid))
-            .map_err(io(format!("handing {} to the postgres user", dir.display())))?;
+        chown(dir, Some(run_as.uid), Some(run_as.gid)).map_err(io(format!(
+            "handing {} to the postgres user",
+            dir.display()
+        )))?;
     }
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .map_err(io(format!("making {} private", dir.display())))
@@ -355,4 +392,68 @@ fn initdb(
 fn short_hash(path: &Path) -> String {
     use sha2::{Digest, Sha256};
     hex::encode(&Sha256::digest(path.as_os_str().as_encoded_bytes())[..6])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_bin(dir: &Path) {
+        fs::create_dir_all(dir).unwrap();
+        for name in ["initdb", "postgres"] {
+            fs::write(dir.join(name), "").unwrap();
+        }
+    }
+
+    #[test]
+    fn prefers_path_then_the_newest_installed_version() {
+        let root = std::env::temp_dir().join(format!("dnd-find-bin-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let lib = root.join("lib");
+        fake_bin(&lib.join("13/bin"));
+        fake_bin(&lib.join("15/bin"));
+        fs::create_dir_all(lib.join("notaversion")).unwrap();
+        let empty_path = std::ffi::OsString::from(root.join("nothing-here"));
+        assert_eq!(
+            find_binaries_in(Some(&empty_path), &lib).unwrap(),
+            lib.join("15/bin")
+        );
+        let on_path = root.join("custom/bin");
+        fake_bin(&on_path);
+        let path_var = std::env::join_paths([root.join("nothing-here"), on_path.clone()]).unwrap();
+        assert_eq!(find_binaries_in(Some(&path_var), &lib).unwrap(), on_path);
+        fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn no_binaries_names_both_fixes() {
+        let err = find_binaries_in(None, Path::new("/nonexistent/postgresql")).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, ClusterError::NoBinaries));
+        assert!(text.contains("apt-get install postgresql"), "{text}");
+        assert!(text.contains("DATABASE_URL"), "{text}");
+    }
+
+    #[test]
+    fn a_directory_closed_to_others_is_reported_with_its_fix() {
+        let root = std::env::temp_dir().join(format!("dnd-reach-{}", std::process::id()));
+        let closed = root.join("closed");
+        fs::create_dir_all(closed.join("inner")).unwrap();
+        fs::set_permissions(&closed, fs::Permissions::from_mode(0o700)).unwrap();
+        // A uid/gid that owns nothing here, like the postgres user would.
+        let stranger = RunAs {
+            uid: 65_000,
+            gid: 65_000,
+        };
+        let err = check_reachable(&closed.join("inner"), stranger).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("chmod o+x {}", closed.display())),
+            "{text}"
+        );
+        assert!(text.contains("DND_DATA_DIR"), "{text}");
+        fs::set_permissions(&closed, fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(check_reachable(&closed.join("inner"), stranger).is_ok());
+        fs::remove_dir_all(&root).unwrap();
+    }
 }

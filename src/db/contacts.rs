@@ -166,10 +166,14 @@ pub fn upsert(
                             .as_ref()
                             .map(|e| e.as_str())
                             .or(current.email.as_deref())),
-                        contacts::facebook_id
-                            .eq(input.facebook_id.as_deref().or(current.facebook_id.as_deref())),
-                        contacts::whatsapp_id
-                            .eq(input.whatsapp_id.as_deref().or(current.whatsapp_id.as_deref())),
+                        contacts::facebook_id.eq(input
+                            .facebook_id
+                            .as_deref()
+                            .or(current.facebook_id.as_deref())),
+                        contacts::whatsapp_id.eq(input
+                            .whatsapp_id
+                            .as_deref()
+                            .or(current.whatsapp_id.as_deref())),
                         contacts::gmb_id.eq(input.gmb_id.as_deref().or(current.gmb_id.as_deref())),
                         contacts::updated_at.eq(diesel::dsl::now),
                     ))
@@ -235,16 +239,19 @@ pub fn list(
             && term
                 .chars()
                 .all(|c| c.is_ascii_digit() || " +-().".contains(c));
-        let mut condition: Box<dyn BoxableExpression<contacts::table, diesel::pg::Pg, SqlType = Bool>> =
-            Box::new(
-                sql::<Bool>("lower(contacts.name) LIKE ")
-                    .bind::<Text, _>(pattern.clone())
-                    .sql(" OR contacts.email LIKE ")
-                    .bind::<Text, _>(pattern),
-            );
+        let mut condition: Box<
+            dyn BoxableExpression<contacts::table, diesel::pg::Pg, SqlType = Bool>,
+        > = Box::new(
+            sql::<Bool>("lower(contacts.name) LIKE ")
+                .bind::<Text, _>(pattern.clone())
+                .sql(" OR contacts.email LIKE ")
+                .bind::<Text, _>(pattern),
+        );
         if looks_like_phone {
             condition = Box::new(
-                condition.or(contacts::phone.assume_not_null().like(format!("+{digits}%"))),
+                condition.or(contacts::phone
+                    .assume_not_null()
+                    .like(format!("+{digits}%"))),
             );
         }
         query = query.filter(condition);
@@ -267,9 +274,15 @@ pub fn list(
         );
     }
     query = if forward {
-        query.order_by((sql::<Text>("lower(contacts.name)").asc(), contacts::id.asc()))
+        query.order_by((
+            sql::<Text>("lower(contacts.name)").asc(),
+            contacts::id.asc(),
+        ))
     } else {
-        query.order_by((sql::<Text>("lower(contacts.name)").desc(), contacts::id.desc()))
+        query.order_by((
+            sql::<Text>("lower(contacts.name)").desc(),
+            contacts::id.desc(),
+        ))
     };
     let mut rows: Vec<Contact> = query.limit(page_size + 1).load(conn)?;
     let more = rows.len() as i64 > page_size;

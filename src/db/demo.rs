@@ -44,17 +44,88 @@ impl From<diesel::result::Error> for DemoError {
 }
 
 const FIRST: [&str; 40] = [
-    "Olivia", "Liam", "Emma", "Noah", "Ava", "Elijah", "Sophia", "Mateo", "Isabella", "Lucas",
-    "Mia", "Amir", "Charlotte", "Kenji", "Amelia", "Diego", "Harper", "Ravi", "Evelyn", "Samuel",
-    "Chloé", "Omar", "Grace", "Tomás", "Zoe", "Wei", "Nora", "Kwame", "Lily", "Sebastián",
-    "Hannah", "Yusuf", "Aaliyah", "Jonas", "Priya", "Felix", "Leah", "Mohammed", "Ingrid", "Caleb",
+    "Olivia",
+    "Liam",
+    "Emma",
+    "Noah",
+    "Ava",
+    "Elijah",
+    "Sophia",
+    "Mateo",
+    "Isabella",
+    "Lucas",
+    "Mia",
+    "Amir",
+    "Charlotte",
+    "Kenji",
+    "Amelia",
+    "Diego",
+    "Harper",
+    "Ravi",
+    "Evelyn",
+    "Samuel",
+    "Chloé",
+    "Omar",
+    "Grace",
+    "Tomás",
+    "Zoe",
+    "Wei",
+    "Nora",
+    "Kwame",
+    "Lily",
+    "Sebastián",
+    "Hannah",
+    "Yusuf",
+    "Aaliyah",
+    "Jonas",
+    "Priya",
+    "Felix",
+    "Leah",
+    "Mohammed",
+    "Ingrid",
+    "Caleb",
 ];
 const LAST: [&str; 40] = [
-    "Smith", "Johnson", "Garcia", "Nguyen", "Patel", "Kim", "Müller", "Rossi", "Okafor", "Silva",
-    "Brown", "Martinez", "Cohen", "Tanaka", "Lopez", "O'Brien", "Hernández", "Wilson", "Kowalski",
-    "Anderson", "Dubois", "Chen", "Ivanova", "Thompson", "Haddad", "Moore", "Santos", "Jackson",
-    "Novak", "Clark", "Fischer", "Rahman", "Lewis", "Andersen", "Walker", "Costa", "Young",
-    "Mensah", "Hall", "Schmidt",
+    "Smith",
+    "Johnson",
+    "Garcia",
+    "Nguyen",
+    "Patel",
+    "Kim",
+    "Müller",
+    "Rossi",
+    "Okafor",
+    "Silva",
+    "Brown",
+    "Martinez",
+    "Cohen",
+    "Tanaka",
+    "Lopez",
+    "O'Brien",
+    "Hernández",
+    "Wilson",
+    "Kowalski",
+    "Anderson",
+    "Dubois",
+    "Chen",
+    "Ivanova",
+    "Thompson",
+    "Haddad",
+    "Moore",
+    "Santos",
+    "Jackson",
+    "Novak",
+    "Clark",
+    "Fischer",
+    "Rahman",
+    "Lewis",
+    "Andersen",
+    "Walker",
+    "Costa",
+    "Young",
+    "Mensah",
+    "Hall",
+    "Schmidt",
 ];
 
 /// ASCII letters of a name, for mail addresses.
@@ -125,11 +196,36 @@ pub fn seed(conn: &mut PgConnection) -> Result<Seeded, DemoError> {
             secret,
         };
         for integration in [
-            connected(Channel::Sms, "twilio", Some("AC00000000000000000000000000000001"), Some(TWILIO_AUTH_TOKEN)),
-            connected(Channel::Email, "mailgun", Some("mg.downtown-dental.example"), Some(MAILGUN_SIGNING_KEY)),
-            connected(Channel::Call, "twilio", Some("AC00000000000000000000000000000001"), Some(TWILIO_AUTH_TOKEN)),
-            connected(Channel::Facebook, "meta", Some("downtown-dental-page"), None),
-            connected(Channel::Whatsapp, "meta", Some("downtown-dental-waba"), None),
+            connected(
+                Channel::Sms,
+                "twilio",
+                Some("AC00000000000000000000000000000001"),
+                Some(TWILIO_AUTH_TOKEN),
+            ),
+            connected(
+                Channel::Email,
+                "mailgun",
+                Some("mg.downtown-dental.example"),
+                Some(MAILGUN_SIGNING_KEY),
+            ),
+            connected(
+                Channel::Call,
+                "twilio",
+                Some("AC00000000000000000000000000000001"),
+                Some(TWILIO_AUTH_TOKEN),
+            ),
+            connected(
+                Channel::Facebook,
+                "meta",
+                Some("downtown-dental-page"),
+                None,
+            ),
+            connected(
+                Channel::Whatsapp,
+                "meta",
+                Some("downtown-dental-waba"),
+                None,
+            ),
             NewIntegration {
                 channel: Channel::Gmb,
                 provider: "google",
@@ -141,8 +237,18 @@ pub fn seed(conn: &mut PgConnection) -> Result<Seeded, DemoError> {
             integrations::create(conn, downtown.id, &integration)?;
         }
         for integration in [
-            connected(Channel::Sms, "twilio", Some("AC00000000000000000000000000000002"), Some(TWILIO_AUTH_TOKEN)),
-            connected(Channel::Email, "mailgun", Some("mg.harbor-fitness.example"), Some(MAILGUN_SIGNING_KEY)),
+            connected(
+                Channel::Sms,
+                "twilio",
+                Some("AC00000000000000000000000000000002"),
+                Some(TWILIO_AUTH_TOKEN),
+            ),
+            connected(
+                Channel::Email,
+                "mailgun",
+                Some("mg.harbor-fitness.example"),
+                Some(MAILGUN_SIGNING_KEY),
+            ),
         ] {
             integrations::create(conn, harbor.id, &integration)?;
         }
@@ -162,22 +268,25 @@ pub fn seed(conn: &mut PgConnection) -> Result<Seeded, DemoError> {
                     let phone = format!("+1{}5550{}", area_codes[i / 100], 100 + i % 100);
                     let domain = ["example.com", "example.net", "example.org"][i % 3];
                     let email = format!("{}.{}{}@{}", mailbox(first), mailbox(last), i + 1, domain);
-                    let facebook = (i % 4 == 0).then(|| format!("fb-{}-{}", location.id, 100_000 + i));
+                    let facebook =
+                        (i % 4 == 0).then(|| format!("fb-{}-{}", location.id, 100_000 + i));
                     let whatsapp = (i % 5 == 0).then(|| phone.trim_start_matches('+').to_string());
                     (format!("{first} {last}"), phone, email, facebook, whatsapp)
                 })
                 .collect();
             let values: Vec<_> = rows
                 .iter()
-                .map(|(name, phone, email, facebook, whatsapp)| contacts::NewContact {
-                    location_id: location.id,
-                    name,
-                    phone: Some(phone),
-                    email: Some(email),
-                    facebook_id: facebook.as_deref(),
-                    whatsapp_id: whatsapp.as_deref(),
-                    gmb_id: None,
-                })
+                .map(
+                    |(name, phone, email, facebook, whatsapp)| contacts::NewContact {
+                        location_id: location.id,
+                        name,
+                        phone: Some(phone),
+                        email: Some(email),
+                        facebook_id: facebook.as_deref(),
+                        whatsapp_id: whatsapp.as_deref(),
+                        gmb_id: None,
+                    },
+                )
                 .collect();
             diesel::insert_into(super::schema::contacts::table)
                 .values(&values)

@@ -51,7 +51,11 @@ pub fn list(conn: &mut PgConnection, location_id: i64) -> QueryResult<Vec<Integr
         .load(conn)
 }
 
-pub fn create(conn: &mut PgConnection, location_id: i64, new: &NewIntegration<'_>) -> QueryResult<Integration> {
+pub fn create(
+    conn: &mut PgConnection,
+    location_id: i64,
+    new: &NewIntegration<'_>,
+) -> QueryResult<Integration> {
     let connected = new.status == IntegrationStatus::Connected;
     diesel::insert_into(integrations::table)
         .values((

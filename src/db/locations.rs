@@ -55,7 +55,11 @@ pub fn list_visible(conn: &mut PgConnection, user: &User) -> QueryResult<Vec<Loc
 
 /// One location, if the user may see it; `None` both when it does not exist
 /// and when it is not theirs, so the two cannot be told apart.
-pub fn find_visible(conn: &mut PgConnection, user: &User, id: i64) -> QueryResult<Option<Location>> {
+pub fn find_visible(
+    conn: &mut PgConnection,
+    user: &User,
+    id: i64,
+) -> QueryResult<Option<Location>> {
     let location: Option<Location> = locations::table
         .find(id)
         .select(Location::as_select())

@@ -79,7 +79,11 @@ pub const FAILURE_WINDOW_MINUTES: i64 = 15;
 pub const MAX_FAILURES: i64 = 10;
 
 /// Failed sign-ins for this email within the window.
-pub fn recent_failures(conn: &mut PgConnection, email: &str, now: DateTime<Utc>) -> QueryResult<i64> {
+pub fn recent_failures(
+    conn: &mut PgConnection,
+    email: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<i64> {
     login_failures::table
         .filter(login_failures::email.eq(email))
         .filter(login_failures::attempted_at.gt(now - Duration::minutes(FAILURE_WINDOW_MINUTES)))

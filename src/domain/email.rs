@@ -17,7 +17,10 @@ impl EmailAddress {
         if normalised.len() > 254 {
             return Err(invalid("is longer than 254 characters"));
         }
-        if normalised.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        if normalised
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
             return Err(invalid("contains a space"));
         }
         let Some((local, domain)) = normalised.rsplit_once('@') else {
@@ -29,10 +32,15 @@ impl EmailAddress {
         let labels: Vec<&str> = domain.split('.').collect();
         if labels.len() < 2
             || labels.iter().any(|l| {
-                l.is_empty() || l.starts_with('-') || l.ends_with('-') || l.contains(['<', '>', ',', ';', '(', ')', '[', ']', '"', '\\'])
+                l.is_empty()
+                    || l.starts_with('-')
+                    || l.ends_with('-')
+                    || l.contains(['<', '>', ',', ';', '(', ')', '[', ']', '"', '\\'])
             })
         {
-            return Err(invalid("has no valid domain after the @ (e.g. example.com)"));
+            return Err(invalid(
+                "has no valid domain after the @ (e.g. example.com)",
+            ));
         }
         Ok(Self(normalised))
     }
@@ -64,7 +72,18 @@ mod tests {
 
     #[test]
     fn refuses_what_cannot_be_delivered() {
-        for bad in ["", "ana", "ana@", "@example.com", "ana@example", "ana lopez@example.com", "ana@exa mple.com", "ana@.com", "ana@example..com", "a@b@c.com"] {
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@example.com",
+            "ana@example",
+            "ana lopez@example.com",
+            "ana@exa mple.com",
+            "ana@.com",
+            "ana@example..com",
+            "a@b@c.com",
+        ] {
             let err = EmailAddress::parse(bad).unwrap_err();
             assert_eq!(err.field, "email", "{bad}");
         }

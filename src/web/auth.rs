@@ -39,9 +39,9 @@ impl FromRequest for CurrentUser {
             let Some(id) = session.get::<i64>(USER_ID)? else {
                 return Err(PageError::NotSignedIn);
             };
-            let fresh = session
-                .get::<i64>(SIGNED_IN_AT)?
-                .is_some_and(|at| Utc::now().timestamp() - at < Duration::hours(SESSION_HOURS).num_seconds());
+            let fresh = session.get::<i64>(SIGNED_IN_AT)?.is_some_and(|at| {
+                Utc::now().timestamp() - at < Duration::hours(SESSION_HOURS).num_seconds()
+            });
             if !fresh {
                 session.purge();
                 return Err(PageError::NotSignedIn);
@@ -129,7 +129,11 @@ fn check_origin(req: &HttpRequest) -> Result<(), PageError> {
             Err(refused())
         };
     }
-    if let Some(referer) = req.headers().get(header::REFERER).and_then(|r| r.to_str().ok()) {
+    if let Some(referer) = req
+        .headers()
+        .get(header::REFERER)
+        .and_then(|r| r.to_str().ok())
+    {
         let same = referer == expected
             || referer
                 .strip_prefix(expected.as_str())

@@ -1,11 +1,11 @@
 //! HTTP: the route table, the browser pages and the automation API.
 
 pub mod api;
+mod assets;
 pub mod auth;
 pub mod error;
 mod health;
 pub mod pages;
-mod assets;
 
 use actix_web::web;
 

@@ -22,7 +22,9 @@ pub struct ContactBody {
 
 /// Blank strings count as "not given".
 fn given(value: Option<String>) -> Option<String> {
-    value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
 }
 
 impl ContactBody {
@@ -33,8 +35,12 @@ impl ContactBody {
         }
         Ok(ContactInput {
             name,
-            phone: given(self.phone).map(|p| PhoneNumber::parse(&p)).transpose()?,
-            email: given(self.email).map(|e| EmailAddress::parse(&e)).transpose()?,
+            phone: given(self.phone)
+                .map(|p| PhoneNumber::parse(&p))
+                .transpose()?,
+            email: given(self.email)
+                .map(|e| EmailAddress::parse(&e))
+                .transpose()?,
             facebook_id: given(self.facebook_id),
             whatsapp_id: given(self.whatsapp_id),
             gmb_id: given(self.gmb_id),

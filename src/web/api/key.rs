@@ -37,9 +37,9 @@ impl FromRequest for ApiLocation {
                 api_keys::authenticate(conn, &key).map_err(DbError::from)
             })
             .await?;
-            location
-                .map(ApiLocation)
-                .ok_or_else(|| ApiError::Unauthorized("the API key is not valid or was revoked".into()))
+            location.map(ApiLocation).ok_or_else(|| {
+                ApiError::Unauthorized("the API key is not valid or was revoked".into())
+            })
         })
     }
 }

@@ -18,13 +18,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .app_data(web::QueryConfig::default().error_handler(|err, _req| {
         ApiError::BadRequest(format!("The query string could not be read: {err}")).into()
     }))
-    .app_data(web::PathConfig::default().error_handler(|err, _req| {
-        ApiError::NotFound(format!("No such resource: {err}")).into()
-    }))
+    .app_data(
+        web::PathConfig::default().error_handler(|err, _req| {
+            ApiError::NotFound(format!("No such resource: {err}")).into()
+        }),
+    )
     .route("/me", web::get().to(show_me))
     .route("/contacts", web::post().to(contacts::upsert_contact))
     .route("/contacts", web::get().to(contacts::find_contacts))
-    .route("/contacts/{contact_id}", web::get().to(contacts::show_contact))
+    .route(
+        "/contacts/{contact_id}",
+        web::get().to(contacts::show_contact),
+    )
     .default_service(web::to(|| async {
         Err::<HttpResponse, _>(ApiError::NotFound(
             "No such API route; see the README for the routes of /api/v1.".into(),

@@ -111,17 +111,18 @@ pub async fn show_contact(
 ) -> Result<ContactPage, PageError> {
     let (location_id, contact_id) = path.into_inner();
     let nav = Nav::new(&user, &session)?;
-    let (location, contact, integrations) = db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = locations::find_visible(conn, &user, location_id)
-            .map_err(DbError::from)?
-            .ok_or(PageError::NotFound)?;
-        let contact = contacts::find(conn, location.id, contact_id)
-            .map_err(DbError::from)?
-            .ok_or(PageError::NotFound)?;
-        let integrations = integrations::list(conn, location.id).map_err(DbError::from)?;
-        Ok((location, contact, integrations))
-    })
-    .await?;
+    let (location, contact, integrations) =
+        db::run(&state.pool, move |conn| -> Result<_, PageError> {
+            let location = locations::find_visible(conn, &user, location_id)
+                .map_err(DbError::from)?
+                .ok_or(PageError::NotFound)?;
+            let contact = contacts::find(conn, location.id, contact_id)
+                .map_err(DbError::from)?
+                .ok_or(PageError::NotFound)?;
+            let integrations = integrations::list(conn, location.id).map_err(DbError::from)?;
+            Ok((location, contact, integrations))
+        })
+        .await?;
     Ok(ContactPage {
         nav,
         location,

@@ -17,7 +17,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::post().to(session::sign_in))
         .route("/logout", web::post().to(session::sign_out))
         .route("/locations", web::get().to(locations::list_locations))
-        .route("/locations/{location_id}", web::get().to(locations::show_location))
+        .route(
+            "/locations/{location_id}",
+            web::get().to(locations::show_location),
+        )
         .route(
             "/locations/{location_id}/contacts",
             web::get().to(contacts::list_contacts),

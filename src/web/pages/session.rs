@@ -56,7 +56,8 @@ pub async fn sign_in(
     let password = form.password;
     let outcome = db::run(&state.pool, move |conn| -> Result<Outcome, PageError> {
         let now = Utc::now();
-        if users::recent_failures(conn, &email, now).map_err(DbError::from)? >= users::MAX_FAILURES {
+        if users::recent_failures(conn, &email, now).map_err(DbError::from)? >= users::MAX_FAILURES
+        {
             return Ok(Outcome::Locked);
         }
         let user = users::find_by_email(conn, &email).map_err(DbError::from)?;

@@ -1,0 +1,161 @@
+//! Headless Chromium through chromedriver, driven like a person would.
+//! Skipped (with a note) when Chromium or chromedriver is missing, unless
+//! REQUIRE_BROWSER=1, as in CI, where a missing browser fails the test.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::common::{run_dir, spawn_app};
+use dnd::db::demo;
+
+fn find(candidates: &[&str]) -> Option<PathBuf> {
+    candidates.iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// Starts chromedriver on a free port and a headless Chromium session.
+pub async fn open_browser() -> Option<Browser> {
+    let chromium = find(&[
+        "/usr/bin/chromium",
+        "/usr/bin/chromium-browser",
+        "/usr/bin/google-chrome",
+    ]);
+    let driver = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]);
+    let (Some(chromium), Some(driver)) = (chromium, driver) else {
+        assert!(
+            std::env::var("REQUIRE_BROWSER").as_deref() != Ok("1"),
+            "REQUIRE_BROWSER=1 but Chromium or chromedriver is missing (apt-get install chromium chromium-driver)"
+        );
+        eprintln!("skipping the browser test: Chromium or chromedriver is not installed");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{url}/status")).await.is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let profile = run_dir("chromium-profile");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", "--disable-dev-shm-usage",
+                "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    let client = ClientBuilder::native()
+        .capabilities(caps)
+        .connect(&url)
+        .await
+        .expect("open a Chromium session");
+    Some(Browser { client, driver })
+}
+
+#[actix_web::test]
+async fn a_location_user_signs_in_and_sees_the_contact_list() {
+    let Some(browser) = open_browser().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let c = &browser.client;
+    c.goto(&app.url("/locations")).await.unwrap();
+    // Signed out: sent to the sign-in page.
+    assert!(c.current_url().await.unwrap().path().ends_with("/login"));
+    c.find(Locator::Css("#email"))
+        .await
+        .unwrap()
+        .send_keys(demo::LOCATION_USER)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(demo::PASSWORD)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("table#locations"))
+        .await
+        .unwrap();
+    c.find(Locator::LinkText(demo::DOWNTOWN))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let table = c
+        .wait()
+        .for_element(Locator::Css("table#contacts"))
+        .await
+        .unwrap();
+    let rows = table.find_all(Locator::Css("tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 50, "a full first page of contacts");
+    let text = table.text().await.unwrap();
+    assert!(text.contains("+1212555"), "phones shown: {text}");
+
+    // Search narrows the list.
+    c.find(Locator::Css("#q"))
+        .await
+        .unwrap()
+        .send_keys("+1 212 555 0100")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.search button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::XPath("//table[@id='contacts']/tbody[count(tr)=1]"))
+        .await
+        .unwrap();
+    let rows = c
+        .find_all(Locator::Css("table#contacts tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+
+    let png = c.screenshot().await.unwrap();
+    assert!(png.len() > 1000, "a real screenshot");
+    let _ = std::fs::write(run_dir("contacts").with_extension("png"), png);
+    c.clone().close().await.unwrap();
+}

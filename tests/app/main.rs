@@ -1,0 +1,13 @@
+//! Integration tests: one binary, so one PostgreSQL cluster per run, with a
+//! database per test.
+
+mod common;
+
+mod access;
+mod api;
+mod browser;
+mod cli;
+mod embedded;
+mod migrations;
+mod pages;
+mod sign_in;
