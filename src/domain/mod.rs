@@ -2,6 +2,7 @@
 //! in the crate depends on this module, and it depends on nothing of ours.
 
 mod channel;
+pub mod dnd;
 mod email;
 mod phone;
 mod role;

@@ -221,6 +221,6 @@ fn as_root_a_data_dir_closed_to_postgres_falls_back_to_var_lib_dnd() {
         !Path::new(&cluster).join("pgdata/postmaster.pid").exists(),
         "stopped after migrate"
     );
-    let _ = std::fs::remove_dir_all(&cluster);
+    let _ = std::fs::remove_dir_all(cluster);
     let _ = std::fs::remove_dir_all(&closed);
 }
