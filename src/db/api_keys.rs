@@ -10,26 +10,39 @@ pub fn hash_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// A live key and the location it belongs to.
+#[derive(Debug, Clone)]
+pub struct KeyOwner {
+    pub location: Location,
+    pub key_id: i64,
+    pub key_name: String,
+}
+
 /// The location a live (not revoked) key belongs to; marks the key used.
-pub fn authenticate(conn: &mut PgConnection, key: &str) -> QueryResult<Option<Location>> {
+pub fn authenticate(conn: &mut PgConnection, key: &str) -> QueryResult<Option<KeyOwner>> {
     let hash = hash_key(key);
-    let found: Option<(i64, i64)> = api_keys::table
+    let found: Option<(i64, i64, String)> = api_keys::table
         .filter(api_keys::key_sha256.eq(&hash))
         .filter(api_keys::revoked_at.is_null())
-        .select((api_keys::location_id, api_keys::id))
+        .select((api_keys::location_id, api_keys::id, api_keys::name))
         .first(conn)
         .optional()?;
-    let Some((location_id, key_id)) = found else {
+    let Some((location_id, key_id, key_name)) = found else {
         return Ok(None);
     };
     diesel::update(api_keys::table.find((location_id, key_id)))
         .set(api_keys::last_used_at.eq(diesel::dsl::now))
         .execute(conn)?;
-    locations::table
+    let location = locations::table
         .find(location_id)
         .select(Location::as_select())
         .first(conn)
-        .optional()
+        .optional()?;
+    Ok(location.map(|location| KeyOwner {
+        location,
+        key_id,
+        key_name,
+    }))
 }
 
 pub fn create(

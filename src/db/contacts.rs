@@ -5,7 +5,8 @@ use diesel::sql_types::{BigInt, Bool, Text};
 
 use super::schema::contacts;
 use super::DbError;
-use crate::domain::{EmailAddress, PhoneNumber};
+use crate::domain::dnd::Status;
+use crate::domain::{Channel, EmailAddress, PhoneNumber};
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = contacts)]
@@ -20,6 +21,32 @@ pub struct Contact {
     pub gmb_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub dnd_all: bool,
+    /// Bit i: `Channel::ALL[i]` holds a reason (kept by `db::dnd`).
+    pub dnd_mask: i16,
+    /// 2 on, 1 partial, 0 off (computed by PostgreSQL from the two above).
+    pub dnd_status: i16,
+}
+
+impl Contact {
+    pub fn dnd_status(&self) -> crate::domain::dnd::Status {
+        use crate::domain::dnd::Status;
+        match self.dnd_status {
+            2 => Status::On,
+            1 => Status::Partial,
+            _ => Status::Off,
+        }
+    }
+
+    /// The channels holding a reason of their own, in display order.
+    pub fn blocked_channels(&self) -> Vec<crate::domain::Channel> {
+        crate::domain::Channel::ALL
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| self.dnd_mask & (1 << i) != 0)
+            .map(|(_, c)| c)
+            .collect()
+    }
 }
 
 #[derive(Debug, Insertable)]
@@ -217,14 +244,25 @@ pub struct ContactPage {
     pub has_prev: bool,
 }
 
+/// What the contact list shows: a search and the DND filters, combined.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    pub search: Option<String>,
+    pub status: Option<Status>,
+    /// Contacts that may not be reached on this channel (its own reasons or
+    /// the all-channels switch).
+    pub blocked: Option<Channel>,
+}
+
 /// Lists a location's contacts in a stable order (name, then id), a page at
 /// a time. Keyset pagination: every page costs the same however deep it is.
-/// `search` matches any part of the name or email, or the start of the
-/// phone number (digits only, so "+1 415" finds +1415…).
+/// A search that looks like a phone number (digits, +, spaces, dashes,
+/// parentheses) matches the start of the phone ("+1 415" finds +1415…);
+/// any other matches any part of the name or email.
 pub fn list(
     conn: &mut PgConnection,
     location_id: i64,
-    search: Option<&str>,
+    filter: &ListFilter,
     cursor: &Cursor,
     page_size: i64,
 ) -> Result<ContactPage, DbError> {
@@ -232,46 +270,65 @@ pub fn list(
         .filter(contacts::location_id.eq(location_id))
         .select(Contact::as_select())
         .into_boxed();
-    if let Some(term) = search.map(str::trim).filter(|t| !t.is_empty()) {
-        let pattern = format!("%{}%", escape_like(&term.to_lowercase()));
+    if let Some(term) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         let digits: String = term.chars().filter(char::is_ascii_digit).collect();
         let looks_like_phone = !digits.is_empty()
             && term
                 .chars()
                 .all(|c| c.is_ascii_digit() || " +-().".contains(c));
-        let mut condition: Box<
-            dyn BoxableExpression<contacts::table, diesel::pg::Pg, SqlType = Bool>,
-        > = Box::new(
-            sql::<Bool>("lower(contacts.name) LIKE ")
-                .bind::<Text, _>(pattern.clone())
-                .sql(" OR contacts.email LIKE ")
-                .bind::<Text, _>(pattern),
-        );
         if looks_like_phone {
-            condition = Box::new(
-                condition.or(contacts::phone
-                    .assume_not_null()
-                    .like(format!("+{digits}%"))),
+            query = query.filter(contacts::phone.like(format!("+{digits}%")));
+        } else {
+            let pattern = format!("%{}%", escape_like(&term.to_lowercase()));
+            query = query.filter(
+                sql::<Bool>("(lower(contacts.name) LIKE ")
+                    .bind::<Text, _>(pattern.clone())
+                    .sql(" OR contacts.email LIKE ")
+                    .bind::<Text, _>(pattern)
+                    .sql(")"),
             );
         }
-        query = query.filter(condition);
     }
-    let forward = !matches!(cursor, Cursor::Before { .. });
+    if let Some(status) = filter.status {
+        query = query.filter(contacts::dnd_status.eq(status_code(status)));
+    }
+    if let Some(channel) = filter.blocked {
+        // Written exactly as the partial index's predicate, so it is used.
+        let bit = 1i16 << Channel::ALL.iter().position(|c| *c == channel).unwrap_or(0);
+        query = query.filter(sql::<Bool>(&format!(
+            "(contacts.dnd_all OR (contacts.dnd_mask & {bit}) <> 0)"
+        )));
+    }
+    let forward = !matches!(cursor, Cursor::Before(_));
     let anchor = match cursor {
         Cursor::First => None,
         Cursor::After(id) => Some((">", *id)),
         Cursor::Before(id) => Some(("<", *id)),
     };
     if let Some((op, id)) = anchor {
-        // The anchor's place is read by PostgreSQL itself, so the order
-        // compared is exactly the order sorted (same lower(), same collation).
-        query = query.filter(
-            sql::<Bool>(&format!("(lower(contacts.name), contacts.id) {op} (SELECT lower(a.name), a.id FROM contacts a WHERE a.location_id = "))
-                .bind::<BigInt, _>(location_id)
-                .sql(" AND a.id = ")
-                .bind::<BigInt, _>(id)
-                .sql(")"),
-        );
+        // The anchor's sort key is read from PostgreSQL itself, so the order
+        // compared is exactly the order sorted (same lower(), same
+        // collation); then the row comparison is an index range.
+        let key: Option<String> = contacts::table
+            .filter(contacts::location_id.eq(location_id))
+            .filter(contacts::id.eq(id))
+            .select(sql::<Text>("lower(contacts.name)"))
+            .first(conn)
+            .optional()?;
+        if let Some(key) = key {
+            query = query.filter(
+                sql::<Bool>(&format!("(lower(contacts.name), contacts.id) {op} ("))
+                    .bind::<Text, _>(key)
+                    .sql(", ")
+                    .bind::<BigInt, _>(id)
+                    .sql(")"),
+            );
+        }
     }
     query = if forward {
         query.order_by((
@@ -295,10 +352,19 @@ pub fn list(
         has_next: if forward { more } else { true },
         has_prev: match cursor {
             Cursor::First => false,
-            Cursor::After { .. } => true,
-            Cursor::Before { .. } => more,
+            Cursor::After(_) => true,
+            Cursor::Before(_) => more,
         },
     })
+}
+
+/// The stored code of a status (see the migration's generated column).
+pub fn status_code(status: Status) -> i16 {
+    match status {
+        Status::On => 2,
+        Status::Partial => 1,
+        Status::Off => 0,
+    }
 }
 
 /// `%` and `_` in a search term are literal characters, not wildcards.

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod cluster;
 pub mod contacts;
 pub mod demo;
+pub mod dnd;
 pub mod integrations;
 pub mod locations;
 pub mod schema;

@@ -59,6 +59,43 @@ diesel::table! {
         gmb_id -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        dnd_all -> Bool,
+        dnd_mask -> Int2,
+        dnd_status -> Int2,
+    }
+}
+
+diesel::table! {
+    contact_dnd_reasons (location_id, contact_id, channel, reason) {
+        location_id -> Int8,
+        contact_id -> Int8,
+        channel -> Text,
+        reason -> Text,
+        kind -> Text,
+        address -> Nullable<Text>,
+        set_at -> Timestamptz,
+        actor_kind -> Text,
+        actor_id -> Nullable<Int8>,
+        actor_label -> Text,
+        source -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    dnd_history (location_id, id) {
+        location_id -> Int8,
+        id -> Int8,
+        contact_id -> Int8,
+        channel -> Nullable<Text>,
+        reason -> Nullable<Text>,
+        kind -> Nullable<Text>,
+        action -> Text,
+        actor_kind -> Text,
+        actor_id -> Nullable<Int8>,
+        actor_label -> Text,
+        address -> Nullable<Text>,
+        source -> Nullable<Text>,
+        at -> Timestamptz,
     }
 }
 
@@ -104,6 +141,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     location_memberships,
     login_failures,
     contacts,
+    contact_dnd_reasons,
+    dnd_history,
     integrations,
     api_keys,
 );

@@ -27,7 +27,7 @@ fn first_contact(app: &TestApp, location_id: i64) -> i64 {
     contacts::list(
         &mut app.db.conn(),
         location_id,
-        None,
+        &Default::default(),
         &contacts::Cursor::First,
         1,
     )

@@ -131,7 +131,7 @@ async fn invalid_input_gets_a_422_naming_the_field_and_changes_nothing() {
     let before = dnd::db::contacts::list(
         &mut app.db.conn(),
         app.location_id(demo::DOWNTOWN),
-        None,
+        &Default::default(),
         &dnd::db::contacts::Cursor::First,
         1000,
     )
@@ -204,7 +204,7 @@ async fn invalid_input_gets_a_422_naming_the_field_and_changes_nothing() {
     let after = dnd::db::contacts::list(
         &mut app.db.conn(),
         app.location_id(demo::DOWNTOWN),
-        None,
+        &Default::default(),
         &dnd::db::contacts::Cursor::First,
         1000,
     )

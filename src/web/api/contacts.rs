@@ -1,10 +1,11 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::views::{ContactList, ContactView};
+use super::views::{ContactList, ContactView, DndView};
 use super::{ApiError, ApiLocation};
+use crate::db;
 use crate::db::contacts::{self, ContactInput, Upserted};
-use crate::db::{self, DbError};
+use crate::db::dnd as dnd_store;
 use crate::domain::{EmailAddress, InvalidField, PhoneNumber};
 use crate::web::AppState;
 
@@ -52,7 +53,7 @@ impl ContactBody {
 /// 201 when created, 200 when updated.
 pub async fn upsert_contact(
     state: web::Data<AppState>,
-    ApiLocation(location): ApiLocation,
+    ApiLocation(location, _): ApiLocation,
     body: web::Json<ContactBody>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner().validate()?;
@@ -69,16 +70,21 @@ pub async fn upsert_contact(
 
 pub async fn show_contact(
     state: web::Data<AppState>,
-    ApiLocation(location): ApiLocation,
+    ApiLocation(location, _): ApiLocation,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let contact_id = path.into_inner();
-    let contact = db::run(&state.pool, move |conn| {
-        contacts::find(conn, location.id, contact_id).map_err(DbError::from)
+    let (contact, dnd) = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        let contact = contacts::find(conn, location.id, contact_id)?.ok_or_else(|| {
+            ApiError::NotFound(format!("no contact {contact_id} in this location"))
+        })?;
+        let dnd = dnd_store::load_state(conn, location.id, contact_id)?.unwrap_or_default();
+        Ok((contact, dnd))
     })
-    .await?
-    .ok_or_else(|| ApiError::NotFound(format!("no contact {contact_id} in this location")))?;
-    Ok(HttpResponse::Ok().json(ContactView::from(contact)))
+    .await?;
+    let mut view = ContactView::from(contact);
+    view.dnd = Some(DndView::from(&dnd));
+    Ok(HttpResponse::Ok().json(view))
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,7 +97,7 @@ pub struct FindQuery {
 /// none matches.
 pub async fn find_contacts(
     state: web::Data<AppState>,
-    ApiLocation(location): ApiLocation,
+    ApiLocation(location, _): ApiLocation,
     query: web::Query<FindQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let FindQuery { phone, email } = query.into_inner();

@@ -8,11 +8,28 @@ use actix_web::{web, FromRequest, HttpRequest};
 use super::ApiError;
 use crate::db::locations::Location;
 use crate::db::{self, api_keys, DbError};
+use crate::domain::dnd::{Actor, ActorKind};
 use crate::web::AppState;
 
 /// The location whose API key authenticated the request. Every API query is
 /// scoped by this location's id.
-pub struct ApiLocation(pub Location);
+pub struct ApiLocation(pub Location, pub ApiKeyActor);
+
+/// The key itself, which is the actor of the DND changes it makes.
+pub struct ApiKeyActor {
+    pub key_id: i64,
+    pub key_name: String,
+}
+
+impl ApiKeyActor {
+    pub fn actor(&self) -> Actor {
+        Actor::new(
+            ActorKind::Api,
+            Some(self.key_id),
+            format!("API key {}", self.key_name),
+        )
+    }
+}
 
 impl FromRequest for ApiLocation {
     type Error = ApiError;
@@ -37,9 +54,19 @@ impl FromRequest for ApiLocation {
                 api_keys::authenticate(conn, &key).map_err(DbError::from)
             })
             .await?;
-            location.map(ApiLocation).ok_or_else(|| {
-                ApiError::Unauthorized("the API key is not valid or was revoked".into())
-            })
+            location
+                .map(|owner| {
+                    ApiLocation(
+                        owner.location,
+                        ApiKeyActor {
+                            key_id: owner.key_id,
+                            key_name: owner.key_name,
+                        },
+                    )
+                })
+                .ok_or_else(|| {
+                    ApiError::Unauthorized("the API key is not valid or was revoked".into())
+                })
         })
     }
 }

@@ -2,6 +2,7 @@
 //! key sent as `Authorization: Bearer <key>`.
 
 mod contacts;
+mod dnd;
 mod error;
 mod key;
 mod views;
@@ -30,6 +31,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/contacts/{contact_id}",
         web::get().to(contacts::show_contact),
     )
+    .route("/contacts/{contact_id}/dnd", web::put().to(dnd::change_dnd))
+    .route(
+        "/contacts/{contact_id}/dnd/history",
+        web::get().to(dnd::list_history),
+    )
     .default_service(web::to(|| async {
         Err::<HttpResponse, _>(ApiError::NotFound(
             "No such API route; see the README for the routes of /api/v1.".into(),
@@ -38,7 +44,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// Which location the key belongs to, so a client can check its set-up.
-async fn show_me(ApiLocation(location): ApiLocation) -> HttpResponse {
+async fn show_me(ApiLocation(location, _): ApiLocation) -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({
         "location_id": location.id,
         "location_name": location.name,

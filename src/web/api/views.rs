@@ -4,7 +4,12 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
 use crate::db::contacts::Contact;
+use crate::db::dnd::HistoryRow;
+use crate::domain::dnd::{ActiveReason, DndState};
+use crate::domain::Channel;
 
 #[derive(Debug, Serialize)]
 pub struct ContactView {
@@ -18,6 +23,9 @@ pub struct ContactView {
     pub gmb_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Present where one contact is shown in full.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dnd: Option<DndView>,
 }
 
 impl From<Contact> for ContactView {
@@ -33,6 +41,7 @@ impl From<Contact> for ContactView {
             gmb_id: c.gmb_id,
             created_at: c.created_at,
             updated_at: c.updated_at,
+            dnd: None,
         }
     }
 }
@@ -40,4 +49,103 @@ impl From<Contact> for ContactView {
 #[derive(Debug, Serialize)]
 pub struct ContactList {
     pub contacts: Vec<ContactView>,
+}
+
+/// A contact's DND: `{"status", "all", "channels": {"sms": {"blocked",
+/// "reasons": [...]}, ...}}`, every channel listed.
+#[derive(Debug, Serialize)]
+pub struct DndView {
+    pub status: &'static str,
+    pub all: bool,
+    pub channels: BTreeMap<&'static str, ChannelDndView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChannelDndView {
+    pub blocked: bool,
+    pub reasons: Vec<ReasonView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReasonView {
+    pub reason: &'static str,
+    pub kind: &'static str,
+    pub since: DateTime<Utc>,
+    pub liftable_by: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+impl From<&ActiveReason> for ReasonView {
+    fn from(a: &ActiveReason) -> Self {
+        ReasonView {
+            reason: a.reason.as_str(),
+            kind: a.reason.kind().as_str(),
+            since: a.since,
+            liftable_by: a.reason.lifted_by().iter().map(|k| k.as_str()).collect(),
+            address: a.address.clone(),
+        }
+    }
+}
+
+impl From<&DndState> for DndView {
+    fn from(state: &DndState) -> Self {
+        DndView {
+            status: state.status().as_str(),
+            all: state.all,
+            channels: Channel::ALL
+                .into_iter()
+                .map(|c| {
+                    (
+                        c.as_str(),
+                        ChannelDndView {
+                            blocked: state.is_blocked(c),
+                            reasons: state.reasons(c).iter().map(ReasonView::from).collect(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct HistoryView {
+    pub id: i64,
+    /// `null` for the all-channels switch.
+    pub channel: Option<String>,
+    pub reason: Option<String>,
+    pub kind: Option<String>,
+    pub action: String,
+    pub actor: ActorView,
+    pub address: Option<String>,
+    pub source: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ActorView {
+    pub kind: String,
+    pub id: Option<i64>,
+    pub label: String,
+}
+
+impl From<HistoryRow> for HistoryView {
+    fn from(h: HistoryRow) -> Self {
+        HistoryView {
+            id: h.id,
+            channel: h.channel,
+            reason: h.reason,
+            kind: h.kind,
+            action: h.action,
+            actor: ActorView {
+                kind: h.actor_kind,
+                id: h.actor_id,
+                label: h.actor_label,
+            },
+            address: h.address,
+            source: h.source,
+            at: h.at,
+        }
+    }
 }

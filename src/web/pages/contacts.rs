@@ -4,46 +4,124 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
+use super::dnd::{take_flash, DndPanel};
 use super::Nav;
-use crate::db::contacts::{self, Contact, Cursor};
-use crate::db::integrations::{self, Integration};
+use crate::db::contacts::{self, Contact, ContactPage as Page, Cursor, ListFilter};
+use crate::db::dnd::{self as dnd_store, HistoryRow};
+use crate::db::integrations;
 use crate::db::locations::{self, Location};
 use crate::db::{self, DbError};
+use crate::domain::dnd::Status;
+use crate::domain::Channel;
 use crate::web::auth::CurrentUser;
 use crate::web::error::PageError;
 use crate::web::AppState;
 
-const PAGE_SIZE: i64 = 50;
+pub const PAGE_SIZE: i64 = 50;
+const HISTORY_SHOWN: i64 = 200;
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     #[serde(default)]
     q: String,
+    /// `on`, `partial` or `off`; empty for any.
+    #[serde(default)]
+    status: String,
+    /// A channel the contact is blocked on; empty for any.
+    #[serde(default)]
+    channel: String,
     /// The id of the last contact of the previous page.
     after: Option<i64>,
     /// The id of the first contact of the next page.
     before: Option<i64>,
 }
 
+/// One row of the list.
+pub struct ContactRow {
+    pub contact: Contact,
+    pub status: Status,
+    pub blocked: Vec<Channel>,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "contacts/list.html")]
 pub struct ContactsPage {
-    nav: Nav,
-    location: Location,
-    contacts: Vec<Contact>,
-    q: String,
-    next_after: Option<i64>,
-    prev_before: Option<i64>,
+    pub nav: Nav,
+    pub location: Location,
+    pub rows: Vec<ContactRow>,
+    pub q: String,
+    pub status: String,
+    pub channel: String,
+    pub next_after: Option<i64>,
+    pub prev_before: Option<i64>,
 }
 
 impl ContactsPage {
-    /// The query string that keeps the search when paging.
-    fn search_param(&self) -> String {
-        if self.q.is_empty() {
-            String::new()
-        } else {
-            format!("q={}&", urlencoding::encode(&self.q))
+    /// Builds the page from one page of the list (shared with the
+    /// benchmark, which renders exactly what users get).
+    pub fn new(
+        nav: Nav,
+        location: Location,
+        page: Page,
+        q: String,
+        status: String,
+        channel: String,
+    ) -> Self {
+        ContactsPage {
+            nav,
+            next_after: page
+                .has_next
+                .then(|| page.contacts.last().map(|c| c.id))
+                .flatten(),
+            prev_before: page
+                .has_prev
+                .then(|| page.contacts.first().map(|c| c.id))
+                .flatten(),
+            location,
+            rows: page
+                .contacts
+                .into_iter()
+                .map(|contact| ContactRow {
+                    status: contact.dnd_status(),
+                    blocked: if contact.dnd_all {
+                        Channel::ALL.to_vec()
+                    } else {
+                        contact.blocked_channels()
+                    },
+                    contact,
+                })
+                .collect(),
+            q,
+            status,
+            channel,
         }
+    }
+
+    /// The query string that keeps the search and filters when paging.
+    fn keep(&self) -> String {
+        let mut out = String::new();
+        for (key, value) in [
+            ("q", &self.q),
+            ("status", &self.status),
+            ("channel", &self.channel),
+        ] {
+            if !value.is_empty() {
+                out.push_str(&format!("{key}={}&", urlencoding::encode(value)));
+            }
+        }
+        out
+    }
+
+    fn filtered(&self) -> bool {
+        !(self.q.is_empty() && self.status.is_empty() && self.channel.is_empty())
+    }
+
+    fn statuses(&self) -> [Status; 3] {
+        Status::ALL
+    }
+
+    fn channels(&self) -> [Channel; 6] {
+        Channel::ALL
     }
 }
 
@@ -56,42 +134,38 @@ pub async fn list_contacts(
 ) -> Result<ContactsPage, PageError> {
     let location_id = path.into_inner();
     let nav = Nav::new(&user, &session)?;
-    let ListQuery { q, after, before } = query.into_inner();
-    let search = q.clone();
+    let ListQuery {
+        q,
+        status,
+        channel,
+        after,
+        before,
+    } = query.into_inner();
+    let filter = ListFilter {
+        search: Some(q.clone()),
+        status: (!status.is_empty())
+            .then(|| status.parse::<Status>())
+            .transpose()
+            .map_err(PageError::BadRequest)?,
+        blocked: (!channel.is_empty())
+            .then(|| channel.parse::<Channel>())
+            .transpose()
+            .map_err(PageError::BadRequest)?,
+    };
     let (location, page) = db::run(&state.pool, move |conn| -> Result<_, PageError> {
         let location = locations::find_visible(conn, &user, location_id)
             .map_err(DbError::from)?
             .ok_or(PageError::NotFound)?;
-        // The cursor is a contact id of this location; one that is gone
-        // (deleted since the link was made) starts over at the first page.
-        let anchor_exists = |id: i64, conn: &mut diesel::PgConnection| {
-            contacts::find(conn, location.id, id)
-                .map(|c| c.is_some())
-                .map_err(DbError::from)
-        };
         let cursor = match (after, before) {
-            (Some(id), _) if anchor_exists(id, conn)? => Cursor::After(id),
-            (None, Some(id)) if anchor_exists(id, conn)? => Cursor::Before(id),
-            _ => Cursor::First,
+            (Some(id), _) => Cursor::After(id),
+            (None, Some(id)) => Cursor::Before(id),
+            (None, None) => Cursor::First,
         };
-        let page = contacts::list(conn, location.id, Some(&search), &cursor, PAGE_SIZE)?;
+        let page = contacts::list(conn, location.id, &filter, &cursor, PAGE_SIZE)?;
         Ok((location, page))
     })
     .await?;
-    Ok(ContactsPage {
-        nav,
-        next_after: page
-            .has_next
-            .then(|| page.contacts.last().map(|c| c.id))
-            .flatten(),
-        prev_before: page
-            .has_prev
-            .then(|| page.contacts.first().map(|c| c.id))
-            .flatten(),
-        location,
-        contacts: page.contacts,
-        q,
-    })
+    Ok(ContactsPage::new(nav, location, page, q, status, channel))
 }
 
 #[derive(Template, WebTemplate)]
@@ -100,7 +174,9 @@ pub struct ContactPage {
     nav: Nav,
     location: Location,
     contact: Contact,
-    integrations: Vec<Integration>,
+    dnd: DndPanel,
+    history: Vec<HistoryRow>,
+    flash: Option<String>,
 }
 
 pub async fn show_contact(
@@ -111,7 +187,8 @@ pub async fn show_contact(
 ) -> Result<ContactPage, PageError> {
     let (location_id, contact_id) = path.into_inner();
     let nav = Nav::new(&user, &session)?;
-    let (location, contact, integrations) =
+    let flash = take_flash(&session);
+    let (location, contact, dnd, history) =
         db::run(&state.pool, move |conn| -> Result<_, PageError> {
             let location = locations::find_visible(conn, &user, location_id)
                 .map_err(DbError::from)?
@@ -120,13 +197,21 @@ pub async fn show_contact(
                 .map_err(DbError::from)?
                 .ok_or(PageError::NotFound)?;
             let integrations = integrations::list(conn, location.id).map_err(DbError::from)?;
-            Ok((location, contact, integrations))
+            let dnd_state = dnd_store::load_state(conn, location.id, contact.id)
+                .map_err(DbError::from)?
+                .ok_or(PageError::NotFound)?;
+            let history = dnd_store::history(conn, location.id, contact.id, HISTORY_SHOWN)
+                .map_err(DbError::from)?;
+            let panel = DndPanel::build(&dnd_state, &integrations, &user);
+            Ok((location, contact, panel, history))
         })
         .await?;
     Ok(ContactPage {
         nav,
         location,
         contact,
-        integrations,
+        dnd,
+        history,
+        flash,
     })
 }

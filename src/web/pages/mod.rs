@@ -1,6 +1,7 @@
 //! The server-rendered pages, one module per resource.
 
-mod contacts;
+pub mod contacts;
+pub mod dnd;
 mod locations;
 mod session;
 
@@ -28,6 +29,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/locations/{location_id}/contacts/{contact_id}",
             web::get().to(contacts::show_contact),
+        )
+        .route(
+            "/locations/{location_id}/contacts/{contact_id}/dnd",
+            web::post().to(dnd::change_dnd),
         );
 }
 

@@ -1,0 +1,11 @@
+DROP TABLE dnd_history;
+DROP FUNCTION dnd_history_is_append_only();
+DROP TABLE contact_dnd_reasons;
+DROP INDEX contacts_dnd_status_name_idx;
+DROP INDEX contacts_dnd_sms_idx;
+DROP INDEX contacts_dnd_call_idx;
+DROP INDEX contacts_dnd_email_idx;
+DROP INDEX contacts_dnd_facebook_idx;
+DROP INDEX contacts_dnd_gmb_idx;
+DROP INDEX contacts_dnd_whatsapp_idx;
+ALTER TABLE contacts DROP COLUMN dnd_status, DROP COLUMN dnd_mask, DROP COLUMN dnd_all;

@@ -1,0 +1,110 @@
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::views::{DndView, HistoryView};
+use super::{ApiError, ApiLocation};
+use crate::db::dnd::{self as dnd_store, DndError};
+use crate::db::{self, contacts};
+use crate::domain::dnd::{Confirmation, Reason, Transition};
+use crate::domain::{Channel, InvalidField};
+use crate::web::AppState;
+
+/// `{"all": bool}` and/or `{"channels": {"email": true, "sms": false}}`:
+/// true sets the API's `manual` reason, false lifts what the API may lift.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DndChange {
+    all: Option<bool>,
+    #[serde(default)]
+    channels: BTreeMap<String, bool>,
+}
+
+/// Applies the whole request in one transaction, or none of it: a lift the
+/// API may not do is a 403 with the reason, and nothing else is applied.
+pub async fn change_dnd(
+    state: web::Data<AppState>,
+    ApiLocation(location, key): ApiLocation,
+    path: web::Path<i64>,
+    body: web::Json<DndChange>,
+) -> Result<HttpResponse, ApiError> {
+    let contact_id = path.into_inner();
+    let DndChange { all, channels } = body.into_inner();
+    let mut wanted = Vec::with_capacity(channels.len());
+    for (name, on) in channels {
+        let channel: Channel = name
+            .parse()
+            .map_err(|why: String| ApiError::Invalid(InvalidField::new("channels", why)))?;
+        wanted.push((channel, on));
+    }
+    if all.is_none() && wanted.is_empty() {
+        return Err(ApiError::Invalid(InvalidField::new(
+            "channels",
+            "give \"all\" and/or \"channels\", e.g. {\"channels\": {\"sms\": true}}",
+        )));
+    }
+    let actor = key.actor();
+    let dnd = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        let now = Utc::now();
+        let applied = dnd_store::apply(conn, location.id, contact_id, |start| {
+            let mut state = start.clone();
+            let mut entries = Vec::new();
+            if let Some(on) = all {
+                let t = state.switch_all(on, &actor, now)?;
+                entries.extend(t.entries);
+                state = t.state;
+            }
+            for (channel, on) in &wanted {
+                let t = if *on {
+                    let source = Some("automation API".to_string());
+                    state.set(*channel, Reason::Manual, &actor, now, None, source)?
+                } else {
+                    state.lift(*channel, &actor, now, Confirmation::default())?
+                };
+                entries.extend(t.entries);
+                state = t.state;
+            }
+            Ok(Transition {
+                state,
+                entries,
+                remaining: Vec::new(),
+            })
+        });
+        match applied {
+            Ok(t) => Ok(t.state),
+            Err(DndError::NotFound) => Err(ApiError::NotFound(format!(
+                "no contact {contact_id} in this location"
+            ))),
+            Err(DndError::Refused(refusal)) => Err(ApiError::Forbidden(format!(
+                "{} Nothing in this request was applied.",
+                refusal.message
+            ))),
+            Err(DndError::Db(e)) => Err(e.into()),
+        }
+    })
+    .await?;
+    Ok(
+        HttpResponse::Ok()
+            .json(serde_json::json!({ "id": contact_id, "dnd": DndView::from(&dnd) })),
+    )
+}
+
+/// A contact's DND history, newest first.
+pub async fn list_history(
+    state: web::Data<AppState>,
+    ApiLocation(location, _): ApiLocation,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let contact_id = path.into_inner();
+    let rows = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        contacts::find(conn, location.id, contact_id)?.ok_or_else(|| {
+            ApiError::NotFound(format!("no contact {contact_id} in this location"))
+        })?;
+        Ok(dnd_store::history(conn, location.id, contact_id, 1000)?)
+    })
+    .await?;
+    let history: Vec<HistoryView> = rows.into_iter().map(HistoryView::from).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "history": history })))
+}

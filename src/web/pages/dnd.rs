@@ -1,0 +1,307 @@
+//! The DND panel of the contact page and the form that changes it.
+
+use actix_session::Session;
+use actix_web::{web, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::session::redirect;
+use crate::db::dnd::{self as dnd_store, DndError};
+use crate::db::integrations::Integration;
+use crate::db::users::User;
+use crate::db::{self, locations, DbError};
+use crate::domain::dnd::{
+    ActiveReason, Actor, ActorKind, Confirmation, DndState, Reason, Status, Transition,
+};
+use crate::domain::{Channel, IntegrationStatus, Role};
+use crate::web::auth::{CsrfForm, CurrentUser};
+use crate::web::error::PageError;
+use crate::web::AppState;
+
+const FLASH: &str = "flash";
+
+/// The DND actor a signed-in user is.
+pub fn actor_for(user: &User) -> Actor {
+    let kind = match user.role() {
+        Role::Location => ActorKind::LocationUser,
+        Role::Agency => ActorKind::AgencyUser,
+        Role::Support => ActorKind::Support,
+    };
+    Actor::new(kind, Some(user.id), user.email.clone())
+}
+
+/// One active reason as the page shows it.
+pub struct ReasonView {
+    pub label: &'static str,
+    pub kind: &'static str,
+    pub since: String,
+    pub by: String,
+    pub address: Option<String>,
+}
+
+impl ReasonView {
+    fn new(a: &ActiveReason) -> Self {
+        ReasonView {
+            label: a.reason.label(),
+            kind: a.reason.kind().as_str(),
+            since: a.since.format("%Y-%m-%d %H:%M UTC").to_string(),
+            by: match a.actor.kind {
+                ActorKind::Contact => "the contact".to_string(),
+                ActorKind::Provider => format!("provider event ({})", a.actor.label),
+                ActorKind::Api => format!("automation API ({})", a.actor.label),
+                _ => a.actor.label.clone(),
+            },
+            address: a.address.clone(),
+        }
+    }
+}
+
+/// One channel's row of the panel.
+pub struct ChannelView {
+    pub channel: &'static str,
+    pub label: &'static str,
+    /// The channel holds reasons of its own.
+    pub on: bool,
+    pub reasons: Vec<ReasonView>,
+    /// Offered as a switch (its integration is connected).
+    pub offered: bool,
+    /// The user may flip the switch.
+    pub can_change: bool,
+    /// Why the switch is disabled, and what can be done.
+    pub why_disabled: Vec<String>,
+    /// Turning it off asks to confirm the suppression list was cleaned.
+    pub needs_confirmation: bool,
+    /// Reasons that will stay in force after the user's lift.
+    pub stays: Vec<String>,
+    /// For a channel not offered: why its DND is only shown.
+    pub read_only_note: Option<String>,
+}
+
+pub struct DndPanel {
+    pub status: Status,
+    pub all: bool,
+    pub can_switch_all: bool,
+    pub channels: Vec<ChannelView>,
+    pub read_only_note: Option<&'static str>,
+}
+
+impl DndPanel {
+    pub fn status_label(&self) -> &'static str {
+        self.status.label()
+    }
+
+    pub fn status_class(&self) -> &'static str {
+        self.status.as_str()
+    }
+
+    /// Builds what the page offers from the state, the location's
+    /// integrations and who is looking. The rules themselves stay in the
+    /// domain: this only asks them.
+    pub fn build(state: &DndState, integrations: &[Integration], user: &User) -> Self {
+        let actor = actor_for(user).kind;
+        let read_only = user.role().is_read_only();
+        let channels = Channel::ALL
+            .into_iter()
+            .filter_map(|channel| {
+                let integration = integrations.iter().find(|i| i.channel == channel.as_str());
+                let status = integration.and_then(|i| i.status.parse::<IntegrationStatus>().ok());
+                let reasons = state.reasons(channel);
+                let on = !reasons.is_empty();
+                let offered = status == Some(IntegrationStatus::Connected);
+                if !offered && !on {
+                    return None;
+                }
+                let read_only_note = (!offered).then(|| match status {
+                    Some(IntegrationStatus::Disconnected) => {
+                        format!("Kept while {} is disconnected.", channel.label())
+                    }
+                    Some(IntegrationStatus::Error) => format!(
+                        "Kept while the {} integration is in error.",
+                        channel.label()
+                    ),
+                    _ => format!(
+                        "Kept: this location has no {} integration.",
+                        channel.label()
+                    ),
+                });
+                let liftable: Vec<&ActiveReason> = reasons
+                    .iter()
+                    .filter(|a| a.reason.may_lift(actor))
+                    .collect();
+                let kept: Vec<&ActiveReason> = reasons
+                    .iter()
+                    .filter(|a| !a.reason.may_lift(actor))
+                    .collect();
+                let can_change = offered && !read_only && (!on || !liftable.is_empty());
+                let why_disabled = if offered && on && liftable.is_empty() && !read_only {
+                    kept.iter()
+                        .map(|a| format!("{} {}", capitalised(&a.explain()), a.reason.next_step()))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                Some(ChannelView {
+                    channel: channel.as_str(),
+                    label: channel.label(),
+                    on,
+                    reasons: reasons.iter().map(ReasonView::new).collect(),
+                    offered,
+                    can_change,
+                    why_disabled,
+                    needs_confirmation: liftable
+                        .iter()
+                        .any(|a| a.reason.needs_suppression_confirmation()),
+                    stays: if liftable.is_empty() {
+                        Vec::new()
+                    } else {
+                        kept.iter().map(|a| a.reason.label().to_string()).collect()
+                    },
+                    read_only_note,
+                })
+            })
+            .collect();
+        DndPanel {
+            status: state.status(),
+            all: state.all,
+            can_switch_all: !read_only && actor.may_switch_all(),
+            channels,
+            read_only_note: read_only.then_some(
+                "Support sees DND read-only here; permanent DND is lifted by approving opt-in evidence.",
+            ),
+        }
+    }
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+/// Takes the one-time notice left by the last change, if any.
+pub fn take_flash(session: &Session) -> Option<String> {
+    let flash = session.get::<String>(FLASH).ok().flatten();
+    if flash.is_some() {
+        session.remove(FLASH);
+    }
+    flash
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChangeForm {
+    /// `all` or a channel.
+    target: String,
+    /// `on` or `off`.
+    turn: String,
+    /// The email suppression confirmation checkbox.
+    #[serde(default)]
+    confirm_suppression_removed: Option<String>,
+}
+
+#[derive(Clone, Copy)]
+enum Target {
+    All,
+    Channel(Channel),
+}
+
+/// Turns a channel (or all channels) on or off for the signed-in user. The
+/// server checks every rule: a change the user may not make is a 403 with
+/// the reason, and nothing is written.
+pub async fn change_dnd(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(i64, i64)>,
+    CurrentUser(user): CurrentUser,
+    CsrfForm(form): CsrfForm<ChangeForm>,
+) -> Result<HttpResponse, PageError> {
+    let (location_id, contact_id) = path.into_inner();
+    let target = match form.target.as_str() {
+        "all" => Target::All,
+        other => Target::Channel(other.parse().map_err(PageError::BadRequest)?),
+    };
+    let on = match form.turn.as_str() {
+        "on" => true,
+        "off" => false,
+        other => {
+            return Err(PageError::BadRequest(format!(
+                "\"{other}\" is not a switch position: use on or off"
+            )))
+        }
+    };
+    let confirmation = Confirmation {
+        suppression_removed: form.confirm_suppression_removed.is_some(),
+    };
+    if user.role().is_read_only() {
+        // Checked before the location, but support sees every location, so
+        // this reveals nothing.
+        return Err(PageError::Forbidden(
+            "Support does not change DND from the contact record; permanent DND is lifted by \
+             approving opt-in evidence. Nothing was changed."
+                .into(),
+        ));
+    }
+    let actor = actor_for(&user);
+    let result = db::run(&state.pool, move |conn| -> Result<_, PageError> {
+        let location = locations::find_visible(conn, &user, location_id)
+            .map_err(DbError::from)?
+            .ok_or(PageError::NotFound)?;
+        let now = Utc::now();
+        let applied = dnd_store::apply(conn, location.id, contact_id, |state| match target {
+            Target::All => state.switch_all(on, &actor, now),
+            Target::Channel(channel) if on => state.set(
+                channel,
+                Reason::Manual,
+                &actor,
+                now,
+                None,
+                Some("contact page".into()),
+            ),
+            Target::Channel(channel) => state.lift(channel, &actor, now, confirmation),
+        });
+        match applied {
+            Ok(t) => Ok(Ok(t)),
+            Err(DndError::NotFound) => Err(PageError::NotFound),
+            Err(DndError::Refused(refusal)) => Ok(Err(refusal)),
+            Err(DndError::Db(e)) => Err(e.into()),
+        }
+    })
+    .await?;
+    match result {
+        Ok(transition) => {
+            session.insert(FLASH, notice(&target, on, &transition))?;
+            Ok(redirect(&format!(
+                "/locations/{location_id}/contacts/{contact_id}#dnd"
+            )))
+        }
+        Err(refusal) => Err(PageError::Forbidden(format!(
+            "{} Nothing was changed.",
+            refusal.message
+        ))),
+    }
+}
+
+/// What the page says after a change.
+fn notice(target: &Target, on: bool, t: &Transition) -> String {
+    let what = match target {
+        Target::All => "DND on all channels".to_string(),
+        Target::Channel(c) => format!("{} DND", c.label()),
+    };
+    if t.entries.is_empty() {
+        return format!("{what} was already {}.", if on { "on" } else { "off" });
+    }
+    let done = format!("{what} turned {}.", if on { "on" } else { "off" });
+    if !on && !t.remaining.is_empty() {
+        let stays: Vec<String> = t
+            .remaining
+            .iter()
+            .map(|a| capitalised(&a.explain()))
+            .collect();
+        format!(
+            "Lifted what you may lift; the channel stays blocked. {}.",
+            stays.join(". ")
+        )
+    } else {
+        done
+    }
+}
