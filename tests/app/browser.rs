@@ -83,6 +83,43 @@ pub async fn open_browser() -> Option<Browser> {
     Some(Browser { client, driver })
 }
 
+/// Clicks something that submits a form. The click may race the navigation
+/// it starts (chromedriver then reports the element stale); what counts is
+/// the page that follows, which the caller waits for.
+async fn click_submit(c: &Client, locator: Locator<'_>) {
+    let element = c.find(locator).await.unwrap();
+    if let Err(e) = element.click().await {
+        let stale = matches!(
+            &e,
+            fantoccini::error::CmdError::Standard(w)
+                if w.error == fantoccini::error::ErrorStatus::StaleElementReference
+        );
+        assert!(stale, "click failed: {e}");
+    }
+}
+
+/// Signs in through the form and waits for the locations page.
+async fn sign_in(c: &Client, base: &str, email: &str) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.find(Locator::Css("#email"))
+        .await
+        .unwrap()
+        .send_keys(email)
+        .await
+        .unwrap();
+    c.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys(demo::PASSWORD)
+        .await
+        .unwrap();
+    click_submit(c, Locator::Css("button[type=submit]")).await;
+    c.wait()
+        .for_element(Locator::Css("table#locations"))
+        .await
+        .unwrap();
+}
+
 #[actix_web::test]
 async fn a_location_user_signs_in_and_sees_the_contact_list() {
     let Some(browser) = open_browser().await else {
@@ -93,28 +130,7 @@ async fn a_location_user_signs_in_and_sees_the_contact_list() {
     c.goto(&app.url("/locations")).await.unwrap();
     // Signed out: sent to the sign-in page.
     assert!(c.current_url().await.unwrap().path().ends_with("/login"));
-    c.find(Locator::Css("#email"))
-        .await
-        .unwrap()
-        .send_keys(demo::LOCATION_USER)
-        .await
-        .unwrap();
-    c.find(Locator::Css("#password"))
-        .await
-        .unwrap()
-        .send_keys(demo::PASSWORD)
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .for_element(Locator::Css("table#locations"))
-        .await
-        .unwrap();
+    sign_in(c, &app.base, demo::LOCATION_USER).await;
     c.find(Locator::LinkText(demo::DOWNTOWN))
         .await
         .unwrap()
@@ -138,12 +154,7 @@ async fn a_location_user_signs_in_and_sees_the_contact_list() {
         .send_keys("+1 212 555 0100")
         .await
         .unwrap();
-    c.find(Locator::Css("form.search button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_submit(c, Locator::Css("form.search button")).await;
     c.wait()
         .for_element(Locator::XPath("//table[@id='contacts']/tbody[count(tr)=1]"))
         .await
@@ -157,5 +168,123 @@ async fn a_location_user_signs_in_and_sees_the_contact_list() {
     let png = c.screenshot().await.unwrap();
     assert!(png.len() > 1000, "a real screenshot");
     let _ = std::fs::write(run_dir("contacts").with_extension("png"), png);
+    c.clone().close().await.unwrap();
+}
+
+#[actix_web::test]
+async fn turning_on_sms_dnd_shows_partial_keeps_it_and_explains_a_permanent_reason() {
+    use chrono::Utc;
+    use dnd::domain::dnd::{Actor, ActorKind, Reason};
+    use dnd::domain::Channel;
+
+    let Some(browser) = open_browser().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let mut conn = app.db.conn();
+    let contact = |phone: &str| {
+        dnd::db::contacts::find_by_phone(
+            &mut app.db.conn(),
+            downtown,
+            &dnd::domain::PhoneNumber::parse(phone).unwrap(),
+        )
+        .unwrap()
+        .unwrap()
+        .id
+    };
+    let plain = contact("+12125550100");
+    let opted_out = contact("+12125550101");
+    let twilio = Actor::new(ActorKind::Contact, None, "+12125550101");
+    dnd::db::dnd::apply(&mut conn, downtown, opted_out, |s| {
+        s.set(
+            Channel::Sms,
+            Reason::SmsOptOut,
+            &twilio,
+            Utc::now(),
+            Some("+12125550101".into()),
+            Some("STOP".into()),
+        )
+    })
+    .unwrap();
+
+    let c = &browser.client;
+    sign_in(c, &app.base, demo::LOCATION_USER).await;
+
+    let page = app.url(&format!("/locations/{downtown}/contacts/{plain}"));
+    c.goto(&page).await.unwrap();
+    let badge = c.find(Locator::Css("#dnd-status")).await.unwrap();
+    assert_eq!(badge.text().await.unwrap(), "DND Off");
+    assert_eq!(
+        c.find_all(Locator::Css("#history tbody tr"))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+
+    click_submit(c, Locator::Css("#switch-sms")).await;
+    c.wait().for_element(Locator::Css("#flash")).await.unwrap();
+    let badge = c.find(Locator::Css("#dnd-status")).await.unwrap();
+    assert_eq!(badge.text().await.unwrap(), "DND Partial");
+    let switch = c.find(Locator::Css("#switch-sms")).await.unwrap();
+    assert_eq!(
+        switch.attr("aria-checked").await.unwrap().as_deref(),
+        Some("true")
+    );
+    let rows = c.find_all(Locator::Css("#history tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 1, "the history grew");
+    assert!(rows[0].text().await.unwrap().contains("SMS"));
+
+    // Reload: kept.
+    c.refresh().await.unwrap();
+    let badge = c
+        .wait()
+        .for_element(Locator::Css("#dnd-status"))
+        .await
+        .unwrap();
+    assert_eq!(badge.text().await.unwrap(), "DND Partial");
+    assert!(
+        c.find_all(Locator::Css("#flash")).await.unwrap().is_empty(),
+        "the notice shows once"
+    );
+    let switch = c.find(Locator::Css("#switch-sms")).await.unwrap();
+    assert_eq!(
+        switch.attr("aria-checked").await.unwrap().as_deref(),
+        Some("true")
+    );
+
+    // A permanent opt-out: the switch is on, disabled, and says why and
+    // what to do.
+    c.goto(&app.url(&format!("/locations/{downtown}/contacts/{opted_out}")))
+        .await
+        .unwrap();
+    let switch = c
+        .wait()
+        .for_element(Locator::Css("#switch-sms"))
+        .await
+        .unwrap();
+    assert_eq!(
+        switch.attr("aria-checked").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert!(
+        !switch.is_enabled().await.unwrap(),
+        "disabled for a location user"
+    );
+    let why = c
+        .find(Locator::Css("#channel-sms .why"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(why.contains("Permanent"), "{why}");
+    assert!(
+        why.contains("Ask support to review opt-in evidence"),
+        "{why}"
+    );
+    let png = c.screenshot().await.unwrap();
+    let _ = std::fs::write(run_dir("contact-dnd").with_extension("png"), png);
     c.clone().close().await.unwrap();
 }

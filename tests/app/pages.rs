@@ -129,8 +129,14 @@ async fn the_contact_record_shows_the_contact_and_the_location_channels() {
     assert!(html.contains(&contact.name.replace('\'', "&#x27;")) || html.contains(&contact.name));
     assert!(html.contains("+12125550100"));
     assert!(html.contains(contact.email.as_deref().unwrap()));
-    assert!(html.contains("id=\"switch-whatsapp\""), "WhatsApp is connected: offered");
-    assert!(!html.contains("id=\"switch-gmb\""), "GMB is disconnected: not offered");
+    assert!(
+        html.contains("id=\"switch-whatsapp\""),
+        "WhatsApp is connected: offered"
+    );
+    assert!(
+        !html.contains("id=\"switch-gmb\""),
+        "GMB is disconnected: not offered"
+    );
     // Secrets of the integrations never reach a page.
     assert!(!html.contains(demo::TWILIO_AUTH_TOKEN));
     assert!(!html.contains(demo::MAILGUN_SIGNING_KEY));

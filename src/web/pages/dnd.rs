@@ -135,7 +135,7 @@ impl DndPanel {
                 let can_change = offered && !read_only && (!on || !liftable.is_empty());
                 let why_disabled = if offered && on && liftable.is_empty() && !read_only {
                     kept.iter()
-                        .map(|a| format!("{} {}", capitalised(&a.explain()), a.reason.next_step()))
+                        .map(|a| format!("{}. {}", capitalised(&a.explain()), a.reason.next_step()))
                         .collect()
                 } else {
                     Vec::new()
