@@ -94,8 +94,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Cursor::First,
         ),
         (
-            "phone prefix +1 212 250",
-            search("+1 212 250"),
+            "phone prefix +1 212 205",
+            search("+1 212 205"),
             Cursor::First,
         ),
         ("phone prefix +1 617", search("+1 617"), Cursor::First),
@@ -193,8 +193,11 @@ fn seed(conn: &mut PgConnection) -> Result<locations::Location, Box<dyn std::err
                     lower(f) || '.' || lower(l) || i || '@example.' || (ARRAY['com','net','org'])[1 + i % 3],
                     i % 50 = 7,
                     CASE WHEN i % 10 = 3 THEN (ARRAY[1, 4, 5, 32, 1, 4, 2, 1, 8, 63])[1 + (i / 10) % 10] ELSE 0 END
-             FROM (SELECT i, ({first})[1 + (i * 7) % 50] AS f, ({last})[1 + (i / 50 * 13 + i) % 50] AS l
-                   FROM generate_series($2::bigint, $3::bigint) AS i) AS g"
+             FROM (SELECT i, h,
+                          ({first})[1 + (h / 10) % 50] AS f,
+                          ({last})[1 + (h / 500) % 50] AS l
+                   FROM (SELECT i, (hashint8(i)::bigint & 2147483647) AS h
+                         FROM generate_series($2::bigint, $3::bigint) AS i) AS hashed) AS g"
         ))
         .bind::<BigInt, _>(location.id)
         .bind::<BigInt, _>(start)

@@ -270,6 +270,9 @@ pub fn list(
         .filter(contacts::location_id.eq(location_id))
         .select(Contact::as_select())
         .into_boxed();
+    // A phone search lists by number: the phone index then gives both the
+    // matches and their order, whatever the share of contacts that match.
+    let mut order = SortKey::Name;
     if let Some(term) = filter
         .search
         .as_deref()
@@ -282,6 +285,7 @@ pub fn list(
                 .chars()
                 .all(|c| c.is_ascii_digit() || " +-().".contains(c));
         if looks_like_phone {
+            order = SortKey::Phone;
             query = query.filter(contacts::phone.like(format!("+{digits}%")));
         } else {
             let pattern = format!("%{}%", escape_like(&term.to_lowercase()));
@@ -310,20 +314,21 @@ pub fn list(
         Cursor::After(id) => Some((">", *id)),
         Cursor::Before(id) => Some(("<", *id)),
     };
+    let key = order.expression();
     if let Some((op, id)) = anchor {
         // The anchor's sort key is read from PostgreSQL itself, so the order
-        // compared is exactly the order sorted (same lower(), same
+        // compared is exactly the order sorted (same function, same
         // collation); then the row comparison is an index range.
-        let key: Option<String> = contacts::table
+        let anchor_key: Option<Option<String>> = contacts::table
             .filter(contacts::location_id.eq(location_id))
             .filter(contacts::id.eq(id))
-            .select(sql::<Text>("lower(contacts.name)"))
+            .select(sql::<diesel::sql_types::Nullable<Text>>(key))
             .first(conn)
             .optional()?;
-        if let Some(key) = key {
+        if let Some(Some(anchor_key)) = anchor_key {
             query = query.filter(
-                sql::<Bool>(&format!("(lower(contacts.name), contacts.id) {op} ("))
-                    .bind::<Text, _>(key)
+                sql::<Bool>(&format!("({key}, contacts.id) {op} ("))
+                    .bind::<Text, _>(anchor_key)
                     .sql(", ")
                     .bind::<BigInt, _>(id)
                     .sql(")"),
@@ -331,15 +336,9 @@ pub fn list(
         }
     }
     query = if forward {
-        query.order_by((
-            sql::<Text>("lower(contacts.name)").asc(),
-            contacts::id.asc(),
-        ))
+        query.order_by((sql::<Text>(key).asc(), contacts::id.asc()))
     } else {
-        query.order_by((
-            sql::<Text>("lower(contacts.name)").desc(),
-            contacts::id.desc(),
-        ))
+        query.order_by((sql::<Text>(key).desc(), contacts::id.desc()))
     };
     let mut rows: Vec<Contact> = query.limit(page_size + 1).load(conn)?;
     let more = rows.len() as i64 > page_size;
@@ -356,6 +355,25 @@ pub fn list(
             Cursor::Before(_) => more,
         },
     })
+}
+
+/// What the list is sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SortKey {
+    /// Name, case-insensitively (then id): the normal order.
+    Name,
+    /// Phone number (then id), for phone searches: only contacts with a
+    /// phone match those, so the key is never null there.
+    Phone,
+}
+
+impl SortKey {
+    fn expression(self) -> &'static str {
+        match self {
+            SortKey::Name => "lower(contacts.name)",
+            SortKey::Phone => "contacts.phone",
+        }
+    }
 }
 
 /// The stored code of a status (see the migration's generated column).

@@ -87,11 +87,21 @@ async fn search_finds_contacts_by_name_phone_or_email() {
         html.contains("rel=\"next\""),
         "a next page keeps the search"
     );
+    // A phone search lists by number.
+    let phones: Vec<&str> = html
+        .split("<td>+1")
+        .skip(1)
+        .map(|rest| rest.split('<').next().unwrap())
+        .collect();
+    assert_eq!(phones.len(), 50);
+    assert!(phones.windows(2).all(|w| w[0] < w[1]), "{phones:?}");
+    assert_eq!(phones[0], "6465550100");
     let next = href_of(&html, "next");
     assert!(next.contains("q=%2B1646"), "{next}");
     let (_, page2) = app.get_text(&next).await;
     assert_eq!(count_rows(&page2), 50);
     assert!(!page2.contains("+1212"), "page 2 is still the search");
+    assert!(page2.contains("+16465550150") && !page2.contains("+16465550149"));
     assert!(!page2.contains("rel=\"next\""), "and the last one");
 
     // By email, any case.
