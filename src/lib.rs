@@ -8,8 +8,10 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod metrics;
 pub mod password;
 pub mod web;
+pub mod webhooks;
 
 use std::net::TcpListener;
 
@@ -56,6 +58,7 @@ impl Application {
         let state = aweb::Data::new(web::AppState {
             pool,
             public_url: config.public_url.clone(),
+            metrics: Default::default(),
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -19,6 +19,8 @@ pub const AGENCY_USER: &str = "agency@demo.test";
 pub const SUPPORT_USER: &str = "support@demo.test";
 pub const TWILIO_AUTH_TOKEN: &str = "demo-twilio-auth-token";
 pub const MAILGUN_SIGNING_KEY: &str = "demo-mailgun-signing-key";
+pub const META_APP_SECRET: &str = "demo-meta-app-secret";
+pub const META_VERIFY_TOKEN: &str = "demo-meta-verify-token";
 pub const API_KEY_DOWNTOWN: &str = "demo-api-key-downtown";
 pub const API_KEY_HARBOR: &str = "demo-api-key-harbor";
 pub const CONTACTS_PER_LOCATION: usize = 200;
@@ -194,6 +196,7 @@ pub fn seed(conn: &mut PgConnection) -> Result<Seeded, DemoError> {
             status: IntegrationStatus::Connected,
             account,
             secret,
+            verify_token: (provider == "meta").then_some(META_VERIFY_TOKEN),
         };
         for integration in [
             connected(
@@ -218,13 +221,13 @@ pub fn seed(conn: &mut PgConnection) -> Result<Seeded, DemoError> {
                 Channel::Facebook,
                 "meta",
                 Some("downtown-dental-page"),
-                None,
+                Some(META_APP_SECRET),
             ),
             connected(
                 Channel::Whatsapp,
                 "meta",
                 Some("downtown-dental-waba"),
-                None,
+                Some(META_APP_SECRET),
             ),
             NewIntegration {
                 channel: Channel::Gmb,
@@ -232,6 +235,7 @@ pub fn seed(conn: &mut PgConnection) -> Result<Seeded, DemoError> {
                 status: IntegrationStatus::Disconnected,
                 account: Some("downtown-dental-gmb"),
                 secret: None,
+                verify_token: None,
             },
         ] {
             integrations::create(conn, downtown.id, &integration)?;

@@ -19,6 +19,8 @@ pub struct Integration {
     pub connected_at: Option<DateTime<Utc>>,
     pub disconnected_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+    /// Meta's webhook handshake token.
+    pub verify_token: Option<String>,
 }
 
 impl std::fmt::Debug for Integration {
@@ -41,6 +43,7 @@ pub struct NewIntegration<'a> {
     pub status: IntegrationStatus,
     pub account: Option<&'a str>,
     pub secret: Option<&'a str>,
+    pub verify_token: Option<&'a str>,
 }
 
 pub fn list(conn: &mut PgConnection, location_id: i64) -> QueryResult<Vec<Integration>> {
@@ -65,9 +68,41 @@ pub fn create(
             integrations::status.eq(new.status.as_str()),
             integrations::account.eq(new.account),
             integrations::secret.eq(new.secret),
+            integrations::verify_token.eq(new.verify_token),
             integrations::connected_at.eq(connected.then(Utc::now)),
             integrations::disconnected_at.eq((!connected).then(Utc::now)),
         ))
         .returning(Integration::as_returning())
         .get_result(conn)
+}
+
+/// The location's integration for a channel, whatever its status (a
+/// disconnected integration's webhooks are still honoured).
+pub fn find(
+    conn: &mut PgConnection,
+    location_id: i64,
+    channel: Channel,
+) -> QueryResult<Option<Integration>> {
+    integrations::table
+        .filter(integrations::location_id.eq(location_id))
+        .filter(integrations::channel.eq(channel.as_str()))
+        .select(Integration::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Replaces an integration's webhook secret (after the provider rotated it).
+pub fn rotate_secret(
+    conn: &mut PgConnection,
+    location_id: i64,
+    channel: Channel,
+    secret: &str,
+) -> QueryResult<usize> {
+    diesel::update(
+        integrations::table
+            .filter(integrations::location_id.eq(location_id))
+            .filter(integrations::channel.eq(channel.as_str())),
+    )
+    .set(integrations::secret.eq(secret))
+    .execute(conn)
 }

@@ -13,6 +13,8 @@ pub struct Location {
     pub name: String,
     pub time_zone: String,
     pub created_at: DateTime<Utc>,
+    /// ISO 3166 region for numbers written without a country code.
+    pub default_region: String,
 }
 
 /// A location with its agency's name, for lists.

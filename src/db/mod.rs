@@ -10,6 +10,7 @@ pub mod integrations;
 pub mod locations;
 pub mod schema;
 pub mod users;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -35,20 +36,32 @@ pub enum DbError {
     Migration(String),
     #[error("the database worker thread was cancelled")]
     Cancelled,
+    #[error("a stored invariant does not hold: {0}")]
+    Invariant(String),
 }
 
 impl DbError {
     /// Whether the error means "the database is not there right now" (so a
     /// caller should answer 503 and let the client retry) rather than a bug.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, DbError::Pool(_) | DbError::Connect(_))
-            || matches!(
-                self,
-                DbError::Query(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::ClosedConnection,
-                    _
-                ))
-            )
+        use diesel::result::{DatabaseErrorKind as Kind, Error};
+        match self {
+            DbError::Pool(_) | DbError::Connect(_) | DbError::Cancelled => true,
+            DbError::Query(Error::DatabaseError(
+                Kind::ClosedConnection | Kind::UnableToSendCommand,
+                _,
+            )) => true,
+            DbError::Query(Error::BrokenTransactionManager) => true,
+            // The server going away mid-query ("terminating connection due
+            // to administrator command", "server closed the connection").
+            DbError::Query(Error::DatabaseError(_, info)) => {
+                let m = info.message();
+                m.contains("terminating connection")
+                    || m.contains("closed the connection")
+                    || m.contains("shutting down")
+            }
+            _ => false,
+        }
     }
 }
 

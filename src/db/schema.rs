@@ -16,6 +16,7 @@ diesel::table! {
         name -> Text,
         time_zone -> Text,
         created_at -> Timestamptz,
+        default_region -> Text,
     }
 }
 
@@ -111,6 +112,7 @@ diesel::table! {
         connected_at -> Nullable<Timestamptz>,
         disconnected_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
+        verify_token -> Nullable<Text>,
     }
 }
 
@@ -123,6 +125,59 @@ diesel::table! {
         created_at -> Timestamptz,
         last_used_at -> Nullable<Timestamptz>,
         revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    location_sms_settings (location_id) {
+        location_id -> Int8,
+        opt_out_keywords -> Array<Text>,
+        opt_in_keywords -> Array<Text>,
+        help_keywords -> Array<Text>,
+        opt_out_reply -> Text,
+        opt_in_reply -> Text,
+        help_reply -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_events (location_id, id) {
+        location_id -> Int8,
+        id -> Int8,
+        provider -> Text,
+        kind -> Text,
+        event_key -> Text,
+        payload -> Text,
+        contact_id -> Nullable<Int8>,
+        outcome -> Text,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mailgun_tokens (location_id, token) {
+        location_id -> Int8,
+        token -> Text,
+        seen_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    messages (location_id, id) {
+        location_id -> Int8,
+        id -> Int8,
+        contact_id -> Int8,
+        channel -> Text,
+        direction -> Text,
+        body -> Text,
+        from_address -> Nullable<Text>,
+        to_address -> Nullable<Text>,
+        provider_sid -> Nullable<Text>,
+        status -> Text,
+        error_code -> Nullable<Int4>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
     }
 }
 
@@ -145,4 +200,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     dnd_history,
     integrations,
     api_keys,
+    location_sms_settings,
+    webhook_events,
+    mailgun_tokens,
+    messages,
 );

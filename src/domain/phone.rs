@@ -61,6 +61,39 @@ impl PhoneNumber {
         Ok(Self(format!("+{digits}")))
     }
 
+    /// Parses a number as a carrier or provider reports it, with
+    /// libphonenumber's rules: international form, or national form in the
+    /// location's region (`US`, `GB`, ...). The number must be a possible
+    /// number for its country; the result is E.164.
+    pub fn parse_in_region(input: &str, region: &str) -> Result<Self, InvalidField> {
+        let trimmed = input.trim();
+        if trimmed.is_empty() {
+            return Err(InvalidField::new("phone", "is empty"));
+        }
+        // A number in international form is parsed without a region (the
+        // crate would otherwise apply the region's national prefix rules).
+        let region_id = if trimmed.starts_with('+') {
+            None
+        } else {
+            region.parse::<phonenumber::country::Id>().ok()
+        };
+        let parsed = phonenumber::parse(region_id, trimmed).map_err(|e| {
+            InvalidField::new(
+                "phone",
+                format!("\"{trimmed}\" is not a phone number ({e})"),
+            )
+        })?;
+        if !phonenumber::is_viable(trimmed) || !parsed.is_valid() && !possible(&parsed) {
+            return Err(InvalidField::new(
+                "phone",
+                format!("\"{trimmed}\" is not a possible number in its country"),
+            ));
+        }
+        let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
+        // Same shape check as `parse`, so both constructors agree.
+        Self::parse(&e164)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -68,6 +101,13 @@ impl PhoneNumber {
     pub fn into_inner(self) -> String {
         self.0
     }
+}
+
+/// Length-plausible for its country (fictional 555-01xx numbers are not
+/// "valid" to libphonenumber, but they are real-looking test numbers).
+fn possible(number: &phonenumber::PhoneNumber) -> bool {
+    let national = number.national().value().to_string();
+    (4..=14).contains(&national.len())
 }
 
 impl fmt::Display for PhoneNumber {
@@ -113,6 +153,38 @@ mod tests {
         assert!(PhoneNumber::parse("+0123456789").is_err());
         assert!(PhoneNumber::parse("").is_err());
         assert!(PhoneNumber::parse("+").is_err());
+    }
+
+    #[test]
+    fn national_numbers_use_the_location_region() {
+        assert_eq!(
+            PhoneNumber::parse_in_region("(415) 555-0100", "US")
+                .unwrap()
+                .as_str(),
+            "+14155550100"
+        );
+        assert_eq!(
+            PhoneNumber::parse_in_region("020 7946 0958", "GB")
+                .unwrap()
+                .as_str(),
+            "+442079460958"
+        );
+        // International form wins over the region.
+        assert_eq!(
+            PhoneNumber::parse_in_region("+33 1 42 68 53 00", "US")
+                .unwrap()
+                .as_str(),
+            "+33142685300"
+        );
+        assert_eq!(
+            PhoneNumber::parse_in_region("+12125550100", "US")
+                .unwrap()
+                .as_str(),
+            "+12125550100"
+        );
+        assert!(PhoneNumber::parse_in_region("hello", "US").is_err());
+        assert!(PhoneNumber::parse_in_region("12", "US").is_err());
+        assert!(PhoneNumber::parse_in_region("", "US").is_err());
     }
 
     #[test]

@@ -16,14 +16,24 @@ use crate::db::DbPool;
 /// PostgreSQL, so any number of servers can run side by side.
 pub struct AppState {
     pub pool: DbPool,
-    /// `DND_PUBLIC_URL`, when set: the origin forms must come from.
+    /// `DND_PUBLIC_URL`, when set: the origin forms must come from, and the
+    /// URL providers sign their webhooks with.
     pub public_url: Option<String>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The one route table, used by `main` and by the tests alike.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::check_health))
         .route("/static/{file}", web::get().to(assets::serve_asset))
+        .route("/metrics", web::get().to(show_metrics))
+        .service(web::scope("/webhooks").configure(crate::webhooks::configure))
         .configure(pages::configure)
         .service(web::scope("/api/v1").configure(api::configure));
+}
+
+async fn show_metrics(state: web::Data<AppState>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(state.metrics.render())
 }

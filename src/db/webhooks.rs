@@ -1,0 +1,433 @@
+//! What provider webhooks store: the events (idempotently), Mailgun's
+//! replay cache, the contact timeline, the location's SMS settings, and the
+//! find-or-create of the contact an event concerns.
+
+use chrono::{Duration, Utc};
+use diesel::prelude::*;
+
+use super::contacts::{self, Contact, ContactInput};
+use super::schema::{
+    contacts as contacts_table, location_sms_settings, mailgun_tokens, messages, webhook_events,
+};
+use super::DbError;
+use crate::domain::dnd::Keywords;
+use crate::domain::{Channel, EmailAddress, PhoneNumber};
+
+/// A location's keyword lists and confirmation replies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmsSettings {
+    pub keywords: Keywords,
+    pub opt_out_reply: String,
+    pub opt_in_reply: String,
+    pub help_reply: String,
+}
+
+impl SmsSettings {
+    /// Short, no marketing content, as carriers and the FCC ask.
+    pub fn defaults(location_name: &str) -> Self {
+        SmsSettings {
+            keywords: Keywords::default(),
+            opt_out_reply: format!(
+                "{location_name}: you are unsubscribed and will get no more messages. Reply START to resubscribe."
+            ),
+            opt_in_reply: format!(
+                "{location_name}: you are resubscribed. Reply STOP to unsubscribe."
+            ),
+            help_reply: format!(
+                "{location_name}: reply STOP to unsubscribe or START to resubscribe. Msg & data rates may apply."
+            ),
+        }
+    }
+}
+
+pub fn sms_settings(
+    conn: &mut PgConnection,
+    location_id: i64,
+    location_name: &str,
+) -> QueryResult<SmsSettings> {
+    let row: Option<(
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+        String,
+        String,
+        String,
+    )> = location_sms_settings::table
+        .find(location_id)
+        .select((
+            location_sms_settings::opt_out_keywords,
+            location_sms_settings::opt_in_keywords,
+            location_sms_settings::help_keywords,
+            location_sms_settings::opt_out_reply,
+            location_sms_settings::opt_in_reply,
+            location_sms_settings::help_reply,
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(match row {
+        None => SmsSettings::defaults(location_name),
+        Some((opt_out, opt_in, help, opt_out_reply, opt_in_reply, help_reply)) => SmsSettings {
+            keywords: Keywords {
+                opt_out,
+                opt_in,
+                help,
+            },
+            opt_out_reply,
+            opt_in_reply,
+            help_reply,
+        },
+    })
+}
+
+pub fn save_sms_settings(
+    conn: &mut PgConnection,
+    location_id: i64,
+    s: &SmsSettings,
+) -> QueryResult<()> {
+    let values = (
+        location_sms_settings::location_id.eq(location_id),
+        location_sms_settings::opt_out_keywords.eq(&s.keywords.opt_out),
+        location_sms_settings::opt_in_keywords.eq(&s.keywords.opt_in),
+        location_sms_settings::help_keywords.eq(&s.keywords.help),
+        location_sms_settings::opt_out_reply.eq(&s.opt_out_reply),
+        location_sms_settings::opt_in_reply.eq(&s.opt_in_reply),
+        location_sms_settings::help_reply.eq(&s.help_reply),
+        location_sms_settings::updated_at.eq(diesel::dsl::now),
+    );
+    diesel::insert_into(location_sms_settings::table)
+        .values(values.clone())
+        .on_conflict(location_sms_settings::location_id)
+        .do_update()
+        .set(values)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Stores an event unless the same event (same provider key) is stored
+/// already: `Some(id)` when new, `None` for a provider's retry.
+pub fn record_event(
+    conn: &mut PgConnection,
+    location_id: i64,
+    provider: &str,
+    kind: &str,
+    event_key: &str,
+    payload: &str,
+) -> QueryResult<Option<i64>> {
+    diesel::insert_into(webhook_events::table)
+        .values((
+            webhook_events::location_id.eq(location_id),
+            webhook_events::provider.eq(provider),
+            webhook_events::kind.eq(kind),
+            webhook_events::event_key.eq(event_key),
+            webhook_events::payload.eq(payload),
+        ))
+        .on_conflict((
+            webhook_events::location_id,
+            webhook_events::provider,
+            webhook_events::event_key,
+        ))
+        .do_nothing()
+        .returning(webhook_events::id)
+        .get_result(conn)
+        .optional()
+}
+
+/// What a stored event did (for answering a retry the same way).
+pub fn event_outcome(
+    conn: &mut PgConnection,
+    location_id: i64,
+    provider: &str,
+    event_key: &str,
+) -> QueryResult<Option<String>> {
+    webhook_events::table
+        .filter(webhook_events::location_id.eq(location_id))
+        .filter(webhook_events::provider.eq(provider))
+        .filter(webhook_events::event_key.eq(event_key))
+        .select(webhook_events::outcome)
+        .first(conn)
+        .optional()
+}
+
+pub fn set_event_outcome(
+    conn: &mut PgConnection,
+    location_id: i64,
+    event_id: i64,
+    contact_id: Option<i64>,
+    outcome: &str,
+) -> QueryResult<()> {
+    diesel::update(webhook_events::table.find((location_id, event_id)))
+        .set((
+            webhook_events::contact_id.eq(contact_id),
+            webhook_events::outcome.eq(outcome),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// How long a Mailgun token is remembered: well past the 5-minute window in
+/// which its timestamp is accepted at all.
+const TOKEN_MEMORY_HOURS: i64 = 24;
+
+/// Records a Mailgun signature token; `false` if it was seen before (a
+/// replay). Forgotten tokens are outside the timestamp window anyway.
+pub fn remember_mailgun_token(
+    conn: &mut PgConnection,
+    location_id: i64,
+    token: &str,
+) -> QueryResult<bool> {
+    diesel::delete(
+        mailgun_tokens::table
+            .filter(mailgun_tokens::seen_at.lt(Utc::now() - Duration::hours(TOKEN_MEMORY_HOURS))),
+    )
+    .execute(conn)?;
+    let inserted = diesel::insert_into(mailgun_tokens::table)
+        .values((
+            mailgun_tokens::location_id.eq(location_id),
+            mailgun_tokens::token.eq(token),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    Ok(inserted == 1)
+}
+
+/// The contact with this phone, created (with just the phone) when none
+/// has it, so the wish is kept for a later import.
+pub fn contact_for_phone(
+    conn: &mut PgConnection,
+    location_id: i64,
+    phone: &PhoneNumber,
+) -> Result<Contact, DbError> {
+    if let Some(c) = contacts::find_by_phone(conn, location_id, phone)? {
+        return Ok(c);
+    }
+    upsert_minimal(
+        conn,
+        location_id,
+        ContactInput {
+            phone: Some(phone.clone()),
+            ..Default::default()
+        },
+    )
+}
+
+pub fn contact_for_email(
+    conn: &mut PgConnection,
+    location_id: i64,
+    email: &EmailAddress,
+) -> Result<Contact, DbError> {
+    if let Some(c) = contacts::find_by_email(conn, location_id, email)? {
+        return Ok(c);
+    }
+    upsert_minimal(
+        conn,
+        location_id,
+        ContactInput {
+            email: Some(email.clone()),
+            ..Default::default()
+        },
+    )
+}
+
+/// A WhatsApp user (`wa_id` is the number without `+`): by WhatsApp id, else
+/// by phone, else a new contact with both.
+pub fn contact_for_whatsapp(
+    conn: &mut PgConnection,
+    location_id: i64,
+    wa_id: &str,
+) -> Result<Contact, DbError> {
+    let found: Option<Contact> = contacts_table::table
+        .filter(contacts_table::location_id.eq(location_id))
+        .filter(contacts_table::whatsapp_id.eq(wa_id))
+        .select(Contact::as_select())
+        .first(conn)
+        .optional()?;
+    if let Some(c) = found {
+        return Ok(c);
+    }
+    let phone = PhoneNumber::parse(&format!("+{wa_id}")).ok();
+    if let Some(phone) = &phone {
+        if let Some(c) = contacts::find_by_phone(conn, location_id, phone)? {
+            diesel::update(contacts_table::table.find((location_id, c.id)))
+                .set(contacts_table::whatsapp_id.eq(wa_id))
+                .execute(conn)?;
+            return Ok(c);
+        }
+    }
+    insert_bare(
+        conn,
+        location_id,
+        phone.as_ref().map(PhoneNumber::as_str),
+        None,
+        Some(wa_id),
+    )
+}
+
+/// A Messenger user by page-scoped id, created if unknown.
+pub fn contact_for_facebook(
+    conn: &mut PgConnection,
+    location_id: i64,
+    psid: &str,
+) -> Result<Contact, DbError> {
+    let found: Option<Contact> = contacts_table::table
+        .filter(contacts_table::location_id.eq(location_id))
+        .filter(contacts_table::facebook_id.eq(psid))
+        .select(Contact::as_select())
+        .first(conn)
+        .optional()?;
+    match found {
+        Some(c) => Ok(c),
+        None => insert_bare(conn, location_id, None, Some(psid), None),
+    }
+}
+
+fn upsert_minimal(
+    conn: &mut PgConnection,
+    location_id: i64,
+    input: ContactInput,
+) -> Result<Contact, DbError> {
+    contacts::upsert(conn, location_id, &input)
+        .map(|(c, _)| c)
+        .map_err(|e| match e {
+            contacts::UpsertError::Db(e) => e,
+            other => DbError::Invariant(other.to_string()),
+        })
+}
+
+fn insert_bare(
+    conn: &mut PgConnection,
+    location_id: i64,
+    phone: Option<&str>,
+    facebook_id: Option<&str>,
+    whatsapp_id: Option<&str>,
+) -> Result<Contact, DbError> {
+    Ok(diesel::insert_into(contacts_table::table)
+        .values(contacts::NewContact {
+            location_id,
+            name: "",
+            phone,
+            email: None,
+            facebook_id,
+            whatsapp_id,
+            gmb_id: None,
+        })
+        .returning(Contact::as_returning())
+        .get_result(conn)?)
+}
+
+/// One message on a contact's timeline.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = messages)]
+pub struct Message {
+    pub id: i64,
+    pub channel: String,
+    pub direction: String,
+    pub body: String,
+    pub from_address: Option<String>,
+    pub to_address: Option<String>,
+    pub provider_sid: Option<String>,
+    pub status: String,
+    pub error_code: Option<i32>,
+    pub created_at: chrono::DateTime<Utc>,
+}
+
+pub struct NewInbound<'a> {
+    pub contact_id: i64,
+    pub channel: Channel,
+    pub body: &'a str,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub sid: &'a str,
+}
+
+pub fn insert_inbound(
+    conn: &mut PgConnection,
+    location_id: i64,
+    m: &NewInbound<'_>,
+) -> QueryResult<()> {
+    diesel::insert_into(messages::table)
+        .values((
+            messages::location_id.eq(location_id),
+            messages::contact_id.eq(m.contact_id),
+            messages::channel.eq(m.channel.as_str()),
+            messages::direction.eq("inbound"),
+            messages::body.eq(m.body),
+            messages::from_address.eq(m.from),
+            messages::to_address.eq(m.to),
+            messages::provider_sid.eq(m.sid),
+            messages::status.eq("received"),
+        ))
+        .on_conflict((messages::location_id, messages::provider_sid))
+        .do_nothing()
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records an outbound message's reported status, never moving it
+/// backwards (`rank` orders the statuses; callbacks arrive out of order).
+#[allow(clippy::too_many_arguments)]
+pub fn update_outbound_status(
+    conn: &mut PgConnection,
+    location_id: i64,
+    contact_id: i64,
+    sid: &str,
+    status: &str,
+    error_code: Option<i32>,
+    to: &str,
+    from: &str,
+    rank: impl Fn(&str) -> u8,
+) -> QueryResult<()> {
+    let current: Option<(i64, String)> = messages::table
+        .filter(messages::location_id.eq(location_id))
+        .filter(messages::provider_sid.eq(sid))
+        .select((messages::id, messages::status))
+        .for_update()
+        .first(conn)
+        .optional()?;
+    match current {
+        Some((id, old)) => {
+            if rank(status) > rank(&old) {
+                diesel::update(messages::table.find((location_id, id)))
+                    .set((
+                        messages::status.eq(status),
+                        messages::error_code.eq(error_code),
+                        messages::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(conn)?;
+            }
+        }
+        None => {
+            // A callback for a message sent outside dnd: keep it on the
+            // timeline all the same.
+            diesel::insert_into(messages::table)
+                .values((
+                    messages::location_id.eq(location_id),
+                    messages::contact_id.eq(contact_id),
+                    messages::channel.eq(Channel::Sms.as_str()),
+                    messages::direction.eq("outbound"),
+                    messages::from_address.eq(from),
+                    messages::to_address.eq(to),
+                    messages::provider_sid.eq(sid),
+                    messages::status.eq(status),
+                    messages::error_code.eq(error_code),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// A contact's timeline, newest first.
+pub fn timeline(
+    conn: &mut PgConnection,
+    location_id: i64,
+    contact_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<Message>> {
+    messages::table
+        .filter(messages::location_id.eq(location_id))
+        .filter(messages::contact_id.eq(contact_id))
+        .order_by(messages::id.desc())
+        .limit(limit)
+        .select(Message::as_select())
+        .load(conn)
+}

@@ -1,0 +1,381 @@
+//! Twilio: inbound SMS (opt-out, opt-in and help keywords) and message
+//! status callbacks (carrier error codes).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use diesel::Connection;
+
+use super::signatures::twilio_is_valid;
+use super::{
+    called_url, lift_by_contact, note_refusal, read_body, set_reason, Provider, WebhookError,
+};
+use crate::db::webhooks::{self as store, NewInbound};
+use crate::db::{self, integrations, locations};
+use crate::domain::dnd::{
+    match_keyword, twilio_error_reason, Actor, ActorKind, KeywordMatch, Reason,
+};
+use crate::domain::{Channel, PhoneNumber};
+use crate::metrics::Metrics;
+use crate::web::AppState;
+
+type Params = Vec<(String, String)>;
+
+fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, WebhookError> {
+    param(params, name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| WebhookError::Malformed(format!("the {name} parameter is missing")))
+}
+
+/// TwiML: one reply message, or an empty response.
+pub fn twiml(reply: Option<&str>) -> HttpResponse {
+    let body = match reply {
+        Some(text) => format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>{}</Message></Response>",
+            xml_escape(text)
+        ),
+        None => "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>".to_string(),
+    };
+    HttpResponse::Ok()
+        .content_type("text/xml; charset=utf-8")
+        .body(body)
+}
+
+fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Orders message statuses so a late callback never moves one backwards
+/// (a `sent` arriving after `delivered` is ignored).
+pub fn status_rank(status: &str) -> u8 {
+    match status {
+        "accepted" | "scheduled" | "queued" => 1,
+        "sending" => 2,
+        "sent" => 3,
+        "undelivered" | "failed" | "canceled" => 4,
+        "delivered" | "partially_delivered" => 5,
+        "read" => 6,
+        // Unknown (new) statuses never overwrite a known one.
+        _ => 0,
+    }
+}
+
+/// Parses and verifies a Twilio form POST; returns the location, its
+/// region and the parameters.
+fn verified(
+    conn: &mut diesel::PgConnection,
+    location_id: i64,
+    url: &str,
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<(locations::Location, Params), WebhookError> {
+    let location =
+        locations::find(conn, location_id)?.ok_or(WebhookError::UnknownLocation(location_id))?;
+    let integration = integrations::find(conn, location_id, Channel::Sms)?
+        .filter(|i| i.provider == "twilio")
+        .ok_or(WebhookError::NoIntegration("Twilio SMS"))?;
+    let refused = |why: &str| WebhookError::Refused {
+        provider: Provider::Twilio,
+        why: why.to_string(),
+    };
+    let signature = signature.ok_or_else(|| refused("the X-Twilio-Signature header is missing"))?;
+    let token = integration
+        .secret
+        .as_deref()
+        .ok_or_else(|| refused("no auth token is set for this integration"))?;
+    let params: Params = serde_urlencoded::from_bytes(body)
+        .map_err(|e| WebhookError::Malformed(format!("the body is not a valid form: {e}")))?;
+    // Before anything is interpreted: an unsigned request changes nothing.
+    if !twilio_is_valid(url, &params, body, token, signature) {
+        return Err(refused("the X-Twilio-Signature does not match"));
+    }
+    Ok((location, params))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SmsOutcome {
+    OptOut,
+    OptIn,
+    Help,
+    Message,
+}
+
+impl SmsOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            SmsOutcome::OptOut => "opt_out",
+            SmsOutcome::OptIn => "opt_in",
+            SmsOutcome::Help => "help",
+            SmsOutcome::Message => "message",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "opt_out" => SmsOutcome::OptOut,
+            "opt_in" => SmsOutcome::OptIn,
+            "help" => SmsOutcome::Help,
+            _ => SmsOutcome::Message,
+        }
+    }
+}
+
+/// Inbound SMS: stores the message on the contact's timeline, applies an
+/// opt-out/opt-in keyword (or Twilio's `OptOutType`), and answers with the
+/// location's confirmation text.
+pub async fn receive_sms(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<i64>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebhookError> {
+    let location_id = path.into_inner();
+    let url = called_url(&req, &state);
+    let signature = header(&req, "X-Twilio-Signature");
+    let result = async {
+        let body = read_body(payload).await?;
+        db::run(&state.pool, move |conn| {
+            let (location, params) =
+                verified(conn, location_id, &url, &body, signature.as_deref())?;
+            let sid = required(&params, "MessageSid")?.to_string();
+            let from_raw = required(&params, "From")?;
+            let from = PhoneNumber::parse_in_region(from_raw, &location.default_region)
+                .map_err(|e| WebhookError::Malformed(format!("From: {}", e.message)))?;
+            let to = param(&params, "To").unwrap_or("").to_string();
+            let text = param(&params, "Body").unwrap_or("").to_string();
+            let payload = String::from_utf8_lossy(&body).to_string();
+            conn.transaction(|conn| -> Result<_, WebhookError> {
+                let settings = store::sms_settings(conn, location.id, &location.name)?;
+                let Some(event_id) = store::record_event(
+                    conn,
+                    location.id,
+                    "twilio",
+                    "inbound_sms",
+                    &sid,
+                    &payload,
+                )?
+                else {
+                    let stored = store::event_outcome(conn, location.id, "twilio", &sid)?
+                        .unwrap_or_default();
+                    return Ok((SmsOutcome::parse(&stored), settings, true));
+                };
+                let contact = store::contact_for_phone(conn, location.id, &from)?;
+                store::insert_inbound(
+                    conn,
+                    location.id,
+                    &NewInbound {
+                        contact_id: contact.id,
+                        channel: Channel::Sms,
+                        body: &text,
+                        from: from.as_str(),
+                        to: &to,
+                        sid: &sid,
+                    },
+                )?;
+                // Twilio's Advanced Opt-Out verdict wins; otherwise the
+                // location's own keyword lists.
+                let matched = match param(&params, "OptOutType")
+                    .map(str::to_ascii_uppercase)
+                    .as_deref()
+                {
+                    Some("STOP") => Some(KeywordMatch::OptOut),
+                    Some("START") => Some(KeywordMatch::OptIn),
+                    Some("HELP") => Some(KeywordMatch::Help),
+                    _ => match_keyword(&text, &settings.keywords),
+                };
+                let actor = Actor::new(ActorKind::Contact, Some(contact.id), from.as_str());
+                let source = format!("{sid} \"{}\"", text.trim());
+                let outcome = match matched {
+                    Some(KeywordMatch::OptOut) => {
+                        set_reason(
+                            conn,
+                            location.id,
+                            contact.id,
+                            Channel::Sms,
+                            Reason::SmsOptOut,
+                            &actor,
+                            from.as_str(),
+                            &source,
+                        )?;
+                        SmsOutcome::OptOut
+                    }
+                    Some(KeywordMatch::OptIn) => {
+                        lift_by_contact(
+                            conn,
+                            location.id,
+                            contact.id,
+                            Channel::Sms,
+                            &actor,
+                            &source,
+                            Reason::is_permanent_sms,
+                        )?;
+                        SmsOutcome::OptIn
+                    }
+                    Some(KeywordMatch::Help) => SmsOutcome::Help,
+                    None => SmsOutcome::Message,
+                };
+                store::set_event_outcome(
+                    conn,
+                    location.id,
+                    event_id,
+                    Some(contact.id),
+                    outcome.as_str(),
+                )?;
+                Ok((outcome, settings, false))
+            })
+        })
+        .await
+    }
+    .await;
+    match result {
+        Ok((outcome, settings, duplicate)) => {
+            Metrics::bump(if duplicate {
+                &state.metrics.webhooks_duplicate
+            } else {
+                &state.metrics.webhooks_accepted
+            });
+            Ok(twiml(match outcome {
+                SmsOutcome::OptOut => Some(&settings.opt_out_reply),
+                SmsOutcome::OptIn => Some(&settings.opt_in_reply),
+                SmsOutcome::Help => Some(&settings.help_reply),
+                SmsOutcome::Message => None,
+            }))
+        }
+        Err(e) => {
+            note_refusal(&state.metrics, location_id, &e);
+            Err(e)
+        }
+    }
+}
+
+/// Message status callback: carrier error codes set SMS DND on the
+/// recipient; the message's status only ever moves forward.
+pub async fn receive_status(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<i64>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebhookError> {
+    let location_id = path.into_inner();
+    let url = called_url(&req, &state);
+    let signature = header(&req, "X-Twilio-Signature");
+    let result = async {
+        let body = read_body(payload).await?;
+        db::run(&state.pool, move |conn| {
+            let (location, params) =
+                verified(conn, location_id, &url, &body, signature.as_deref())?;
+            let sid = required(&params, "MessageSid")?.to_string();
+            let status = required(&params, "MessageStatus")?.to_ascii_lowercase();
+            let to =
+                PhoneNumber::parse_in_region(required(&params, "To")?, &location.default_region)
+                    .map_err(|e| WebhookError::Malformed(format!("To: {}", e.message)))?;
+            let from = param(&params, "From").unwrap_or("").to_string();
+            let error_code = match param(&params, "ErrorCode").filter(|c| !c.is_empty()) {
+                None => None,
+                Some(code) => Some(code.parse::<u32>().map_err(|_| {
+                    WebhookError::Malformed(format!("ErrorCode \"{code}\" is not a number"))
+                })?),
+            };
+            let key = format!("{sid}:{status}");
+            let payload = String::from_utf8_lossy(&body).to_string();
+            conn.transaction(|conn| -> Result<bool, WebhookError> {
+                let Some(event_id) =
+                    store::record_event(conn, location.id, "twilio", "status", &key, &payload)?
+                else {
+                    return Ok(true);
+                };
+                let contact = store::contact_for_phone(conn, location.id, &to)?;
+                store::update_outbound_status(
+                    conn,
+                    location.id,
+                    contact.id,
+                    &sid,
+                    &status,
+                    error_code.map(|c| c as i32),
+                    to.as_str(),
+                    &from,
+                    status_rank,
+                )?;
+                let mut outcome = "recorded".to_string();
+                if let Some(reason) = error_code.and_then(twilio_error_reason) {
+                    let actor = Actor::new(ActorKind::Provider, None, "Twilio");
+                    let source = format!("{sid} error {}", error_code.unwrap_or_default());
+                    set_reason(
+                        conn,
+                        location.id,
+                        contact.id,
+                        Channel::Sms,
+                        reason,
+                        &actor,
+                        to.as_str(),
+                        &source,
+                    )?;
+                    outcome = reason.as_str().to_string();
+                }
+                store::set_event_outcome(conn, location.id, event_id, Some(contact.id), &outcome)?;
+                Ok(false)
+            })
+        })
+        .await
+    }
+    .await;
+    match result {
+        Ok(duplicate) => {
+            Metrics::bump(if duplicate {
+                &state.metrics.webhooks_duplicate
+            } else {
+                &state.metrics.webhooks_accepted
+            });
+            Ok(twiml(None))
+        }
+        Err(e) => {
+            note_refusal(&state.metrics, location_id, &e);
+            Err(e)
+        }
+    }
+}
+
+pub(super) fn header(req: &HttpRequest, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_only_move_forward() {
+        assert!(status_rank("delivered") > status_rank("sent"));
+        assert!(status_rank("sent") > status_rank("queued"));
+        assert!(status_rank("undelivered") > status_rank("sent"));
+        assert!(status_rank("read") > status_rank("delivered"));
+        assert_eq!(status_rank("something-new"), 0);
+    }
+
+    #[test]
+    fn replies_are_escaped_in_twiml() {
+        assert_eq!(
+            xml_escape("A&B <x> \"q\" 'a'"),
+            "A&amp;B &lt;x&gt; &quot;q&quot; &apos;a&apos;"
+        );
+    }
+}
