@@ -40,41 +40,38 @@ impl SmsSettings {
     }
 }
 
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = location_sms_settings)]
+struct SettingsRow {
+    opt_out_keywords: Vec<String>,
+    opt_in_keywords: Vec<String>,
+    help_keywords: Vec<String>,
+    opt_out_reply: String,
+    opt_in_reply: String,
+    help_reply: String,
+}
+
 pub fn sms_settings(
     conn: &mut PgConnection,
     location_id: i64,
     location_name: &str,
 ) -> QueryResult<SmsSettings> {
-    let row: Option<(
-        Vec<String>,
-        Vec<String>,
-        Vec<String>,
-        String,
-        String,
-        String,
-    )> = location_sms_settings::table
+    let row: Option<SettingsRow> = location_sms_settings::table
         .find(location_id)
-        .select((
-            location_sms_settings::opt_out_keywords,
-            location_sms_settings::opt_in_keywords,
-            location_sms_settings::help_keywords,
-            location_sms_settings::opt_out_reply,
-            location_sms_settings::opt_in_reply,
-            location_sms_settings::help_reply,
-        ))
+        .select(SettingsRow::as_select())
         .first(conn)
         .optional()?;
     Ok(match row {
         None => SmsSettings::defaults(location_name),
-        Some((opt_out, opt_in, help, opt_out_reply, opt_in_reply, help_reply)) => SmsSettings {
+        Some(r) => SmsSettings {
             keywords: Keywords {
-                opt_out,
-                opt_in,
-                help,
+                opt_out: r.opt_out_keywords,
+                opt_in: r.opt_in_keywords,
+                help: r.help_keywords,
             },
-            opt_out_reply,
-            opt_in_reply,
-            help_reply,
+            opt_out_reply: r.opt_out_reply,
+            opt_in_reply: r.opt_in_reply,
+            help_reply: r.help_reply,
         },
     })
 }
@@ -95,7 +92,7 @@ pub fn save_sms_settings(
         location_sms_settings::updated_at.eq(diesel::dsl::now),
     );
     diesel::insert_into(location_sms_settings::table)
-        .values(values.clone())
+        .values(values)
         .on_conflict(location_sms_settings::location_id)
         .do_update()
         .set(values)

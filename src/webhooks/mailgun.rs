@@ -132,8 +132,7 @@ pub async fn receive_event(
                         let source = format!("{} {}", event.event, event.id);
                         set_reason(
                             conn,
-                            location.id,
-                            contact.id,
+                            &contact,
                             Channel::Email,
                             reason,
                             &actor,

@@ -255,8 +255,7 @@ pub async fn receive_event(
                     let outcome = if s.stop {
                         set_reason(
                             conn,
-                            location.id,
-                            contact.id,
+                            &contact,
                             s.channel,
                             Reason::ChannelOptOut,
                             &actor,
@@ -265,15 +264,9 @@ pub async fn receive_event(
                         )?;
                         "opt_out"
                     } else {
-                        lift_by_contact(
-                            conn,
-                            location.id,
-                            contact.id,
-                            s.channel,
-                            &actor,
-                            &s.key,
-                            |r| r == Reason::ChannelOptOut,
-                        )?;
+                        lift_by_contact(conn, &contact, s.channel, &actor, &s.key, |r| {
+                            r == Reason::ChannelOptOut
+                        })?;
                         "opt_in"
                     };
                     store::set_event_outcome(

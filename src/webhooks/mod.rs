@@ -18,6 +18,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::Utc;
 use futures_util::StreamExt;
 
+use crate::db::contacts::Contact;
 use crate::db::dnd::{self as dnd_store, DndError};
 use crate::db::DbError;
 use crate::domain::dnd::{Actor, Reason};
@@ -197,8 +198,7 @@ fn called_url(req: &HttpRequest, state: &AppState) -> String {
 /// Sets a provider-derived reason (a repeat only adds to the history).
 fn set_reason(
     conn: &mut diesel::PgConnection,
-    location_id: i64,
-    contact_id: i64,
+    contact: &Contact,
     channel: Channel,
     reason: Reason,
     actor: &Actor,
@@ -206,7 +206,7 @@ fn set_reason(
     source: &str,
 ) -> Result<(), WebhookError> {
     let now = Utc::now();
-    dnd_store::apply(conn, location_id, contact_id, |s| {
+    dnd_store::apply(conn, contact.location_id, contact.id, |s| {
         s.set(
             channel,
             reason,
@@ -222,15 +222,14 @@ fn set_reason(
 /// Lifts what the contact's own opt-in may lift; nothing to lift is fine.
 fn lift_by_contact(
     conn: &mut diesel::PgConnection,
-    location_id: i64,
-    contact_id: i64,
+    contact: &Contact,
     channel: Channel,
     actor: &Actor,
     source: &str,
     which: impl Fn(Reason) -> bool,
 ) -> Result<bool, WebhookError> {
     let now = Utc::now();
-    match dnd_store::apply(conn, location_id, contact_id, |s| {
+    match dnd_store::apply(conn, contact.location_id, contact.id, |s| {
         s.lift_only(channel, actor, now, Some(source.to_string()), which)
     }) {
         Ok(t) => Ok(!t.entries.is_empty()),

@@ -32,6 +32,44 @@ fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, WebhookError>
         .ok_or_else(|| WebhookError::Malformed(format!("the {name} parameter is missing")))
 }
 
+/// Decodes a form body strictly: a value that is not UTF-8 once
+/// percent-decoded is refused rather than silently replaced (the signature
+/// is over the exact values).
+fn parse_form(body: &[u8]) -> Result<Params, WebhookError> {
+    let malformed =
+        |why: String| WebhookError::Malformed(format!("the body is not a valid form: {why}"));
+    let decode = |part: &[u8]| -> Result<String, WebhookError> {
+        let mut out = Vec::with_capacity(part.len());
+        let mut i = 0;
+        while i < part.len() {
+            match part[i] {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    let hex = part
+                        .get(i + 1..i + 3)
+                        .and_then(|h| std::str::from_utf8(h).ok())
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        .ok_or_else(|| malformed("a % is not followed by two hex digits".into()))?;
+                    out.push(hex);
+                    i += 2;
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8(out).map_err(|_| malformed("a value is not UTF-8".into()))
+    };
+    body.split(|b| *b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let mut kv = pair.splitn(2, |b| *b == b'=');
+            let key = decode(kv.next().unwrap_or_default())?;
+            let value = decode(kv.next().unwrap_or_default())?;
+            Ok((key, value))
+        })
+        .collect()
+}
+
 /// TwiML: one reply message, or an empty response.
 pub fn twiml(reply: Option<&str>) -> HttpResponse {
     let body = match reply {
@@ -99,8 +137,7 @@ fn verified(
         .secret
         .as_deref()
         .ok_or_else(|| refused("no auth token is set for this integration"))?;
-    let params: Params = serde_urlencoded::from_bytes(body)
-        .map_err(|e| WebhookError::Malformed(format!("the body is not a valid form: {e}")))?;
+    let params = parse_form(body)?;
     // Before anything is interpreted: an unsigned request changes nothing.
     if !twilio_is_valid(url, &params, body, token, signature) {
         return Err(refused("the X-Twilio-Signature does not match"));
@@ -205,8 +242,7 @@ pub async fn receive_sms(
                     Some(KeywordMatch::OptOut) => {
                         set_reason(
                             conn,
-                            location.id,
-                            contact.id,
+                            &contact,
                             Channel::Sms,
                             Reason::SmsOptOut,
                             &actor,
@@ -218,8 +254,7 @@ pub async fn receive_sms(
                     Some(KeywordMatch::OptIn) => {
                         lift_by_contact(
                             conn,
-                            location.id,
-                            contact.id,
+                            &contact,
                             Channel::Sms,
                             &actor,
                             &source,
@@ -318,8 +353,7 @@ pub async fn receive_status(
                     let source = format!("{sid} error {}", error_code.unwrap_or_default());
                     set_reason(
                         conn,
-                        location.id,
-                        contact.id,
+                        &contact,
                         Channel::Sms,
                         reason,
                         &actor,
@@ -369,6 +403,19 @@ mod tests {
         assert!(status_rank("undelivered") > status_rank("sent"));
         assert!(status_rank("read") > status_rank("delivered"));
         assert_eq!(status_rank("something-new"), 0);
+    }
+
+    #[test]
+    fn forms_decode_strictly() {
+        let params = parse_form(b"Body=hi+there%2C+2%2B3%3D4&From=%2B16505558893&Empty=").unwrap();
+        assert_eq!(params[0], ("Body".into(), "hi there, 2+3=4".into()));
+        assert_eq!(params[1].1, "+16505558893");
+        assert_eq!(params[2].1, "");
+        assert!(parse_form(b"Body=%FF").is_err());
+        assert!(parse_form(b"Body=\xff").is_err());
+        assert!(parse_form(b"Body=%G1").is_err());
+        assert!(parse_form(b"Body=%4").is_err());
+        assert_eq!(parse_form(b"Body=caf%C3%A9").unwrap()[0].1, "café");
     }
 
     #[test]

@@ -210,8 +210,15 @@ pub fn test_config() -> Config {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// An app with its configuration adjusted (e.g. a public URL).
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let db = TestDb::new();
-    let app = Application::build(&test_config(), db.pool()).expect("build the app");
+    let mut config = test_config();
+    adjust(&mut config);
+    let app = Application::build(&config, db.pool()).expect("build the app");
     let base = format!("http://127.0.0.1:{}", app.port());
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {

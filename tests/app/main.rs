@@ -12,3 +12,4 @@ mod embedded;
 mod migrations;
 mod pages;
 mod sign_in;
+mod webhooks;

@@ -1,0 +1,869 @@
+//! Provider webhooks against a real database: signed requests change DND,
+//! everything else changes nothing.
+
+use chrono::Utc;
+use diesel::RunQueryDsl;
+use serde_json::json;
+
+use crate::common::{spawn_app, spawn_app_with, TestApp};
+use dnd::db::contacts;
+use dnd::db::demo;
+use dnd::db::dnd as store;
+use dnd::domain::dnd::{ActorKind, DndState, Kind, Reason};
+use dnd::domain::{Channel, EmailAddress, PhoneNumber};
+use dnd::webhooks::signatures::{sign, twilio_signature};
+
+pub fn form(params: &[(&str, &str)]) -> Vec<(String, String)> {
+    params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Posts a Twilio form the way Twilio does, signed for `signed_url`.
+pub async fn twilio_post_signed(
+    app: &TestApp,
+    path: &str,
+    signed_url: &str,
+    params: &[(String, String)],
+    token: &str,
+) -> (u16, String) {
+    let signature = twilio_signature(signed_url, params, token);
+    let r = app
+        .client
+        .post(app.url(path))
+        .header("X-Twilio-Signature", signature)
+        .form(params)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap())
+}
+
+pub async fn twilio_post(
+    app: &TestApp,
+    location_id: i64,
+    kind: &str,
+    params: &[(&str, &str)],
+) -> (u16, String) {
+    let path = format!("/webhooks/twilio/{location_id}/{kind}");
+    twilio_post_signed(
+        app,
+        &path,
+        &app.url(&path),
+        &form(params),
+        demo::TWILIO_AUTH_TOKEN,
+    )
+    .await
+}
+
+fn inbound<'a>(sid: &'a str, from: &'a str, body: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("MessageSid", sid),
+        ("SmsSid", sid),
+        ("AccountSid", "AC00000000000000000000000000000001"),
+        ("From", from),
+        ("To", "+12125559999"),
+        ("Body", body),
+        ("NumMedia", "0"),
+        ("SmsStatus", "received"),
+        ("ApiVersion", "2010-04-01"),
+    ]
+}
+
+fn phone_state(app: &TestApp, location_id: i64, phone: &str) -> Option<(i64, DndState)> {
+    let mut conn = app.db.conn();
+    let c = contacts::find_by_phone(&mut conn, location_id, &PhoneNumber::parse(phone).unwrap())
+        .unwrap()?;
+    Some((
+        c.id,
+        store::load_state(&mut conn, location_id, c.id)
+            .unwrap()
+            .unwrap(),
+    ))
+}
+
+fn email_state(app: &TestApp, location_id: i64, email: &str) -> Option<(i64, DndState)> {
+    let mut conn = app.db.conn();
+    let c = contacts::find_by_email(&mut conn, location_id, &EmailAddress::parse(email).unwrap())
+        .unwrap()?;
+    Some((
+        c.id,
+        store::load_state(&mut conn, location_id, c.id)
+            .unwrap()
+            .unwrap(),
+    ))
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+fn count(app: &TestApp, sql: &str) -> i64 {
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut app.db.conn())
+        .unwrap()
+        .n
+}
+
+fn history_len(app: &TestApp, location_id: i64, contact_id: i64) -> usize {
+    store::history(&mut app.db.conn(), location_id, contact_id, 1000)
+        .unwrap()
+        .len()
+}
+
+#[actix_web::test]
+async fn stop_sets_permanent_sms_dnd_and_replies_with_the_confirmation() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let (code, body) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SM0001", "+12125550100", "Stop."),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("<Response><Message>Downtown Dental: you are unsubscribed"),
+        "{body}"
+    );
+    let (id, state) = phone_state(&app, downtown, "+12125550100").unwrap();
+    let reasons = state.reasons(Channel::Sms);
+    assert_eq!(reasons.len(), 1);
+    assert_eq!(reasons[0].reason, Reason::SmsOptOut);
+    assert_eq!(reasons[0].reason.kind(), Kind::Permanent);
+    assert_eq!(reasons[0].actor.kind, ActorKind::Contact);
+    assert_eq!(reasons[0].address.as_deref(), Some("+12125550100"));
+    // The message is on the contact's timeline, the event is stored.
+    let timeline = dnd::db::webhooks::timeline(&mut app.db.conn(), downtown, id, 10).unwrap();
+    assert_eq!(timeline.len(), 1);
+    assert_eq!(timeline[0].body, "Stop.");
+    assert_eq!(timeline[0].provider_sid.as_deref(), Some("SM0001"));
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM webhook_events WHERE outcome = 'opt_out'"
+        ),
+        1
+    );
+
+    // Twilio retries the same message: same answer, nothing new.
+    let history = history_len(&app, downtown, id);
+    let (code, again) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SM0001", "+12125550100", "Stop."),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(again, body);
+    assert_eq!(history_len(&app, downtown, id), history);
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM messages"), 1);
+
+    // A second STOP (a new message) changes nothing but the history.
+    let (code, _) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SM0002", "+12125550100", "STOP"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (_, state2) = phone_state(&app, downtown, "+12125550100").unwrap();
+    assert_eq!(
+        state2.reasons(Channel::Sms)[0].since,
+        reasons[0].since,
+        "not downgraded nor duplicated"
+    );
+    assert_eq!(history_len(&app, downtown, id), history + 1);
+}
+
+#[actix_web::test]
+async fn start_after_stop_lifts_only_the_permanent_sms_reasons() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SM0101", "+12125550101", "STOP"),
+    )
+    .await;
+    // A temporary carrier reason arrives too.
+    let (code, _) = twilio_post(
+        &app,
+        downtown,
+        "status",
+        &[
+            ("MessageSid", "SM9001"),
+            ("MessageStatus", "undelivered"),
+            ("ErrorCode", "30003"),
+            ("To", "+12125550101"),
+            ("From", "+12125559999"),
+        ],
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, body) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SM0102", "+12125550101", "start"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(body.contains("you are resubscribed"), "{body}");
+    let (_, state) = phone_state(&app, downtown, "+12125550101").unwrap();
+    let left: Vec<Reason> = state
+        .reasons(Channel::Sms)
+        .iter()
+        .map(|a| a.reason)
+        .collect();
+    assert_eq!(
+        left,
+        vec![Reason::CarrierUnreachable],
+        "the temporary reason stays"
+    );
+}
+
+#[actix_web::test]
+async fn help_and_ordinary_messages_change_nothing() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let (_, body) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SM0201", "+12125550102", "HELP"),
+    )
+    .await;
+    assert!(body.contains("reply STOP to unsubscribe"), "{body}");
+    let (_, body) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SM0202", "+12125550102", "please don't stop"),
+    )
+    .await;
+    assert_eq!(
+        body,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response/>"
+    );
+    let (_, body) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SM0203", "+12125550102", "stop please"),
+    )
+    .await;
+    assert!(body.ends_with("<Response/>"));
+    let (_, state) = phone_state(&app, downtown, "+12125550102").unwrap();
+    assert!(!state.is_blocked(Channel::Sms));
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM messages WHERE direction = 'inbound'"
+        ),
+        3,
+        "all stored"
+    );
+}
+
+#[actix_web::test]
+async fn twilio_opt_out_type_and_location_keywords_are_honoured() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let mut params = inbound("SM0301", "+12125550103", "Arrêtez");
+    params.push(("OptOutType", "STOP"));
+    twilio_post(&app, downtown, "sms", &params).await;
+    assert!(phone_state(&app, downtown, "+12125550103")
+        .unwrap()
+        .1
+        .is_blocked(Channel::Sms));
+
+    // A location's own words and reply.
+    let mut settings = dnd::db::webhooks::SmsSettings::defaults(demo::DOWNTOWN);
+    settings.keywords.opt_out.push("BASTA".into());
+    settings.opt_out_reply = "Got it, no more texts.".into();
+    dnd::db::webhooks::save_sms_settings(&mut app.db.conn(), downtown, &settings).unwrap();
+    let (_, body) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SM0302", "+12125550104", "basta!"),
+    )
+    .await;
+    assert!(body.contains("Got it, no more texts."), "{body}");
+    assert!(phone_state(&app, downtown, "+12125550104")
+        .unwrap()
+        .1
+        .is_blocked(Channel::Sms));
+}
+
+#[actix_web::test]
+async fn an_unknown_sender_becomes_a_contact_with_the_wish_kept() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    assert!(phone_state(&app, downtown, "+13105550177").is_none());
+    twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SM0401", "+13105550177", "UNSUBSCRIBE"),
+    )
+    .await;
+    let (id, state) = phone_state(&app, downtown, "+13105550177").unwrap();
+    assert!(state.is_blocked(Channel::Sms));
+    // A later import (API upsert) keeps the DND.
+    let (code, body) = app
+        .api_post(
+            demo::API_KEY_DOWNTOWN,
+            "/api/v1/contacts",
+            json!({"phone": "+13105550177", "name": "Imported Later"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(body["id"], id);
+    assert!(phone_state(&app, downtown, "+13105550177")
+        .unwrap()
+        .1
+        .is_blocked(Channel::Sms));
+}
+
+#[actix_web::test]
+async fn bad_or_missing_signatures_are_refused_and_store_nothing() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let path = format!("/webhooks/twilio/{downtown}/sms");
+    let params = form(&inbound("SM0501", "+12125550105", "STOP"));
+    let (code, _) = twilio_post_signed(&app, &path, &app.url(&path), &params, "wrong-token").await;
+    assert_eq!(code, 403);
+    let r = app
+        .client
+        .post(app.url(&path))
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "no signature");
+    // Signed for another location's URL.
+    let other = format!("/webhooks/twilio/{}/sms", app.location_id(demo::HARBOR));
+    let (code, _) = twilio_post_signed(
+        &app,
+        &path,
+        &app.url(&other),
+        &params,
+        demo::TWILIO_AUTH_TOKEN,
+    )
+    .await;
+    assert_eq!(code, 403);
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM webhook_events"), 0);
+    assert!(!phone_state(&app, downtown, "+12125550105")
+        .unwrap()
+        .1
+        .is_blocked(Channel::Sms));
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("dnd_webhooks_refused_signature_total 3"),
+        "{metrics}"
+    );
+
+    // Unknown location: 404. Malformed: 400, with a message.
+    let (code, _) = twilio_post(
+        &app,
+        999_999,
+        "sms",
+        &inbound("SM0502", "+12125550105", "STOP"),
+    )
+    .await;
+    assert_eq!(code, 404);
+    let (code, body) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &[("MessageSid", "SM0503"), ("Body", "STOP")],
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert!(body.contains("From"), "{body}");
+    let (code, body) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SM0504", "not a phone", "STOP"),
+    )
+    .await;
+    assert_eq!(code, 400, "{body}");
+    let big = "x".repeat(70 * 1024);
+    let (code, body) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SM0505", "+12125550105", &big),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert!(body.contains("larger than 64 KiB"), "{body}");
+    let r = app
+        .client
+        .post(app.url(&path))
+        .header("X-Twilio-Signature", "x")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![b'B', b'o', b'd', b'y', b'=', b'%', b'F', b'F'])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400, "not UTF-8");
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM webhook_events"), 0);
+}
+
+#[actix_web::test]
+async fn the_public_url_is_what_twilio_signs() {
+    let app = spawn_app_with(|c| c.public_url = Some("https://dnd.example.com".into())).await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let path = format!("/webhooks/twilio/{downtown}/sms");
+    let params = form(&inbound("SM0601", "+12125550106", "STOP"));
+    let (code, _) = twilio_post_signed(
+        &app,
+        &path,
+        &app.url(&path),
+        &params,
+        demo::TWILIO_AUTH_TOKEN,
+    )
+    .await;
+    assert_eq!(code, 403, "signed for the local URL");
+    let public = format!("https://dnd.example.com:443{path}");
+    let (code, _) =
+        twilio_post_signed(&app, &path, &public, &params, demo::TWILIO_AUTH_TOKEN).await;
+    assert_eq!(
+        code, 200,
+        "signed for the public URL, with its default port"
+    );
+    assert!(phone_state(&app, downtown, "+12125550106")
+        .unwrap()
+        .1
+        .is_blocked(Channel::Sms));
+}
+
+#[actix_web::test]
+async fn a_disconnected_integration_still_applies() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    diesel::sql_query("UPDATE integrations SET status = 'disconnected'")
+        .execute(&mut app.db.conn())
+        .unwrap();
+    let (code, _) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SM0701", "+12125550107", "QUIT"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert!(phone_state(&app, downtown, "+12125550107")
+        .unwrap()
+        .1
+        .is_blocked(Channel::Sms));
+}
+
+async fn status(
+    app: &TestApp,
+    location_id: i64,
+    sid: &str,
+    status: &str,
+    code: Option<&str>,
+) -> u16 {
+    let mut params = vec![
+        ("MessageSid", sid),
+        ("MessageStatus", status),
+        ("To", "+12125550108"),
+        ("From", "+12125559999"),
+    ];
+    if let Some(code) = code {
+        params.push(("ErrorCode", code));
+    }
+    twilio_post(app, location_id, "status", &params).await.0
+}
+
+#[actix_web::test]
+async fn carrier_codes_set_temporary_then_permanent_reasons() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    assert_eq!(
+        status(&app, downtown, "SM1001", "undelivered", Some("30003")).await,
+        200
+    );
+    let (id, state) = phone_state(&app, downtown, "+12125550108").unwrap();
+    assert_eq!(
+        state.reasons(Channel::Sms)[0].reason,
+        Reason::CarrierUnreachable
+    );
+    assert_eq!(
+        status(&app, downtown, "SM1002", "failed", Some("30004")).await,
+        200
+    );
+    // Filtered and unknown errors are recorded only.
+    assert_eq!(
+        status(&app, downtown, "SM1003", "failed", Some("30007")).await,
+        200
+    );
+    assert_eq!(
+        status(&app, downtown, "SM1004", "failed", Some("30008")).await,
+        200
+    );
+    let (_, state) = phone_state(&app, downtown, "+12125550108").unwrap();
+    let reasons: Vec<Reason> = state
+        .reasons(Channel::Sms)
+        .iter()
+        .map(|a| a.reason)
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![Reason::CarrierBlocked, Reason::CarrierUnreachable]
+    );
+    // A location user lifts the temporary one; the permanent one stays.
+    let user = dnd::domain::dnd::Actor::new(ActorKind::LocationUser, None, "u");
+    let t = store::apply(&mut app.db.conn(), downtown, id, |s| {
+        s.lift(Channel::Sms, &user, Utc::now(), Default::default())
+    })
+    .unwrap();
+    assert_eq!(t.remaining[0].reason, Reason::CarrierBlocked);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM webhook_events WHERE outcome = 'recorded'"
+        ),
+        2
+    );
+}
+
+#[actix_web::test]
+async fn status_callbacks_are_idempotent_and_never_move_backwards() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    assert_eq!(
+        status(&app, downtown, "SM2001", "delivered", None).await,
+        200
+    );
+    assert_eq!(
+        status(&app, downtown, "SM2001", "sent", None).await,
+        200,
+        "late"
+    );
+    assert_eq!(
+        status(&app, downtown, "SM2001", "sent", None).await,
+        200,
+        "retry"
+    );
+    let (id, _) = phone_state(&app, downtown, "+12125550108").unwrap();
+    let timeline = dnd::db::webhooks::timeline(&mut app.db.conn(), downtown, id, 10).unwrap();
+    assert_eq!(timeline.len(), 1);
+    assert_eq!(timeline[0].status, "delivered");
+    assert_eq!(
+        count(&app, "SELECT count(*) AS n FROM webhook_events"),
+        2,
+        "retry not stored twice"
+    );
+    // The same carrier code twice (two messages) is one reason, two history rows.
+    status(&app, downtown, "SM2002", "undelivered", Some("30005")).await;
+    status(&app, downtown, "SM2003", "undelivered", Some("30005")).await;
+    status(&app, downtown, "SM2003", "undelivered", Some("30005")).await;
+    let (_, state) = phone_state(&app, downtown, "+12125550108").unwrap();
+    assert_eq!(state.reasons(Channel::Sms).len(), 1);
+    assert_eq!(history_len(&app, downtown, id), 2);
+}
+
+fn mailgun_body(
+    key: &str,
+    token: &str,
+    timestamp: i64,
+    event: serde_json::Value,
+) -> serde_json::Value {
+    let ts = timestamp.to_string();
+    json!({
+        "signature": {"timestamp": ts, "token": token, "signature": sign::mailgun(key, &ts, token)},
+        "event-data": event,
+    })
+}
+
+async fn mailgun_post(app: &TestApp, location_id: i64, body: &serde_json::Value) -> (u16, String) {
+    let r = app
+        .client
+        .post(app.url(&format!("/webhooks/mailgun/{location_id}")))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap())
+}
+
+fn event(
+    kind: &str,
+    id: &str,
+    recipient: &str,
+    severity: Option<&str>,
+    reason: Option<&str>,
+) -> serde_json::Value {
+    json!({"event": kind, "id": id, "timestamp": 1_700_000_000.5, "recipient": recipient,
+           "severity": severity, "reason": reason, "log-level": "error",
+           "delivery-status": {"code": 605, "message": "", "description": "Not delivering to previously bounced address"}})
+}
+
+#[actix_web::test]
+async fn mailgun_bounces_unsubscribes_and_complaints_set_email_dnd() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let now = Utc::now().timestamp();
+    let key = demo::MAILGUN_SIGNING_KEY;
+    for (n, (kind, severity, reason, recipient)) in [
+        (
+            "failed",
+            Some("permanent"),
+            Some("suppress-bounce"),
+            "bounce@example.com",
+        ),
+        (
+            "failed",
+            Some("temporary"),
+            Some("bounce"),
+            "soft@example.com",
+        ),
+        ("unsubscribed", None, None, "unsub@example.com"),
+        ("complained", None, None, "spam@example.com"),
+        ("delivered", None, None, "fine@example.com"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = mailgun_body(
+            key,
+            &format!("token{n:046}"),
+            now,
+            event(kind, &format!("ev{n}"), recipient, severity, reason),
+        );
+        let (code, text) = mailgun_post(&app, downtown, &body).await;
+        assert_eq!(code, 200, "{kind}: {text}");
+    }
+    let reason_of = |email| {
+        email_state(&app, downtown, email)
+            .unwrap()
+            .1
+            .reasons(Channel::Email)
+            .iter()
+            .map(|a| a.reason)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(reason_of("bounce@example.com"), vec![Reason::EmailBounced]);
+    assert_eq!(
+        reason_of("soft@example.com"),
+        vec![],
+        "temporary failures are recorded only"
+    );
+    assert_eq!(
+        reason_of("unsub@example.com"),
+        vec![Reason::EmailUnsubscribed]
+    );
+    assert_eq!(
+        reason_of("spam@example.com"),
+        vec![Reason::EmailSpamComplaint]
+    );
+    assert_eq!(reason_of("fine@example.com"), vec![]);
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM webhook_events WHERE provider = 'mailgun'"
+        ),
+        5
+    );
+}
+
+#[actix_web::test]
+async fn mailgun_refuses_replays_stale_and_forged_events_with_406() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let now = Utc::now().timestamp();
+    let key = demo::MAILGUN_SIGNING_KEY;
+    let ev = event("complained", "ev-replay", "victim@example.com", None, None);
+    let body = mailgun_body(key, "t-0001", now, ev.clone());
+    assert_eq!(mailgun_post(&app, downtown, &body).await.0, 200);
+    let (code, text) = mailgun_post(&app, downtown, &body).await;
+    assert_eq!(code, 406, "the same token again is a replay: {text}");
+    // The same event re-signed with a new token (a genuine retry): no-op.
+    let (code, _) = mailgun_post(
+        &app,
+        downtown,
+        &mailgun_body(key, "t-0002", now, ev.clone()),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (id, _) = email_state(&app, downtown, "victim@example.com").unwrap();
+    assert_eq!(history_len(&app, downtown, id), 1);
+    // Six minutes old, or from the future: refused.
+    let (code, _) = mailgun_post(
+        &app,
+        downtown,
+        &mailgun_body(
+            key,
+            "t-0003",
+            now - 360,
+            event("complained", "ev-old", "old@example.com", None, None),
+        ),
+    )
+    .await;
+    assert_eq!(code, 406);
+    let (code, _) = mailgun_post(
+        &app,
+        downtown,
+        &mailgun_body(
+            key,
+            "t-0004",
+            now + 360,
+            event("complained", "ev-new", "new@example.com", None, None),
+        ),
+    )
+    .await;
+    assert_eq!(code, 406);
+    // Wrong key.
+    let (code, _) = mailgun_post(
+        &app,
+        downtown,
+        &mailgun_body(
+            "other-key",
+            "t-0005",
+            now,
+            event("complained", "ev-forged", "forged@example.com", None, None),
+        ),
+    )
+    .await;
+    assert_eq!(code, 406);
+    assert!(email_state(&app, downtown, "old@example.com").is_none());
+    assert!(email_state(&app, downtown, "forged@example.com").is_none());
+    // Not JSON: 400.
+    let r = app
+        .client
+        .post(app.url(&format!("/webhooks/mailgun/{downtown}")))
+        .header("content-type", "application/json")
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+}
+
+async fn meta_post(app: &TestApp, location_id: i64, body: &serde_json::Value, secret: &str) -> u16 {
+    let raw = serde_json::to_vec(body).unwrap();
+    app.client
+        .post(app.url(&format!("/webhooks/meta/{location_id}")))
+        .header("X-Hub-Signature-256", sign::meta(secret, &raw))
+        .header("content-type", "application/json")
+        .body(raw)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn whatsapp(wa_id: &str, value: &str, ts: u64) -> serde_json::Value {
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "user_preferences",
+        "value": {"messaging_product": "whatsapp", "metadata": {"phone_number_id": "123"},
+                  "contacts": [{"wa_id": wa_id}],
+                  "user_preferences": [{"wa_id": wa_id, "detail": "User requested to stop marketing messages",
+                                        "category": "marketing_messages", "value": value, "timestamp": ts}]}}]}]})
+}
+
+#[actix_web::test]
+async fn meta_handshake_and_whatsapp_and_messenger_opt_outs() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let (code, body) = app
+        .get_text(&format!(
+            "/webhooks/meta/{downtown}?hub.mode=subscribe&hub.verify_token={}&hub.challenge=1158201444",
+            demo::META_VERIFY_TOKEN
+        ))
+        .await;
+    assert_eq!((code, body.as_str()), (200, "1158201444"));
+    let (code, _) = app
+        .get_text(&format!(
+            "/webhooks/meta/{downtown}?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1"
+        ))
+        .await;
+    assert_eq!(code, 403);
+
+    // WhatsApp stop, for a number that is a demo contact's phone.
+    assert_eq!(
+        meta_post(
+            &app,
+            downtown,
+            &whatsapp("12125550110", "stop", 1_700_000_001),
+            demo::META_APP_SECRET
+        )
+        .await,
+        200
+    );
+    let (_, state) = phone_state(&app, downtown, "+12125550110").unwrap();
+    assert_eq!(
+        state.reasons(Channel::Whatsapp)[0].reason,
+        Reason::ChannelOptOut
+    );
+    assert!(!state.is_blocked(Channel::Sms), "other channels untouched");
+    // A forged one changes nothing.
+    assert_eq!(
+        meta_post(
+            &app,
+            downtown,
+            &whatsapp("12125550111", "stop", 1_700_000_002),
+            "wrong"
+        )
+        .await,
+        403
+    );
+    assert!(!phone_state(&app, downtown, "+12125550111")
+        .unwrap()
+        .1
+        .is_blocked(Channel::Whatsapp));
+    // Resume lifts it; a retry of the resume is a no-op.
+    let resume = whatsapp("12125550110", "resume", 1_700_000_003);
+    assert_eq!(
+        meta_post(&app, downtown, &resume, demo::META_APP_SECRET).await,
+        200
+    );
+    assert_eq!(
+        meta_post(&app, downtown, &resume, demo::META_APP_SECRET).await,
+        200
+    );
+    assert!(!phone_state(&app, downtown, "+12125550110")
+        .unwrap()
+        .1
+        .is_blocked(Channel::Whatsapp));
+
+    // Messenger: STOP NOTIFICATIONS for an unknown page-scoped id.
+    let messenger = json!({"object": "page", "entry": [{"id": "PAGE", "time": 1, "messaging": [{
+        "sender": {"id": "PSID-42"}, "recipient": {"id": "PAGE"}, "timestamp": 1_700_000_004u64,
+        "optin": {"type": "notification_messages", "notification_messages_status": "STOP NOTIFICATIONS",
+                  "notification_messages_token": "tok"}}]}]});
+    assert_eq!(
+        meta_post(&app, downtown, &messenger, demo::META_APP_SECRET).await,
+        200
+    );
+    let mut conn = app.db.conn();
+    let contact = dnd::db::webhooks::contact_for_facebook(&mut conn, downtown, "PSID-42").unwrap();
+    let state = store::load_state(&mut conn, downtown, contact.id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        state.reasons(Channel::Facebook)[0].reason,
+        Reason::ChannelOptOut
+    );
+    // A location user may not lift it.
+    let user = dnd::domain::dnd::Actor::new(ActorKind::LocationUser, None, "u");
+    assert!(state
+        .lift(Channel::Facebook, &user, Utc::now(), Default::default())
+        .is_err());
+}
