@@ -867,3 +867,104 @@ async fn meta_handshake_and_whatsapp_and_messenger_opt_outs() {
         .lift(Channel::Facebook, &user, Utc::now(), Default::default())
         .is_err());
 }
+
+/// The database goes away in the middle of a stream of webhooks: every
+/// request answers 503 while it is down (none acknowledged unstored), and
+/// once it is back the providers' retries apply each event exactly once.
+#[actix_web::test]
+async fn a_database_outage_loses_nothing_and_applies_everything_once() {
+    use dnd::db::cluster::{ClusterOptions, EmbeddedCluster};
+
+    let dir = crate::common::run_dir("fault");
+    let options = ClusterOptions {
+        dir: dir.clone(),
+        durable: false,
+    };
+    let mut cluster = EmbeddedCluster::start(&options).unwrap();
+    cluster.ensure_database("dnd").unwrap();
+    let url = cluster.url("dnd");
+    {
+        let mut conn = dnd::db::connect(&url).unwrap();
+        dnd::db::migrate(&mut conn).unwrap();
+        dnd::db::demo::seed(&mut conn).unwrap();
+    }
+    let pool = dnd::db::build_pool(&url, 4, std::time::Duration::from_millis(500)).unwrap();
+    let downtown = dnd::db::locations::find_by_name(&mut pool.get().unwrap(), demo::DOWNTOWN)
+        .unwrap()
+        .unwrap()
+        .id;
+    let server = dnd::Application::build(&crate::common::test_config(), pool).unwrap();
+    let base = format!("http://127.0.0.1:{}", server.port());
+    actix_web::rt::spawn(server.run_until_stopped());
+    let client = reqwest::Client::new();
+    let send = |i: usize| {
+        let client = client.clone();
+        let base = base.clone();
+        async move {
+            let sid = format!("SMFAULT{i:04}");
+            let from = format!("+1213555{:04}", 1000 + i);
+            let params = form(&inbound(&sid, &from, "STOP"));
+            let path = format!("/webhooks/twilio/{downtown}/sms");
+            let signature = twilio_signature(&format!("{base}{path}"), &params, demo::TWILIO_AUTH_TOKEN);
+            client
+                .post(format!("{base}{path}"))
+                .header("X-Twilio-Signature", signature)
+                .form(&params)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    let mut acknowledged = Vec::new();
+    for i in 0..10 {
+        let code = send(i).await;
+        assert_eq!(code, 200, "before the outage");
+        acknowledged.push(i);
+    }
+    cluster.stop();
+    for i in 10..20 {
+        let code = send(i).await;
+        assert_eq!(code, 503, "while the database is down, event {i}");
+    }
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("dnd_webhooks_unavailable_total 10"), "{metrics}");
+
+    let cluster = EmbeddedCluster::start(&options).unwrap();
+    {
+        // Nothing answered 503 was stored; everything answered 200 was.
+        let mut conn = dnd::db::connect(&url).unwrap();
+        let stored: Vec<String> = diesel::sql_query("SELECT event_key AS n FROM webhook_events ORDER BY event_key")
+            .load::<Key>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|k| k.n)
+            .collect();
+        let expected: Vec<String> = acknowledged.iter().map(|i| format!("SMFAULT{i:04}")).collect();
+        assert_eq!(stored, expected);
+    }
+    // Twilio retries everything (the acknowledged ones too, to be harsh).
+    for i in 0..20 {
+        assert_eq!(send(i).await, 200, "retry of {i}");
+    }
+    let mut conn = dnd::db::connect(&url).unwrap();
+    let events: i64 = diesel::sql_query("SELECT count(*) AS n FROM webhook_events")
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n;
+    assert_eq!(events, 20, "each event stored once");
+    let history: i64 = diesel::sql_query("SELECT count(*) AS n FROM dnd_history WHERE reason = 'sms_opt_out'")
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n;
+    assert_eq!(history, 20, "each applied once");
+    drop(conn);
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[derive(diesel::QueryableByName)]
+struct Key {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    n: String,
+}
