@@ -126,6 +126,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     email: "bench@demo.test".into(),
                     role: "Agency user",
                     csrf: "x".repeat(64),
+                    settings: true,
                 },
                 location.clone(),
                 page,

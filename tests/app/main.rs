@@ -11,5 +11,6 @@ mod dnd;
 mod embedded;
 mod migrations;
 mod pages;
+mod settings;
 mod sign_in;
 mod webhooks;

@@ -905,7 +905,8 @@ async fn a_database_outage_loses_nothing_and_applies_everything_once() {
             let from = format!("+1213555{:04}", 1000 + i);
             let params = form(&inbound(&sid, &from, "STOP"));
             let path = format!("/webhooks/twilio/{downtown}/sms");
-            let signature = twilio_signature(&format!("{base}{path}"), &params, demo::TWILIO_AUTH_TOKEN);
+            let signature =
+                twilio_signature(&format!("{base}{path}"), &params, demo::TWILIO_AUTH_TOKEN);
             client
                 .post(format!("{base}{path}"))
                 .header("X-Twilio-Signature", signature)
@@ -927,20 +928,34 @@ async fn a_database_outage_loses_nothing_and_applies_everything_once() {
         let code = send(i).await;
         assert_eq!(code, 503, "while the database is down, event {i}");
     }
-    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("dnd_webhooks_unavailable_total 10"), "{metrics}");
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("dnd_webhooks_unavailable_total 10"),
+        "{metrics}"
+    );
 
     let cluster = EmbeddedCluster::start(&options).unwrap();
     {
         // Nothing answered 503 was stored; everything answered 200 was.
         let mut conn = dnd::db::connect(&url).unwrap();
-        let stored: Vec<String> = diesel::sql_query("SELECT event_key AS n FROM webhook_events ORDER BY event_key")
-            .load::<Key>(&mut conn)
-            .unwrap()
-            .into_iter()
-            .map(|k| k.n)
+        let stored: Vec<String> =
+            diesel::sql_query("SELECT event_key AS n FROM webhook_events ORDER BY event_key")
+                .load::<Key>(&mut conn)
+                .unwrap()
+                .into_iter()
+                .map(|k| k.n)
+                .collect();
+        let expected: Vec<String> = acknowledged
+            .iter()
+            .map(|i| format!("SMFAULT{i:04}"))
             .collect();
-        let expected: Vec<String> = acknowledged.iter().map(|i| format!("SMFAULT{i:04}")).collect();
         assert_eq!(stored, expected);
     }
     // Twilio retries everything (the acknowledged ones too, to be harsh).
@@ -953,10 +968,11 @@ async fn a_database_outage_loses_nothing_and_applies_everything_once() {
         .unwrap()
         .n;
     assert_eq!(events, 20, "each event stored once");
-    let history: i64 = diesel::sql_query("SELECT count(*) AS n FROM dnd_history WHERE reason = 'sms_opt_out'")
-        .get_result::<Count>(&mut conn)
-        .unwrap()
-        .n;
+    let history: i64 =
+        diesel::sql_query("SELECT count(*) AS n FROM dnd_history WHERE reason = 'sms_opt_out'")
+            .get_result::<Count>(&mut conn)
+            .unwrap()
+            .n;
     assert_eq!(history, 20, "each applied once");
     drop(conn);
     drop(cluster);

@@ -10,6 +10,7 @@ use crate::db::contacts::{self, Contact, ContactPage as Page, Cursor, ListFilter
 use crate::db::dnd::{self as dnd_store, HistoryRow};
 use crate::db::integrations;
 use crate::db::locations::{self, Location};
+use crate::db::webhooks::{timeline, Message};
 use crate::db::{self, DbError};
 use crate::domain::dnd::Status;
 use crate::domain::Channel;
@@ -19,6 +20,7 @@ use crate::web::AppState;
 
 pub const PAGE_SIZE: i64 = 50;
 const HISTORY_SHOWN: i64 = 200;
+const MESSAGES_SHOWN: i64 = 100;
 
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
@@ -176,6 +178,7 @@ pub struct ContactPage {
     contact: Contact,
     dnd: DndPanel,
     history: Vec<HistoryRow>,
+    messages: Vec<Message>,
     flash: Option<String>,
 }
 
@@ -188,7 +191,7 @@ pub async fn show_contact(
     let (location_id, contact_id) = path.into_inner();
     let nav = Nav::new(&user, &session)?;
     let flash = take_flash(&session);
-    let (location, contact, dnd, history) =
+    let (location, contact, dnd, history, messages) =
         db::run(&state.pool, move |conn| -> Result<_, PageError> {
             let location = locations::find_visible(conn, &user, location_id)
                 .map_err(DbError::from)?
@@ -203,7 +206,9 @@ pub async fn show_contact(
             let history = dnd_store::history(conn, location.id, contact.id, HISTORY_SHOWN)
                 .map_err(DbError::from)?;
             let panel = DndPanel::build(&dnd_state, &integrations, &user);
-            Ok((location, contact, panel, history))
+            let messages =
+                timeline(conn, location.id, contact.id, MESSAGES_SHOWN).map_err(DbError::from)?;
+            Ok((location, contact, panel, history, messages))
         })
         .await?;
     Ok(ContactPage {
@@ -212,6 +217,7 @@ pub async fn show_contact(
         contact,
         dnd,
         history,
+        messages,
         flash,
     })
 }

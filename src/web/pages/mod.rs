@@ -4,6 +4,7 @@ pub mod contacts;
 pub mod dnd;
 mod locations;
 mod session;
+pub mod settings;
 
 use actix_session::Session;
 use actix_web::web;
@@ -33,6 +34,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/locations/{location_id}/contacts/{contact_id}/dnd",
             web::post().to(dnd::change_dnd),
+        )
+        .route(
+            "/locations/{location_id}/settings",
+            web::get().to(settings::show_settings),
+        )
+        .route(
+            "/locations/{location_id}/settings/sms",
+            web::post().to(settings::save_sms_settings),
+        )
+        .route(
+            "/locations/{location_id}/settings/integrations/{channel}/secret",
+            web::post().to(settings::rotate_secret),
         );
 }
 
@@ -42,6 +55,8 @@ pub struct Nav {
     pub email: String,
     pub role: &'static str,
     pub csrf: String,
+    /// Agency users and support see a location's settings page.
+    pub settings: bool,
 }
 
 impl Nav {
@@ -50,6 +65,7 @@ impl Nav {
             email: user.email.clone(),
             role: user.role().label(),
             csrf: csrf_token(session)?,
+            settings: user.role() != crate::domain::Role::Location,
         })
     }
 }

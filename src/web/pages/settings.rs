@@ -1,0 +1,402 @@
+//! A location's settings (agency users): the webhook URLs to paste into the
+//! providers' consoles, the integrations' secrets (masked, with a rotate
+//! action), and the SMS keyword lists and confirmation replies.
+
+use actix_session::Session;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use super::session::redirect;
+use super::Nav;
+use crate::db::integrations::{self, Integration};
+use crate::db::locations::{self, Location};
+use crate::db::users::User;
+use crate::db::webhooks::{self as store, SmsSettings};
+use crate::db::{self, DbError};
+use crate::domain::dnd::{match_keyword, KeywordMatch, Keywords};
+use crate::domain::{Channel, Role};
+use crate::web::auth::{CsrfForm, CurrentUser};
+use crate::web::error::PageError;
+use crate::web::AppState;
+
+const FLASH: &str = "settings_flash";
+
+/// One webhook URL to paste into a provider's console.
+pub struct WebhookUrl {
+    pub label: &'static str,
+    pub url: String,
+}
+
+pub struct IntegrationRow {
+    pub channel: &'static str,
+    pub label: &'static str,
+    pub provider: String,
+    pub status: String,
+    /// The secret's last four characters, the rest masked.
+    pub masked: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "locations/settings.html")]
+struct SettingsPage {
+    nav: Nav,
+    location: Location,
+    can_edit: bool,
+    urls: Vec<WebhookUrl>,
+    integrations: Vec<IntegrationRow>,
+    opt_out: String,
+    opt_in: String,
+    help: String,
+    opt_out_reply: String,
+    opt_in_reply: String,
+    help_reply: String,
+    error: Option<String>,
+    flash: Option<String>,
+}
+
+fn mask(secret: &str) -> String {
+    let tail: String = secret
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("••••••••{tail}")
+}
+
+/// Where the providers reach us: `DND_PUBLIC_URL`, else this request's origin.
+fn base_url(req: &HttpRequest, state: &AppState) -> String {
+    match &state.public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    }
+}
+
+pub fn webhook_urls(base: &str, location_id: i64) -> Vec<WebhookUrl> {
+    vec![
+        WebhookUrl {
+            label: "Twilio: incoming messages (\"A message comes in\")",
+            url: format!("{base}/webhooks/twilio/{location_id}/sms"),
+        },
+        WebhookUrl {
+            label: "Twilio: status callback URL",
+            url: format!("{base}/webhooks/twilio/{location_id}/status"),
+        },
+        WebhookUrl {
+            label: "Mailgun: webhooks (permanent failure, unsubscribe, spam complaint)",
+            url: format!("{base}/webhooks/mailgun/{location_id}"),
+        },
+        WebhookUrl {
+            label: "Meta: callback URL (WhatsApp user_preferences, Messenger messaging_optins)",
+            url: format!("{base}/webhooks/meta/{location_id}"),
+        },
+    ]
+}
+
+/// Agency users of the location's agency edit; support reads; location
+/// users have no settings page.
+fn can_edit(user: &User, location: &Location) -> Result<bool, PageError> {
+    match user.role() {
+        Role::Agency if user.agency_id == Some(location.agency_id) => Ok(true),
+        Role::Support => Ok(false),
+        _ => Err(PageError::Forbidden(
+            "Only agency users manage a location's settings. Nothing was changed.".into(),
+        )),
+    }
+}
+
+fn rows(integrations: Vec<Integration>) -> Vec<IntegrationRow> {
+    Channel::ALL
+        .into_iter()
+        .filter_map(|c| {
+            let i = integrations.iter().find(|i| i.channel == c.as_str())?;
+            Some(IntegrationRow {
+                channel: c.as_str(),
+                label: c.label(),
+                provider: i.provider.clone(),
+                status: i.status.clone(),
+                masked: i.secret.as_deref().map(mask),
+            })
+        })
+        .collect()
+}
+
+async fn render(
+    state: &AppState,
+    req: &HttpRequest,
+    session: &Session,
+    user: User,
+    location_id: i64,
+    draft: Option<(SmsSettings, String)>,
+) -> Result<HttpResponse, PageError> {
+    let nav = Nav::new(&user, session)?;
+    let flash = session.get::<String>(FLASH).ok().flatten();
+    if flash.is_some() {
+        session.remove(FLASH);
+    }
+    let base = base_url(req, state);
+    let (location, editable, integrations, saved) =
+        db::run(&state.pool, move |conn| -> Result<_, PageError> {
+            let location = locations::find_visible(conn, &user, location_id)
+                .map_err(DbError::from)?
+                .ok_or(PageError::NotFound)?;
+            let editable = can_edit(&user, &location)?;
+            let integrations = integrations::list(conn, location.id).map_err(DbError::from)?;
+            let saved =
+                store::sms_settings(conn, location.id, &location.name).map_err(DbError::from)?;
+            Ok((location, editable, integrations, saved))
+        })
+        .await?;
+    let (shown, error) = match draft {
+        Some((draft, error)) => (draft, Some(error)),
+        None => (saved, None),
+    };
+    let status = if error.is_some() {
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        actix_web::http::StatusCode::OK
+    };
+    let page = SettingsPage {
+        nav,
+        urls: webhook_urls(&base, location.id),
+        location,
+        can_edit: editable,
+        integrations: rows(integrations),
+        opt_out: shown.keywords.opt_out.join(", "),
+        opt_in: shown.keywords.opt_in.join(", "),
+        help: shown.keywords.help.join(", "),
+        opt_out_reply: shown.opt_out_reply,
+        opt_in_reply: shown.opt_in_reply,
+        help_reply: shown.help_reply,
+        error,
+        flash,
+    };
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(page.render()?))
+}
+
+pub async fn show_settings(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    path: web::Path<i64>,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, PageError> {
+    render(&state, &req, &session, user, path.into_inner(), None).await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SmsForm {
+    #[serde(default)]
+    opt_out_keywords: String,
+    #[serde(default)]
+    opt_in_keywords: String,
+    #[serde(default)]
+    help_keywords: String,
+    #[serde(default)]
+    opt_out_reply: String,
+    #[serde(default)]
+    opt_in_reply: String,
+    #[serde(default)]
+    help_reply: String,
+}
+
+fn words(list: &str) -> Vec<String> {
+    list.split([',', '\n'])
+        .map(|w| {
+            w.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .to_uppercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// The lists must keep the words carriers and the FCC treat as opt-outs,
+/// and no word may mean two things.
+fn validate(form: &SmsForm) -> Result<SmsSettings, (SmsSettings, String)> {
+    let settings = SmsSettings {
+        keywords: Keywords {
+            opt_out: words(&form.opt_out_keywords),
+            opt_in: words(&form.opt_in_keywords),
+            help: words(&form.help_keywords),
+        },
+        opt_out_reply: form.opt_out_reply.trim().to_string(),
+        opt_in_reply: form.opt_in_reply.trim().to_string(),
+        help_reply: form.help_reply.trim().to_string(),
+    };
+    let required = [
+        "STOP",
+        "QUIT",
+        "END",
+        "REVOKE",
+        "OPT OUT",
+        "CANCEL",
+        "UNSUBSCRIBE",
+    ];
+    let fail = |why: String| Err((settings.clone(), why));
+    for word in required {
+        if match_keyword(word, &settings.keywords) != Some(KeywordMatch::OptOut) {
+            return fail(format!(
+                "Opt-out keywords must keep {word}: the FCC treats it as an opt-out whatever the list says."
+            ));
+        }
+    }
+    if settings.keywords.opt_in.is_empty() {
+        return fail("Give at least one opt-in keyword (START is the usual one).".into());
+    }
+    for w in &settings.keywords.opt_in {
+        if settings.keywords.opt_out.contains(w) || settings.keywords.help.contains(w) {
+            return fail(format!(
+                "\"{w}\" is on two lists; a keyword must mean one thing."
+            ));
+        }
+    }
+    if let Some(w) = settings
+        .keywords
+        .opt_out
+        .iter()
+        .chain(&settings.keywords.opt_in)
+        .chain(&settings.keywords.help)
+        .find(|w| w.chars().count() > 30)
+    {
+        return fail(format!(
+            "\"{w}\" is longer than 30 characters; keywords are single words or short phrases."
+        ));
+    }
+    for (name, reply) in [
+        ("opt-out", &settings.opt_out_reply),
+        ("opt-in", &settings.opt_in_reply),
+        ("help", &settings.help_reply),
+    ] {
+        let n = reply.chars().count();
+        if n == 0 || n > 320 {
+            return fail(format!(
+                "The {name} reply must have 1 to 320 characters (it has {n})."
+            ));
+        }
+    }
+    Ok(settings)
+}
+
+pub async fn save_sms_settings(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    path: web::Path<i64>,
+    CurrentUser(user): CurrentUser,
+    CsrfForm(form): CsrfForm<SmsForm>,
+) -> Result<HttpResponse, PageError> {
+    let location_id = path.into_inner();
+    let settings = match validate(&form) {
+        Ok(s) => s,
+        Err(draft) => return render(&state, &req, &session, user, location_id, Some(draft)).await,
+    };
+    db::run(&state.pool, move |conn| -> Result<_, PageError> {
+        let location = locations::find_visible(conn, &user, location_id)
+            .map_err(DbError::from)?
+            .ok_or(PageError::NotFound)?;
+        if !can_edit(&user, &location)? {
+            return Err(PageError::Forbidden(
+                "Support reads settings; it does not change them. Nothing was changed.".into(),
+            ));
+        }
+        store::save_sms_settings(conn, location.id, &settings).map_err(DbError::from)?;
+        Ok(())
+    })
+    .await?;
+    session.insert(FLASH, "Keywords and replies saved.")?;
+    Ok(redirect(&format!("/locations/{location_id}/settings")))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SecretForm {
+    #[serde(default)]
+    secret: String,
+}
+
+/// Replaces an integration's webhook secret after it was rotated at the
+/// provider.
+pub async fn rotate_secret(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(i64, String)>,
+    CurrentUser(user): CurrentUser,
+    CsrfForm(form): CsrfForm<SecretForm>,
+) -> Result<HttpResponse, PageError> {
+    let (location_id, channel) = path.into_inner();
+    let channel: Channel = channel.parse().map_err(PageError::BadRequest)?;
+    let secret = form.secret.trim().to_string();
+    if secret.len() < 8 || secret.chars().any(char::is_whitespace) {
+        return Err(PageError::BadRequest(
+            "The new secret must have at least 8 characters and no spaces; paste it exactly as the provider shows it. Nothing was changed.".into(),
+        ));
+    }
+    db::run(&state.pool, move |conn| -> Result<_, PageError> {
+        let location = locations::find_visible(conn, &user, location_id)
+            .map_err(DbError::from)?
+            .ok_or(PageError::NotFound)?;
+        if !can_edit(&user, &location)? {
+            return Err(PageError::Forbidden(
+                "Support reads settings; it does not change them. Nothing was changed.".into(),
+            ));
+        }
+        if integrations::rotate_secret(conn, location.id, channel, &secret)
+            .map_err(DbError::from)?
+            == 0
+        {
+            return Err(PageError::NotFound);
+        }
+        Ok(())
+    })
+    .await?;
+    session.insert(
+        FLASH,
+        format!("The {} secret was replaced.", channel.label()),
+    )?;
+    Ok(redirect(&format!("/locations/{location_id}/settings")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(opt_out: &str, opt_in: &str) -> SmsForm {
+        SmsForm {
+            opt_out_keywords: opt_out.into(),
+            opt_in_keywords: opt_in.into(),
+            help_keywords: "HELP, INFO".into(),
+            opt_out_reply: "Bye.".into(),
+            opt_in_reply: "Welcome back.".into(),
+            help_reply: "Reply STOP to stop.".into(),
+        }
+    }
+
+    const FCC: &str = "stop, quit, end, revoke, opt  out, cancel, unsubscribe";
+
+    #[test]
+    fn keeps_the_fcc_words_and_normalises() {
+        let s = validate(&form(&format!("{FCC}, basta"), "start")).unwrap();
+        assert!(s.keywords.opt_out.contains(&"OPT OUT".to_string()));
+        assert!(s.keywords.opt_out.contains(&"BASTA".to_string()));
+        let (_, why) = validate(&form("quit, end", "start")).unwrap_err();
+        assert!(why.contains("STOP"), "{why}");
+        let (_, why) = validate(&form(FCC, "")).unwrap_err();
+        assert!(why.contains("opt-in"), "{why}");
+        let (_, why) = validate(&form(&format!("{FCC}, yes"), "yes")).unwrap_err();
+        assert!(why.contains("two lists"), "{why}");
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        assert_eq!(mask("demo-twilio-auth-token"), "••••••••oken");
+    }
+}
