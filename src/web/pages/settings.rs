@@ -220,10 +220,9 @@ fn words(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// The lists must keep the words carriers and the FCC treat as opt-outs,
-/// and no word may mean two things.
-fn validate(form: &SmsForm) -> Result<SmsSettings, (SmsSettings, String)> {
-    let settings = SmsSettings {
+/// The form as settings, normalised (not yet checked).
+fn from_form(form: &SmsForm) -> SmsSettings {
+    SmsSettings {
         keywords: Keywords {
             opt_out: words(&form.opt_out_keywords),
             opt_in: words(&form.opt_in_keywords),
@@ -232,7 +231,12 @@ fn validate(form: &SmsForm) -> Result<SmsSettings, (SmsSettings, String)> {
         opt_out_reply: form.opt_out_reply.trim().to_string(),
         opt_in_reply: form.opt_in_reply.trim().to_string(),
         help_reply: form.help_reply.trim().to_string(),
-    };
+    }
+}
+
+/// The lists must keep the words carriers and the FCC treat as opt-outs,
+/// and no word may mean two things.
+fn check(settings: &SmsSettings) -> Result<(), String> {
     let required = [
         "STOP",
         "QUIT",
@@ -242,7 +246,7 @@ fn validate(form: &SmsForm) -> Result<SmsSettings, (SmsSettings, String)> {
         "CANCEL",
         "UNSUBSCRIBE",
     ];
-    let fail = |why: String| Err((settings.clone(), why));
+    let fail = Err;
     for word in required {
         if match_keyword(word, &settings.keywords) != Some(KeywordMatch::OptOut) {
             return fail(format!(
@@ -284,7 +288,7 @@ fn validate(form: &SmsForm) -> Result<SmsSettings, (SmsSettings, String)> {
             ));
         }
     }
-    Ok(settings)
+    Ok(())
 }
 
 pub async fn save_sms_settings(
@@ -296,10 +300,18 @@ pub async fn save_sms_settings(
     CsrfForm(form): CsrfForm<SmsForm>,
 ) -> Result<HttpResponse, PageError> {
     let location_id = path.into_inner();
-    let settings = match validate(&form) {
-        Ok(s) => s,
-        Err(draft) => return render(&state, &req, &session, user, location_id, Some(draft)).await,
-    };
+    let settings = from_form(&form);
+    if let Err(why) = check(&settings) {
+        return render(
+            &state,
+            &req,
+            &session,
+            user,
+            location_id,
+            Some((settings, why)),
+        )
+        .await;
+    }
     db::run(&state.pool, move |conn| -> Result<_, PageError> {
         let location = locations::find_visible(conn, &user, location_id)
             .map_err(DbError::from)?
@@ -384,14 +396,18 @@ mod tests {
 
     #[test]
     fn keeps_the_fcc_words_and_normalises() {
-        let s = validate(&form(&format!("{FCC}, basta"), "start")).unwrap();
+        let validate = |f: SmsForm| {
+            let s = from_form(&f);
+            check(&s).map(|()| s)
+        };
+        let s = validate(form(&format!("{FCC}, basta"), "start")).unwrap();
         assert!(s.keywords.opt_out.contains(&"OPT OUT".to_string()));
         assert!(s.keywords.opt_out.contains(&"BASTA".to_string()));
-        let (_, why) = validate(&form("quit, end", "start")).unwrap_err();
+        let why = validate(form("quit, end", "start")).unwrap_err();
         assert!(why.contains("STOP"), "{why}");
-        let (_, why) = validate(&form(FCC, "")).unwrap_err();
+        let why = validate(form(FCC, "")).unwrap_err();
         assert!(why.contains("opt-in"), "{why}");
-        let (_, why) = validate(&form(&format!("{FCC}, yes"), "yes")).unwrap_err();
+        let why = validate(form(&format!("{FCC}, yes"), "yes")).unwrap_err();
         assert!(why.contains("two lists"), "{why}");
     }
 
