@@ -108,19 +108,29 @@ pub fn apply(
     contact_id: i64,
     change: impl FnOnce(&DndState) -> Result<Transition, Refusal>,
 ) -> Result<Transition, DndError> {
-    conn.transaction(|conn| {
-        let all: bool = contacts::table
-            .find((location_id, contact_id))
-            .select(contacts::dnd_all)
-            .for_update()
-            .first(conn)
-            .optional()?
-            .ok_or(DndError::NotFound)?;
-        let before = DndState::from_parts(all, load_reasons(conn, location_id, contact_id)?);
-        let transition = change(&before).map_err(DndError::Refused)?;
-        write(conn, location_id, contact_id, &before, &transition)?;
-        Ok(transition)
-    })
+    conn.transaction(|conn| apply_within(conn, location_id, contact_id, change))
+}
+
+/// [`apply`] inside a transaction the caller already holds (a webhook
+/// stores its event and the DND change together). Writes nothing before
+/// the rules have decided, so a refusal needs no savepoint to undo.
+pub fn apply_within(
+    conn: &mut PgConnection,
+    location_id: i64,
+    contact_id: i64,
+    change: impl FnOnce(&DndState) -> Result<Transition, Refusal>,
+) -> Result<Transition, DndError> {
+    let all: bool = contacts::table
+        .find((location_id, contact_id))
+        .select(contacts::dnd_all)
+        .for_update()
+        .first(conn)
+        .optional()?
+        .ok_or(DndError::NotFound)?;
+    let before = DndState::from_parts(all, load_reasons(conn, location_id, contact_id)?);
+    let transition = change(&before).map_err(DndError::Refused)?;
+    write(conn, location_id, contact_id, &before, &transition)?;
+    Ok(transition)
 }
 
 fn write(

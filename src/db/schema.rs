@@ -182,6 +182,7 @@ diesel::table! {
 }
 
 diesel::joinable!(locations -> agencies (agency_id));
+diesel::joinable!(location_sms_settings -> locations (location_id));
 diesel::joinable!(users -> agencies (agency_id));
 diesel::joinable!(location_memberships -> locations (location_id));
 diesel::joinable!(location_memberships -> users (user_id));

@@ -6,6 +6,7 @@ use chrono::{Duration, Utc};
 use diesel::prelude::*;
 
 use super::contacts::{self, Contact, ContactInput};
+use super::locations::Location;
 use super::schema::{
     contacts as contacts_table, location_sms_settings, mailgun_tokens, messages, webhook_events,
 };
@@ -61,19 +62,95 @@ pub fn sms_settings(
         .select(SettingsRow::as_select())
         .first(conn)
         .optional()?;
-    Ok(match row {
-        None => SmsSettings::defaults(location_name),
-        Some(r) => SmsSettings {
+    Ok(row
+        .map(SettingsRow::into_settings)
+        .unwrap_or_else(|| SmsSettings::defaults(location_name)))
+}
+
+impl SettingsRow {
+    fn into_settings(self) -> SmsSettings {
+        SmsSettings {
             keywords: Keywords {
-                opt_out: r.opt_out_keywords,
-                opt_in: r.opt_in_keywords,
-                help: r.help_keywords,
+                opt_out: self.opt_out_keywords,
+                opt_in: self.opt_in_keywords,
+                help: self.help_keywords,
             },
-            opt_out_reply: r.opt_out_reply,
-            opt_in_reply: r.opt_in_reply,
-            help_reply: r.help_reply,
-        },
-    })
+            opt_out_reply: self.opt_out_reply,
+            opt_in_reply: self.opt_in_reply,
+            help_reply: self.help_reply,
+        }
+    }
+}
+
+/// What a Twilio webhook needs before it can act, in one round trip: the
+/// location, its Twilio SMS auth token, and its keywords and replies.
+pub struct TwilioContext {
+    pub location: Location,
+    /// `None`: no Twilio SMS integration; `Some(None)`: no token set.
+    pub auth_token: Option<Option<String>>,
+    pub settings: SmsSettings,
+}
+
+pub fn twilio_context(
+    conn: &mut PgConnection,
+    location_id: i64,
+) -> QueryResult<Option<TwilioContext>> {
+    use super::schema::{integrations, locations};
+    type Settings = (
+        Vec<String>,
+        Vec<String>,
+        Vec<String>,
+        String,
+        String,
+        String,
+    );
+    type Row = (Location, Option<(String, Option<String>)>, Option<Settings>);
+    let row: Option<Row> = locations::table
+        .left_join(
+            integrations::table.on(integrations::location_id
+                .eq(locations::id)
+                .and(integrations::channel.eq(Channel::Sms.as_str()))),
+        )
+        .left_join(
+            location_sms_settings::table.on(location_sms_settings::location_id.eq(locations::id)),
+        )
+        .filter(locations::id.eq(location_id))
+        .select((
+            Location::as_select(),
+            (integrations::provider, integrations::secret).nullable(),
+            (
+                location_sms_settings::opt_out_keywords,
+                location_sms_settings::opt_in_keywords,
+                location_sms_settings::help_keywords,
+                location_sms_settings::opt_out_reply,
+                location_sms_settings::opt_in_reply,
+                location_sms_settings::help_reply,
+            )
+                .nullable(),
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(row.map(|(location, integration, settings)| TwilioContext {
+        settings: settings
+            .map(
+                |(opt_out, opt_in, help, opt_out_reply, opt_in_reply, help_reply)| {
+                    SettingsRow {
+                        opt_out_keywords: opt_out,
+                        opt_in_keywords: opt_in,
+                        help_keywords: help,
+                        opt_out_reply,
+                        opt_in_reply,
+                        help_reply,
+                    }
+                    .into_settings()
+                },
+            )
+            .unwrap_or_else(|| SmsSettings::defaults(&location.name)),
+        auth_token: integration
+            .filter(|(provider, _)| provider == "twilio")
+            .map(|(_, secret)| secret),
+        location,
+    }))
 }
 
 pub fn save_sms_settings(
@@ -100,23 +177,35 @@ pub fn save_sms_settings(
     Ok(())
 }
 
+/// A provider event as stored: what it was and what it did.
+pub struct NewEvent<'a> {
+    pub provider: &'a str,
+    pub kind: &'a str,
+    /// The provider's own id for it (its retries carry the same).
+    pub key: &'a str,
+    pub payload: &'a str,
+    pub contact_id: Option<i64>,
+    /// What it did: opt_out, opt_in, help, message, a reason, recorded.
+    pub outcome: &'a str,
+}
+
 /// Stores an event unless the same event (same provider key) is stored
-/// already: `Some(id)` when new, `None` for a provider's retry.
+/// already: `Some(id)` when new, `None` for a provider's retry. The unique
+/// key serialises concurrent deliveries of one event.
 pub fn record_event(
     conn: &mut PgConnection,
     location_id: i64,
-    provider: &str,
-    kind: &str,
-    event_key: &str,
-    payload: &str,
+    e: &NewEvent<'_>,
 ) -> QueryResult<Option<i64>> {
     diesel::insert_into(webhook_events::table)
         .values((
             webhook_events::location_id.eq(location_id),
-            webhook_events::provider.eq(provider),
-            webhook_events::kind.eq(kind),
-            webhook_events::event_key.eq(event_key),
-            webhook_events::payload.eq(payload),
+            webhook_events::provider.eq(e.provider),
+            webhook_events::kind.eq(e.kind),
+            webhook_events::event_key.eq(e.key),
+            webhook_events::payload.eq(e.payload),
+            webhook_events::contact_id.eq(e.contact_id),
+            webhook_events::outcome.eq(e.outcome),
         ))
         .on_conflict((
             webhook_events::location_id,
@@ -127,38 +216,6 @@ pub fn record_event(
         .returning(webhook_events::id)
         .get_result(conn)
         .optional()
-}
-
-/// What a stored event did (for answering a retry the same way).
-pub fn event_outcome(
-    conn: &mut PgConnection,
-    location_id: i64,
-    provider: &str,
-    event_key: &str,
-) -> QueryResult<Option<String>> {
-    webhook_events::table
-        .filter(webhook_events::location_id.eq(location_id))
-        .filter(webhook_events::provider.eq(provider))
-        .filter(webhook_events::event_key.eq(event_key))
-        .select(webhook_events::outcome)
-        .first(conn)
-        .optional()
-}
-
-pub fn set_event_outcome(
-    conn: &mut PgConnection,
-    location_id: i64,
-    event_id: i64,
-    contact_id: Option<i64>,
-    outcome: &str,
-) -> QueryResult<()> {
-    diesel::update(webhook_events::table.find((location_id, event_id)))
-        .set((
-            webhook_events::contact_id.eq(contact_id),
-            webhook_events::outcome.eq(outcome),
-        ))
-        .execute(conn)?;
-    Ok(())
 }
 
 /// How long a Mailgun token is remembered: well past the 5-minute window in

@@ -8,9 +8,9 @@ use serde::Deserialize;
 
 use super::signatures::mailgun_is_valid;
 use super::{note_refusal, read_body, set_reason, Provider, WebhookError};
-use crate::db::webhooks as store;
+use crate::db::webhooks::{self as store, NewEvent};
 use crate::db::{self, integrations, locations};
-use crate::domain::dnd::{mailgun_event_reason, Actor, ActorKind, MailgunEvent};
+use crate::domain::dnd::{mailgun_event_reason, Actor, ActorKind, MailgunEvent, Reason};
 use crate::domain::{Channel, EmailAddress};
 use crate::metrics::Metrics;
 use crate::web::AppState;
@@ -111,38 +111,36 @@ pub async fn receive_event(
                 if !store::remember_mailgun_token(conn, location.id, &sig.token)? {
                     return Err(refused("this signature token was used before (a replay)"));
                 }
-                let Some(event_id) = store::record_event(
-                    conn,
-                    location.id,
-                    "mailgun",
-                    &event.event,
-                    &event.id,
-                    &payload,
-                )?
-                else {
-                    return Ok(true);
+                let contact = match &recipient {
+                    Some(r) => Some(store::contact_for_email(conn, location.id, r)?),
+                    None => None,
                 };
-                let mut contact_id = None;
-                let mut outcome = "recorded".to_string();
-                if let Some(recipient) = &recipient {
-                    let contact = store::contact_for_email(conn, location.id, recipient)?;
-                    contact_id = Some(contact.id);
-                    if let Some(reason) = reason {
-                        let actor = Actor::new(ActorKind::Provider, None, "Mailgun");
-                        let source = format!("{} {}", event.event, event.id);
-                        set_reason(
-                            conn,
-                            &contact,
-                            Channel::Email,
-                            reason,
-                            &actor,
-                            recipient.as_str(),
-                            &source,
-                        )?;
-                        outcome = reason.as_str().to_string();
-                    }
+                let stored = NewEvent {
+                    provider: "mailgun",
+                    kind: &event.event,
+                    key: &event.id,
+                    payload: &payload,
+                    contact_id: contact.as_ref().map(|c| c.id),
+                    outcome: reason.map(Reason::as_str).unwrap_or("recorded"),
+                };
+                if store::record_event(conn, location.id, &stored)?.is_none() {
+                    return Ok(true);
                 }
-                store::set_event_outcome(conn, location.id, event_id, contact_id, &outcome)?;
+                if let (Some(contact), Some(recipient), Some(reason)) =
+                    (&contact, &recipient, reason)
+                {
+                    let actor = Actor::new(ActorKind::Provider, None, "Mailgun");
+                    let source = format!("{} {}", event.event, event.id);
+                    set_reason(
+                        conn,
+                        contact,
+                        Channel::Email,
+                        reason,
+                        &actor,
+                        recipient.as_str(),
+                        &source,
+                    )?;
+                }
                 Ok(false)
             })
         })

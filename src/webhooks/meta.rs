@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::signatures::meta_is_valid;
 use super::twilio::header;
 use super::{lift_by_contact, note_refusal, read_body, set_reason, Provider, WebhookError};
-use crate::db::webhooks as store;
+use crate::db::webhooks::{self as store, NewEvent};
 use crate::db::{self, integrations, locations};
 use crate::domain::dnd::{Actor, ActorKind, Reason};
 use crate::domain::Channel;
@@ -230,29 +230,29 @@ pub async fn receive_event(
             conn.transaction(|conn| -> Result<usize, WebhookError> {
                 let mut applied = 0;
                 for s in &found {
-                    let Some(event_id) = store::record_event(
-                        conn,
-                        location.id,
-                        "meta",
-                        s.channel.as_str(),
-                        &s.key,
-                        &payload,
-                    )?
-                    else {
-                        continue;
-                    };
                     let contact = match s.channel {
                         Channel::Whatsapp => {
                             store::contact_for_whatsapp(conn, location.id, &s.who)?
                         }
                         _ => store::contact_for_facebook(conn, location.id, &s.who)?,
                     };
+                    let event = NewEvent {
+                        provider: "meta",
+                        kind: s.channel.as_str(),
+                        key: &s.key,
+                        payload: &payload,
+                        contact_id: Some(contact.id),
+                        outcome: if s.stop { "opt_out" } else { "opt_in" },
+                    };
+                    if store::record_event(conn, location.id, &event)?.is_none() {
+                        continue;
+                    }
                     let actor = Actor::new(
                         ActorKind::Contact,
                         Some(contact.id),
                         format!("{} user {}", s.channel.label(), s.who),
                     );
-                    let outcome = if s.stop {
+                    if s.stop {
                         set_reason(
                             conn,
                             &contact,
@@ -262,20 +262,11 @@ pub async fn receive_event(
                             &s.who,
                             &s.key,
                         )?;
-                        "opt_out"
                     } else {
                         lift_by_contact(conn, &contact, s.channel, &actor, &s.key, |r| {
                             r == Reason::ChannelOptOut
                         })?;
-                        "opt_in"
-                    };
-                    store::set_event_outcome(
-                        conn,
-                        location.id,
-                        event_id,
-                        Some(contact.id),
-                        outcome,
-                    )?;
+                    }
                     applied += 1;
                 }
                 Ok(applied)

@@ -8,8 +8,8 @@ use super::signatures::twilio_is_valid;
 use super::{
     called_url, lift_by_contact, note_refusal, read_body, set_reason, Provider, WebhookError,
 };
-use crate::db::webhooks::{self as store, NewInbound};
-use crate::db::{self, integrations, locations};
+use crate::db;
+use crate::db::webhooks::{self as store, NewEvent, NewInbound, TwilioContext};
 use crate::domain::dnd::{
     match_keyword, twilio_error_reason, Actor, ActorKind, KeywordMatch, Reason,
 };
@@ -114,35 +114,33 @@ pub fn status_rank(status: &str) -> u8 {
     }
 }
 
-/// Parses and verifies a Twilio form POST; returns the location, its
-/// region and the parameters.
+/// Parses and verifies a Twilio form POST; returns what the location
+/// needs to act on it, and the parameters.
 fn verified(
     conn: &mut diesel::PgConnection,
     location_id: i64,
     url: &str,
     body: &[u8],
     signature: Option<&str>,
-) -> Result<(locations::Location, Params), WebhookError> {
-    let location =
-        locations::find(conn, location_id)?.ok_or(WebhookError::UnknownLocation(location_id))?;
-    let integration = integrations::find(conn, location_id, Channel::Sms)?
-        .filter(|i| i.provider == "twilio")
-        .ok_or(WebhookError::NoIntegration("Twilio SMS"))?;
+) -> Result<(TwilioContext, Params), WebhookError> {
+    let context = store::twilio_context(conn, location_id)?
+        .ok_or(WebhookError::UnknownLocation(location_id))?;
     let refused = |why: &str| WebhookError::Refused {
         provider: Provider::Twilio,
         why: why.to_string(),
     };
+    let token = match &context.auth_token {
+        None => return Err(WebhookError::NoIntegration("Twilio SMS")),
+        Some(None) => return Err(refused("no auth token is set for this integration")),
+        Some(Some(token)) => token,
+    };
     let signature = signature.ok_or_else(|| refused("the X-Twilio-Signature header is missing"))?;
-    let token = integration
-        .secret
-        .as_deref()
-        .ok_or_else(|| refused("no auth token is set for this integration"))?;
     let params = parse_form(body)?;
     // Before anything is interpreted: an unsigned request changes nothing.
     if !twilio_is_valid(url, &params, body, token, signature) {
         return Err(refused("the X-Twilio-Signature does not match"));
     }
-    Ok((location, params))
+    Ok((context, params))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,15 +160,6 @@ impl SmsOutcome {
             SmsOutcome::Message => "message",
         }
     }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "opt_out" => SmsOutcome::OptOut,
-            "opt_in" => SmsOutcome::OptIn,
-            "help" => SmsOutcome::Help,
-            _ => SmsOutcome::Message,
-        }
-    }
 }
 
 /// Inbound SMS: stores the message on the contact's timeline, applies an
@@ -188,8 +177,10 @@ pub async fn receive_sms(
     let result = async {
         let body = read_body(payload).await?;
         db::run(&state.pool, move |conn| {
-            let (location, params) =
-                verified(conn, location_id, &url, &body, signature.as_deref())?;
+            let (context, params) = verified(conn, location_id, &url, &body, signature.as_deref())?;
+            let TwilioContext {
+                location, settings, ..
+            } = context;
             let sid = required(&params, "MessageSid")?.to_string();
             let from_raw = required(&params, "From")?;
             let from = PhoneNumber::parse_in_region(from_raw, &location.default_region)
@@ -197,22 +188,39 @@ pub async fn receive_sms(
             let to = param(&params, "To").unwrap_or("").to_string();
             let text = param(&params, "Body").unwrap_or("").to_string();
             let payload = String::from_utf8_lossy(&body).to_string();
+            // Twilio's Advanced Opt-Out verdict wins; otherwise the
+            // location's own keyword lists. Decided from the message alone,
+            // so a retry of it gets the same answer.
+            let matched = match param(&params, "OptOutType")
+                .map(str::to_ascii_uppercase)
+                .as_deref()
+            {
+                Some("STOP") => Some(KeywordMatch::OptOut),
+                Some("START") => Some(KeywordMatch::OptIn),
+                Some("HELP") => Some(KeywordMatch::Help),
+                _ => match_keyword(&text, &settings.keywords),
+            };
+            let outcome = match matched {
+                Some(KeywordMatch::OptOut) => SmsOutcome::OptOut,
+                Some(KeywordMatch::OptIn) => SmsOutcome::OptIn,
+                Some(KeywordMatch::Help) => SmsOutcome::Help,
+                None => SmsOutcome::Message,
+            };
             conn.transaction(|conn| -> Result<_, WebhookError> {
-                let settings = store::sms_settings(conn, location.id, &location.name)?;
-                let Some(event_id) = store::record_event(
-                    conn,
-                    location.id,
-                    "twilio",
-                    "inbound_sms",
-                    &sid,
-                    &payload,
-                )?
-                else {
-                    let stored = store::event_outcome(conn, location.id, "twilio", &sid)?
-                        .unwrap_or_default();
-                    return Ok((SmsOutcome::parse(&stored), settings, true));
-                };
+                // Finding (or creating) the contact first is harmless for a
+                // retry: the first delivery created it already.
                 let contact = store::contact_for_phone(conn, location.id, &from)?;
+                let event = NewEvent {
+                    provider: "twilio",
+                    kind: "inbound_sms",
+                    key: &sid,
+                    payload: &payload,
+                    contact_id: Some(contact.id),
+                    outcome: outcome.as_str(),
+                };
+                if store::record_event(conn, location.id, &event)?.is_none() {
+                    return Ok((outcome, settings, true));
+                }
                 store::insert_inbound(
                     conn,
                     location.id,
@@ -225,33 +233,19 @@ pub async fn receive_sms(
                         sid: &sid,
                     },
                 )?;
-                // Twilio's Advanced Opt-Out verdict wins; otherwise the
-                // location's own keyword lists.
-                let matched = match param(&params, "OptOutType")
-                    .map(str::to_ascii_uppercase)
-                    .as_deref()
-                {
-                    Some("STOP") => Some(KeywordMatch::OptOut),
-                    Some("START") => Some(KeywordMatch::OptIn),
-                    Some("HELP") => Some(KeywordMatch::Help),
-                    _ => match_keyword(&text, &settings.keywords),
-                };
                 let actor = Actor::new(ActorKind::Contact, Some(contact.id), from.as_str());
                 let source = format!("{sid} \"{}\"", text.trim());
-                let outcome = match matched {
-                    Some(KeywordMatch::OptOut) => {
-                        set_reason(
-                            conn,
-                            &contact,
-                            Channel::Sms,
-                            Reason::SmsOptOut,
-                            &actor,
-                            from.as_str(),
-                            &source,
-                        )?;
-                        SmsOutcome::OptOut
-                    }
-                    Some(KeywordMatch::OptIn) => {
+                match outcome {
+                    SmsOutcome::OptOut => set_reason(
+                        conn,
+                        &contact,
+                        Channel::Sms,
+                        Reason::SmsOptOut,
+                        &actor,
+                        from.as_str(),
+                        &source,
+                    )?,
+                    SmsOutcome::OptIn => {
                         lift_by_contact(
                             conn,
                             &contact,
@@ -260,18 +254,9 @@ pub async fn receive_sms(
                             &source,
                             Reason::is_permanent_sms,
                         )?;
-                        SmsOutcome::OptIn
                     }
-                    Some(KeywordMatch::Help) => SmsOutcome::Help,
-                    None => SmsOutcome::Message,
-                };
-                store::set_event_outcome(
-                    conn,
-                    location.id,
-                    event_id,
-                    Some(contact.id),
-                    outcome.as_str(),
-                )?;
+                    SmsOutcome::Help | SmsOutcome::Message => {}
+                }
                 Ok((outcome, settings, false))
             })
         })
@@ -313,7 +298,7 @@ pub async fn receive_status(
     let result = async {
         let body = read_body(payload).await?;
         db::run(&state.pool, move |conn| {
-            let (location, params) =
+            let (TwilioContext { location, .. }, params) =
                 verified(conn, location_id, &url, &body, signature.as_deref())?;
             let sid = required(&params, "MessageSid")?.to_string();
             let status = required(&params, "MessageStatus")?.to_ascii_lowercase();
@@ -329,13 +314,20 @@ pub async fn receive_status(
             };
             let key = format!("{sid}:{status}");
             let payload = String::from_utf8_lossy(&body).to_string();
+            let reason = error_code.and_then(twilio_error_reason);
             conn.transaction(|conn| -> Result<bool, WebhookError> {
-                let Some(event_id) =
-                    store::record_event(conn, location.id, "twilio", "status", &key, &payload)?
-                else {
-                    return Ok(true);
-                };
                 let contact = store::contact_for_phone(conn, location.id, &to)?;
+                let event = NewEvent {
+                    provider: "twilio",
+                    kind: "status",
+                    key: &key,
+                    payload: &payload,
+                    contact_id: Some(contact.id),
+                    outcome: reason.map(Reason::as_str).unwrap_or("recorded"),
+                };
+                if store::record_event(conn, location.id, &event)?.is_none() {
+                    return Ok(true);
+                }
                 store::update_outbound_status(
                     conn,
                     location.id,
@@ -347,8 +339,7 @@ pub async fn receive_status(
                     &from,
                     status_rank,
                 )?;
-                let mut outcome = "recorded".to_string();
-                if let Some(reason) = error_code.and_then(twilio_error_reason) {
+                if let Some(reason) = reason {
                     let actor = Actor::new(ActorKind::Provider, None, "Twilio");
                     let source = format!("{sid} error {}", error_code.unwrap_or_default());
                     set_reason(
@@ -360,9 +351,7 @@ pub async fn receive_status(
                         to.as_str(),
                         &source,
                     )?;
-                    outcome = reason.as_str().to_string();
                 }
-                store::set_event_outcome(conn, location.id, event_id, Some(contact.id), &outcome)?;
                 Ok(false)
             })
         })

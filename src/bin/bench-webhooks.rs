@@ -1,0 +1,331 @@
+//! Webhook throughput benchmark: signed Twilio STOP webhooks for distinct
+//! contacts from 64 concurrent connections for 20 s against the app on the
+//! embedded database, then pgbench (when present) running the equivalent
+//! SQL (store the event, lock the contact, upsert the reason, write the
+//! history, one transaction) for the same time. Prints events/s, p50/p99
+//! and the ratio app/pgbench. Run with
+//! `cargo run --release --bin bench-webhooks`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+
+use dnd::config::Config;
+use dnd::db::cluster::{ClusterOptions, EmbeddedCluster};
+use dnd::db::integrations::{self, NewIntegration};
+use dnd::db::{self, locations};
+use dnd::domain::{Channel, IntegrationStatus};
+use dnd::webhooks::signatures::twilio_signature;
+
+const CONNECTIONS: usize = 64;
+const SECONDS: u64 = 20;
+const CONTACTS: i64 = 400_000;
+const TOKEN: &str = "bench-twilio-auth-token";
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let data_dir = PathBuf::from(std::env::var("DND_DATA_DIR").unwrap_or_else(|_| "./var".into()))
+        .join("bench-webhooks");
+    // BENCH_DATABASE_URL (an empty database) runs the app side only, e.g.
+    // against a server with pg_stat_statements loaded for profiling.
+    let (cluster, url) = match std::env::var("BENCH_DATABASE_URL") {
+        Ok(url) => (None, url),
+        Err(_) => {
+            // Start from scratch each run, so both sides meet the same tables.
+            let _ = std::fs::remove_dir_all(&data_dir);
+            let cluster = EmbeddedCluster::start(&ClusterOptions {
+                dir: data_dir.clone(),
+                durable: true,
+            })?;
+            cluster.ensure_database("bench")?;
+            let url = cluster.url("bench");
+            (Some(cluster), url)
+        }
+    };
+    let mut conn = db::connect(&url)?;
+    db::migrate(&mut conn)?;
+    let agency = locations::create_agency(&mut conn, "Bench Agency")?;
+    let location = locations::create(&mut conn, agency, "Bench Webhooks", "UTC")?;
+    integrations::create(
+        &mut conn,
+        location.id,
+        &NewIntegration {
+            channel: Channel::Sms,
+            provider: "twilio",
+            status: IntegrationStatus::Connected,
+            account: None,
+            secret: Some(TOKEN),
+            verify_token: None,
+        },
+    )?;
+    println!("seeding {CONTACTS} contacts...");
+    diesel::sql_query(
+        "INSERT INTO contacts (location_id, name, phone)
+         SELECT $1, 'Contact ' || i, '+1' || (2000000000 + i)::text FROM generate_series(1, $2) AS i",
+    )
+    .bind::<BigInt, _>(location.id)
+    .bind::<BigInt, _>(CONTACTS)
+    .execute(&mut conn)?;
+    diesel::sql_query("VACUUM ANALYZE contacts").execute(&mut conn)?;
+    let first_id: i64 = dnd::db::schema::contacts::table
+        .filter(dnd::db::schema::contacts::location_id.eq(location.id))
+        .select(diesel::dsl::min(dnd::db::schema::contacts::id))
+        .first::<Option<i64>>(&mut conn)?
+        .unwrap_or(1);
+
+    let app = run_app(&url, location.id)?;
+    println!("\napp: signed Twilio STOP webhooks from {CONNECTIONS} connections for {SECONDS} s (each a distinct contact)");
+    app.print();
+
+    let pg = match (pgbench_binary(), &cluster) {
+        (Some(bin), Some(cluster)) => Some(run_pgbench(&bin, cluster, location.id, first_id)?),
+        (_, None) => None,
+        (None, Some(_)) => {
+            println!("\npgbench not found next to initdb; skipping the SQL baseline");
+            None
+        }
+    };
+    if let Some(pg) = pg {
+        println!("\npgbench: the same SQL per event in one transaction, {CONNECTIONS} clients, {SECONDS} s");
+        pg.print();
+        println!(
+            "\nratio app/pgbench: {:.2} (events/s); app p99 {:.1} ms",
+            app.per_second / pg.per_second,
+            app.p99
+        );
+    }
+    // Every acknowledged event is stored and applied once.
+    let stored: i64 = dnd::db::schema::webhook_events::table
+        .filter(dnd::db::schema::webhook_events::location_id.eq(location.id))
+        .filter(dnd::db::schema::webhook_events::event_key.like("SMBENCH%"))
+        .count()
+        .get_result(&mut conn)?;
+    println!("app events stored: {stored} (acknowledged: {})", app.count);
+    drop(conn);
+    drop(cluster);
+    Ok(())
+}
+
+struct Figures {
+    count: usize,
+    per_second: f64,
+    p50: f64,
+    p99: f64,
+    errors: usize,
+}
+
+impl Figures {
+    fn from_latencies(mut latencies: Vec<f64>, elapsed: f64, errors: usize) -> Self {
+        latencies.sort_by(|a, b| a.total_cmp(b));
+        let pick = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 - 1.0) * q) as usize)
+                .copied()
+                .unwrap_or(0.0)
+        };
+        Figures {
+            count: latencies.len(),
+            per_second: latencies.len() as f64 / elapsed,
+            p50: pick(0.50),
+            p99: pick(0.99),
+            errors,
+        }
+    }
+
+    fn print(&self) {
+        println!(
+            "  {} events, {:.0} events/s, p50 {:.2} ms, p99 {:.2} ms, errors {}",
+            self.count, self.per_second, self.p50, self.p99, self.errors
+        );
+    }
+}
+
+fn run_app(url: &str, location_id: i64) -> Result<Figures, Box<dyn std::error::Error>> {
+    let pool = db::build_pool(url, 48, Duration::from_secs(5))?;
+    let config = Config {
+        bind: "127.0.0.1:0".into(),
+        database_url: Some(url.into()),
+        data_dir: std::env::temp_dir().join("dnd-bench-webhooks"),
+        session_key: Some("b".repeat(64)),
+        public_url: None,
+        pool_size: 48,
+        pool_timeout: Duration::from_secs(5),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let app = dnd::Application::build(&config, pool).expect("build the app");
+            tx.send(app.port()).expect("report the port");
+            let _ = app.run_until_stopped().await;
+        })
+    });
+    let port = rx.recv()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let next = Arc::new(AtomicUsize::new(0));
+    Ok(runtime.block_on(async move {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(CONNECTIONS)
+            .build()
+            .expect("client");
+        let deadline = Instant::now() + Duration::from_secs(SECONDS);
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..CONNECTIONS)
+            .map(|_| {
+                let client = client.clone();
+                let base = base.clone();
+                let next = next.clone();
+                tokio::spawn(async move {
+                    let mut latencies = Vec::new();
+                    let mut errors = 0;
+                    let path = format!("/webhooks/twilio/{location_id}/sms");
+                    let url = format!("{base}{path}");
+                    while Instant::now() < deadline {
+                        let i = next.fetch_add(1, Ordering::Relaxed) as i64 % CONTACTS + 1;
+                        let params = vec![
+                            ("MessageSid".to_string(), format!("SMBENCH{i:026}")),
+                            (
+                                "AccountSid".to_string(),
+                                "AC00000000000000000000000000000001".to_string(),
+                            ),
+                            ("From".to_string(), format!("+1{}", 2_000_000_000 + i)),
+                            ("To".to_string(), "+12125559999".to_string()),
+                            ("Body".to_string(), "STOP".to_string()),
+                            ("NumMedia".to_string(), "0".to_string()),
+                        ];
+                        let signature = twilio_signature(&url, &params, TOKEN);
+                        let start = Instant::now();
+                        let ok = client
+                            .post(&url)
+                            .header("X-Twilio-Signature", signature)
+                            .form(&params)
+                            .send()
+                            .await
+                            .map(|r| r.status().is_success())
+                            .unwrap_or(false);
+                        if ok {
+                            latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+                        } else {
+                            errors += 1;
+                        }
+                    }
+                    (latencies, errors)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            let (l, e) = t.await.expect("load task");
+            all.extend(l);
+            errors += e;
+        }
+        Figures::from_latencies(all, started.elapsed().as_secs_f64(), errors)
+    }))
+}
+
+fn pgbench_binary() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("pgbench"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
+        for e in entries.flatten() {
+            candidates.push(e.path().join("bin/pgbench"));
+        }
+    }
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+fn run_pgbench(
+    bin: &Path,
+    cluster: &EmbeddedCluster,
+    location_id: i64,
+    first_id: i64,
+) -> Result<Figures, Box<dyn std::error::Error>> {
+    let dir = std::env::temp_dir().join(format!("dnd-pgbench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let script = dir.join("stop.sql");
+    // What one STOP does in SQL: store the event, lock the contact, upsert
+    // the reason, update the bitmask, append the history.
+    std::fs::write(
+        &script,
+        format!(
+            "\\set c random({first_id}, {last_id})
+\\set k random(1, 2000000000)
+BEGIN;
+INSERT INTO webhook_events (location_id, provider, kind, event_key, payload, contact_id, outcome) VALUES ({location_id}, 'twilio', 'inbound_sms', 'PGB' || :client_id || '-' || :k, 'MessageSid=SM&From=%2B12000000001&Body=STOP', :c, 'opt_out') ON CONFLICT DO NOTHING;
+SELECT dnd_all FROM contacts WHERE location_id = {location_id} AND id = :c FOR UPDATE;
+SELECT channel, reason FROM contact_dnd_reasons WHERE location_id = {location_id} AND contact_id = :c;
+INSERT INTO contact_dnd_reasons (location_id, contact_id, channel, reason, kind, address, set_at, actor_kind, actor_label, source) VALUES ({location_id}, :c, 'sms', 'sms_opt_out', 'permanent', '+12000000001', now(), 'contact', '+12000000001', 'SM') ON CONFLICT DO NOTHING;
+UPDATE contacts SET dnd_mask = dnd_mask | 1 WHERE location_id = {location_id} AND id = :c;
+INSERT INTO dnd_history (location_id, contact_id, channel, reason, kind, action, actor_kind, actor_label, address, source, at) VALUES ({location_id}, :c, 'sms', 'sms_opt_out', 'permanent', 'set', 'contact', '+12000000001', '+12000000001', 'SM', now());
+COMMIT;
+",
+            last_id = first_id + CONTACTS - 1
+        ),
+    )?;
+    let url = cluster.url("bench");
+    let host = url
+        .split("host=")
+        .nth(1)
+        .and_then(|h| h.split('&').next())
+        .map(|h| {
+            urlencoding::decode(h)
+                .map(|c| c.into_owned())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let output = Command::new(bin)
+        .current_dir(&dir)
+        .args([
+            "-h", &host, "-p", "5432", "-U", "postgres", "-n", "-M", "prepared",
+        ])
+        .args([
+            "-c",
+            &CONNECTIONS.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &SECONDS.to_string(),
+        ])
+        .args(["-l", "--log-prefix", "lat", "-f"])
+        .arg(&script)
+        .arg("bench")
+        .output()?;
+    if !output.status.success() {
+        return Err(format!(
+            "pgbench failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    let mut latencies = Vec::new();
+    for entry in std::fs::read_dir(&dir)?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("lat") {
+            for line in std::fs::read_to_string(entry.path())?.lines() {
+                // client_id transaction_no time(us) script_no epoch epoch_us
+                if let Some(us) = line
+                    .split_whitespace()
+                    .nth(2)
+                    .and_then(|t| t.parse::<f64>().ok())
+                {
+                    latencies.push(us / 1000.0);
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Figures::from_latencies(latencies, SECONDS as f64, 0))
+}
