@@ -77,8 +77,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .first::<Option<i64>>(&mut conn)?
         .unwrap_or(1);
 
-    let app = run_app(&url, location.id)?;
-    println!("\napp: signed Twilio STOP webhooks from {CONNECTIONS} connections for {SECONDS} s (each a distinct contact)");
+    // The app's default pool (DND_POOL_SIZE, 10): on two cores PostgreSQL
+    // does most with few busy backends; the 64 connections queue in the app.
+    let pool_size: u32 = std::env::var("DND_POOL_SIZE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let app = run_app(&url, location.id, pool_size)?;
+    println!("\napp: signed Twilio STOP webhooks from {CONNECTIONS} connections for {SECONDS} s (each a distinct contact), database pool {pool_size}");
     app.print();
 
     let pg = match (pgbench_binary(), &cluster) {
@@ -144,15 +150,19 @@ impl Figures {
     }
 }
 
-fn run_app(url: &str, location_id: i64) -> Result<Figures, Box<dyn std::error::Error>> {
-    let pool = db::build_pool(url, 48, Duration::from_secs(5))?;
+fn run_app(
+    url: &str,
+    location_id: i64,
+    pool_size: u32,
+) -> Result<Figures, Box<dyn std::error::Error>> {
+    let pool = db::build_pool(url, pool_size, Duration::from_secs(5))?;
     let config = Config {
         bind: "127.0.0.1:0".into(),
         database_url: Some(url.into()),
         data_dir: std::env::temp_dir().join("dnd-bench-webhooks"),
         session_key: Some("b".repeat(64)),
         public_url: None,
-        pool_size: 48,
+        pool_size,
         pool_timeout: Duration::from_secs(5),
     };
     let (tx, rx) = std::sync::mpsc::channel();
