@@ -22,7 +22,9 @@ fn table_count(conn: &mut diesel::PgConnection) -> i64 {
 fn migrations_go_up_down_and_up_again() {
     let db = TestDb::empty();
     let mut conn = db.conn();
-    let migrations = std::fs::read_dir("migrations").unwrap().count();
+    let migrations = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
+        .unwrap()
+        .count();
     let applied = dnd::db::migrate(&mut conn).unwrap();
     assert_eq!(
         applied.len(),
