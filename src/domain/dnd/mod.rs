@@ -4,6 +4,7 @@
 //! writes exactly what the rules decided.
 
 mod codes;
+mod gate;
 mod keywords;
 mod reason;
 
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 pub use codes::{mailgun_event_reason, twilio_error_reason, whatsapp_error_reason, MailgunEvent};
+pub use gate::{Block, Decision, Origin};
 pub use keywords::{match_keyword, KeywordMatch, Keywords};
 pub use reason::{ActorKind, Kind, Reason};
 
