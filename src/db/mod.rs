@@ -8,6 +8,7 @@ pub mod demo;
 pub mod dnd;
 pub mod integrations;
 pub mod locations;
+pub mod outbound;
 pub mod schema;
 pub mod users;
 pub mod webhooks;

@@ -178,6 +178,12 @@ diesel::table! {
         error_code -> Nullable<Int4>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        origin -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        blocked_reasons -> Array<Text>,
+        error_message -> Nullable<Text>,
+        attempts -> Int4,
+        next_attempt_at -> Nullable<Timestamptz>,
     }
 }
 

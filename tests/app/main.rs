@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod dnd;
 mod embedded;
+mod messages;
 mod migrations;
 mod pages;
 mod settings;

@@ -5,6 +5,7 @@ mod contacts;
 mod dnd;
 mod error;
 mod key;
+mod messages;
 mod views;
 
 use actix_web::{web, HttpResponse};
@@ -13,9 +14,14 @@ pub use error::ApiError;
 pub use key::ApiLocation;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(web::JsonConfig::default().error_handler(|err, _req| {
-        ApiError::BadRequest(format!("The JSON body could not be read: {err}")).into()
-    }))
+    // Room for a 100,000-recipient bulk send; anything larger is a 400.
+    cfg.app_data(
+        web::JsonConfig::default()
+            .limit(4 * 1024 * 1024)
+            .error_handler(|err, _req| {
+                ApiError::BadRequest(format!("The JSON body could not be read: {err}")).into()
+            }),
+    )
     .app_data(web::QueryConfig::default().error_handler(|err, _req| {
         ApiError::BadRequest(format!("The query string could not be read: {err}")).into()
     }))
@@ -32,6 +38,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::get().to(contacts::show_contact),
     )
     .route("/contacts/{contact_id}/dnd", web::put().to(dnd::change_dnd))
+    .route("/messages", web::post().to(messages::send_message))
+    .route("/messages/bulk", web::post().to(messages::send_bulk))
+    .route(
+        "/messages/{message_id}",
+        web::get().to(messages::show_message),
+    )
     .route(
         "/contacts/{contact_id}/dnd/history",
         web::get().to(dnd::list_history),

@@ -1,0 +1,10 @@
+DROP INDEX messages_queue_idx;
+ALTER TABLE messages
+    DROP CONSTRAINT messages_outbound_origin_check,
+    DROP CONSTRAINT messages_blocked_reasons_check,
+    DROP COLUMN next_attempt_at,
+    DROP COLUMN attempts,
+    DROP COLUMN error_message,
+    DROP COLUMN blocked_reasons,
+    DROP COLUMN subject,
+    DROP COLUMN origin;
