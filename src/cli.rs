@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::db::cluster::{ClusterOptions, EmbeddedCluster};
 use crate::db::{self, demo, locations, users};
 use crate::domain::Role;
+use crate::outbound::dispatcher::Dispatcher;
 use crate::{password, Application};
 
 /// The database name inside the embedded cluster.
@@ -166,6 +167,7 @@ fn serve(config: &Config, demo_requested: bool) -> Result<(), CliError> {
         }
     }
     let pool = db::build_pool(&database.url, config.pool_size, config.pool_timeout)?;
+    let dispatcher = Dispatcher::new(pool.clone(), config.public_url.clone());
     let app = Application::build(config, pool)?;
     let shown_host = config
         .public_url
@@ -181,7 +183,11 @@ fn serve(config: &Config, demo_requested: bool) -> Result<(), CliError> {
             demo::SUPPORT_USER
         );
     }
-    let result = actix_web::rt::System::new().block_on(app.run_until_stopped());
+    let result = actix_web::rt::System::new().block_on(async move {
+        // Queued messages go out from every server; they never collide.
+        dispatcher.spawn();
+        app.run_until_stopped().await
+    });
     // `database` drops here, after the server has drained: the embedded
     // cluster gets a clean, fast shutdown.
     drop(database);

@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod metrics;
+pub mod outbound;
 pub mod password;
 pub mod web;
 pub mod webhooks;

@@ -21,6 +21,12 @@ pub struct Integration {
     pub created_at: DateTime<Utc>,
     /// Meta's webhook handshake token.
     pub verify_token: Option<String>,
+    /// log, twilio or mailgun.
+    pub transport: String,
+    pub api_base_url: Option<String>,
+    /// Mailgun's sending key; redacted by `Debug` like the secret.
+    pub api_key: Option<String>,
+    pub sender: Option<String>,
 }
 
 impl std::fmt::Debug for Integration {
@@ -33,6 +39,10 @@ impl std::fmt::Debug for Integration {
             .field("status", &self.status)
             .field("account", &self.account)
             .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("transport", &self.transport)
+            .field("api_base_url", &self.api_base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("sender", &self.sender)
             .finish_non_exhaustive()
     }
 }
@@ -104,5 +114,29 @@ pub fn rotate_secret(
             .filter(integrations::channel.eq(channel.as_str())),
     )
     .set(integrations::secret.eq(secret))
+    .execute(conn)
+}
+
+/// Points an integration at a provider's sending API (or back to `log`).
+pub fn set_transport(
+    conn: &mut PgConnection,
+    location_id: i64,
+    channel: Channel,
+    transport: &str,
+    api_base_url: Option<&str>,
+    api_key: Option<&str>,
+    sender: Option<&str>,
+) -> QueryResult<usize> {
+    diesel::update(
+        integrations::table
+            .filter(integrations::location_id.eq(location_id))
+            .filter(integrations::channel.eq(channel.as_str())),
+    )
+    .set((
+        integrations::transport.eq(transport),
+        integrations::api_base_url.eq(api_base_url),
+        integrations::api_key.eq(api_key),
+        integrations::sender.eq(sender),
+    ))
     .execute(conn)
 }

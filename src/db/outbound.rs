@@ -221,3 +221,134 @@ pub fn find(conn: &mut PgConnection, location_id: i64, id: i64) -> QueryResult<O
 pub fn blocks(reasons: &[String]) -> Vec<Block> {
     reasons.iter().filter_map(|r| Block::parse(r)).collect()
 }
+
+/// A message the dispatcher claimed (status `sending`), with the
+/// integration that will carry it.
+pub struct Claimed {
+    pub message: Outbound,
+    pub integration: Option<super::integrations::Integration>,
+}
+
+/// Claims up to `limit` due messages. Each is checked against the gate
+/// again (a DND set after it was queued stops it here: `blocked`), then
+/// marked `sending` so no other dispatcher takes it; a crash after this
+/// point leaves it `sending`, never sent twice.
+pub fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<Claimed>, DbError> {
+    conn.transaction(|conn| {
+        let due: Vec<Outbound> = messages::table
+            .filter(messages::status.eq("queued"))
+            .filter(messages::direction.eq("outbound"))
+            .filter(messages::next_attempt_at.le(diesel::dsl::now))
+            .order_by(messages::next_attempt_at)
+            .limit(limit)
+            .select(Outbound::as_select())
+            .for_update()
+            .skip_locked()
+            .load(conn)?;
+        let mut claimed = Vec::with_capacity(due.len());
+        for m in due {
+            let row = messages::table.find((m.location_id, m.id));
+            let channel: Channel = match m.channel.parse() {
+                Ok(c) => c,
+                Err(e) => {
+                    diesel::update(row)
+                        .set((messages::status.eq("failed"), messages::error_message.eq(e)))
+                        .execute(conn)?;
+                    continue;
+                }
+            };
+            // The contact's row in share mode: a DND change either committed
+            // before (and is seen) or waits until this claim is recorded.
+            contacts::table
+                .find((m.location_id, m.contact_id))
+                .select(contacts::id)
+                .for_share()
+                .first::<i64>(conn)?;
+            let state =
+                dnd_store::load_state(conn, m.location_id, m.contact_id)?.unwrap_or_default();
+            let origin = if m.origin.as_deref() == Some("manual") {
+                Origin::Manual
+            } else {
+                Origin::Automated
+            };
+            if let Decision::Blocked(blocks) = state.decide(channel, origin) {
+                let reasons: Vec<String> = blocks.iter().map(|b| b.as_str().to_string()).collect();
+                diesel::update(row)
+                    .set((
+                        messages::status.eq("blocked"),
+                        messages::blocked_reasons.eq(reasons),
+                        messages::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(conn)?;
+                continue;
+            }
+            let message: Outbound = diesel::update(row)
+                .set((
+                    messages::status.eq("sending"),
+                    messages::attempts.eq(messages::attempts + 1),
+                    messages::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(Outbound::as_returning())
+                .get_result(conn)?;
+            let integration = super::integrations::find(conn, m.location_id, channel)?;
+            claimed.push(Claimed {
+                message,
+                integration,
+            });
+        }
+        Ok(claimed)
+    })
+}
+
+pub fn mark_sent(
+    conn: &mut PgConnection,
+    location_id: i64,
+    id: i64,
+    provider_sid: &str,
+) -> QueryResult<()> {
+    diesel::update(messages::table.find((location_id, id)))
+        .set((
+            messages::status.eq("sent"),
+            messages::provider_sid.eq(provider_sid),
+            messages::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Back in the queue after a transient failure, `delay` from now.
+pub fn requeue(
+    conn: &mut PgConnection,
+    location_id: i64,
+    id: i64,
+    delay: chrono::Duration,
+    why: &str,
+) -> QueryResult<()> {
+    diesel::update(messages::table.find((location_id, id)))
+        .set((
+            messages::status.eq("queued"),
+            messages::next_attempt_at.eq(Utc::now() + delay),
+            messages::error_message.eq(why),
+            messages::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn mark_failed(
+    conn: &mut PgConnection,
+    location_id: i64,
+    id: i64,
+    code: Option<u32>,
+    why: &str,
+) -> QueryResult<()> {
+    diesel::update(messages::table.find((location_id, id)))
+        .set((
+            messages::status.eq("failed"),
+            messages::error_code.eq(code.map(|c| c as i32)),
+            messages::error_message.eq(why),
+            messages::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

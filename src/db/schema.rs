@@ -113,6 +113,10 @@ diesel::table! {
         disconnected_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         verify_token -> Nullable<Text>,
+        transport -> Text,
+        api_base_url -> Nullable<Text>,
+        api_key -> Nullable<Text>,
+        sender -> Nullable<Text>,
     }
 }
 

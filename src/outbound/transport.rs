@@ -1,0 +1,199 @@
+//! The ways a message leaves: the providers' HTTP APIs, or `log`.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How one integration sends.
+#[derive(Clone)]
+pub enum Transport {
+    /// Recorded as sent without leaving the machine (the demo's default).
+    Log,
+    /// Twilio Messages API, basic auth with the account SID and auth token.
+    Twilio {
+        base_url: String,
+        account_sid: String,
+        auth_token: String,
+        from: String,
+        status_callback: Option<String>,
+    },
+    /// Mailgun messages API, basic auth `api:<key>`.
+    Mailgun {
+        base_url: String,
+        domain: String,
+        api_key: String,
+        from: String,
+    },
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Credentials never reach a log line.
+        match self {
+            Transport::Log => f.write_str("Log"),
+            Transport::Twilio { base_url, .. } => write!(f, "Twilio({base_url})"),
+            Transport::Mailgun {
+                base_url, domain, ..
+            } => write!(f, "Mailgun({base_url}, {domain})"),
+        }
+    }
+}
+
+pub const TWILIO_API: &str = "https://api.twilio.com";
+pub const MAILGUN_API: &str = "https://api.mailgun.net";
+
+/// One message to hand over.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Unique per message: the provider may use it to drop a duplicate.
+    pub idempotency_key: String,
+    pub to: String,
+    pub body: String,
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent {
+        provider_sid: String,
+    },
+    /// The provider refused it for good (with its error code, if any).
+    Rejected {
+        code: Option<u32>,
+        message: String,
+    },
+    /// Worth another try later (timeouts, 429, 5xx).
+    Transient(String),
+}
+
+#[derive(Deserialize)]
+struct TwilioCreated {
+    sid: String,
+}
+
+#[derive(Deserialize)]
+struct TwilioError {
+    code: Option<u32>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct MailgunQueued {
+    id: String,
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()
+        .unwrap_or_default()
+}
+
+pub async fn send(client: &reqwest::Client, transport: &Transport, m: &Outgoing) -> Outcome {
+    match transport {
+        Transport::Log => {
+            tracing::info!(to = %m.to, key = %m.idempotency_key, "message recorded as sent (log transport)");
+            Outcome::Sent {
+                provider_sid: format!("log-{}", m.idempotency_key),
+            }
+        }
+        Transport::Twilio {
+            base_url,
+            account_sid,
+            auth_token,
+            from,
+            status_callback,
+        } => {
+            let url = format!(
+                "{}/2010-04-01/Accounts/{account_sid}/Messages.json",
+                base_url.trim_end_matches('/')
+            );
+            let mut form = vec![
+                ("To", m.to.as_str()),
+                ("From", from.as_str()),
+                ("Body", m.body.as_str()),
+            ];
+            if let Some(cb) = status_callback {
+                form.push(("StatusCallback", cb.as_str()));
+            }
+            let sent = client
+                .post(url)
+                .basic_auth(account_sid, Some(auth_token))
+                .header("I-Twilio-Idempotency-Token", &m.idempotency_key)
+                .form(&form)
+                .send()
+                .await;
+            match sent {
+                Err(e) => Outcome::Transient(format!("Twilio unreachable: {e}")),
+                Ok(r) if r.status().is_success() => match r.json::<TwilioCreated>().await {
+                    Ok(created) => Outcome::Sent {
+                        provider_sid: created.sid,
+                    },
+                    Err(e) => Outcome::Rejected {
+                        code: None,
+                        message: format!("Twilio answered without a message SID: {e}"),
+                    },
+                },
+                Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
+                    Outcome::Transient(format!("Twilio answered {}", r.status()))
+                }
+                Ok(r) => {
+                    let status = r.status();
+                    let error = r.json::<TwilioError>().await.ok();
+                    Outcome::Rejected {
+                        code: error.as_ref().and_then(|e| e.code),
+                        message: error
+                            .and_then(|e| e.message)
+                            .unwrap_or_else(|| format!("Twilio answered {status}")),
+                    }
+                }
+            }
+        }
+        Transport::Mailgun {
+            base_url,
+            domain,
+            api_key,
+            from,
+        } => {
+            let url = format!("{}/v3/{domain}/messages", base_url.trim_end_matches('/'));
+            let subject = m.subject.as_deref().unwrap_or("");
+            let form = [
+                ("from", from.as_str()),
+                ("to", m.to.as_str()),
+                ("subject", subject),
+                ("text", m.body.as_str()),
+                ("v:dnd-message", m.idempotency_key.as_str()),
+            ];
+            let sent = client
+                .post(url)
+                .basic_auth("api", Some(api_key))
+                .form(&form)
+                .send()
+                .await;
+            match sent {
+                Err(e) => Outcome::Transient(format!("Mailgun unreachable: {e}")),
+                Ok(r) if r.status().is_success() => match r.json::<MailgunQueued>().await {
+                    Ok(q) => Outcome::Sent { provider_sid: q.id },
+                    Err(e) => Outcome::Rejected {
+                        code: None,
+                        message: format!("Mailgun answered without a message id: {e}"),
+                    },
+                },
+                Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
+                    Outcome::Transient(format!("Mailgun answered {}", r.status()))
+                }
+                Ok(r) => {
+                    let status = r.status();
+                    let text = r.text().await.unwrap_or_default();
+                    Outcome::Rejected {
+                        code: Some(status.as_u16() as u32),
+                        message: format!(
+                            "Mailgun answered {status}: {}",
+                            text.chars().take(300).collect::<String>()
+                        ),
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The dispatcher and the real provider clients, against a local server
+//! that speaks the providers' documented request and response formats.
+
+use std::sync::{Arc, Mutex};
+
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use base64::Engine;
+use chrono::Utc;
+use diesel::RunQueryDsl;
+use serde_json::json;
+
+use crate::common::{spawn_app, TestApp};
+use dnd::db::contacts::{self, ContactInput};
+use dnd::db::demo;
+use dnd::db::dnd as store;
+use dnd::domain::dnd::{Actor, ActorKind, Reason};
+use dnd::domain::{Channel, EmailAddress, PhoneNumber};
+use dnd::outbound::dispatcher::Dispatcher;
+
+/// One request the fake provider received.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    authorization: String,
+    idempotency: Option<String>,
+    form: Vec<(String, String)>,
+}
+
+type Log = Arc<Mutex<Vec<Seen>>>;
+
+/// Twilio's and Mailgun's sending endpoints, as documented: 201 with a
+/// message SID, 400 with code 21610 for an unsubscribed recipient, 503 once
+/// for a number that then succeeds.
+async fn fake_provider() -> (String, Log) {
+    let log: Log = Arc::default();
+    let flaky = Arc::new(Mutex::new(0u32));
+    let data = web::Data::new((log.clone(), flaky));
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .route(
+                "/2010-04-01/Accounts/{sid}/Messages.json",
+                web::post().to(|req: HttpRequest, form: web::Form<Vec<(String, String)>>, data: web::Data<(Log, Arc<Mutex<u32>>)>| async move {
+                    let seen = record(&req, form.into_inner());
+                    let to = seen.form.iter().find(|(k, _)| k == "To").map(|(_, v)| v.clone()).unwrap_or_default();
+                    data.0.lock().unwrap().push(seen);
+                    if to == "+14156669001" {
+                        return HttpResponse::BadRequest().json(json!({
+                            "code": 21610, "message": "Attempt to send to unsubscribed recipient",
+                            "more_info": "https://www.twilio.com/docs/errors/21610", "status": 400}));
+                    }
+                    if to == "+14156669002" {
+                        let mut n = data.1.lock().unwrap();
+                        *n += 1;
+                        if *n == 1 {
+                            return HttpResponse::ServiceUnavailable().finish();
+                        }
+                    }
+                    HttpResponse::Created().json(json!({"sid": format!("SM{:032}", data.0.lock().unwrap().len()), "status": "queued"}))
+                }),
+            )
+            .route(
+                "/v3/{domain}/messages",
+                web::post().to(|req: HttpRequest, form: web::Form<Vec<(String, String)>>, data: web::Data<(Log, Arc<Mutex<u32>>)>| async move {
+                    data.0.lock().unwrap().push(record(&req, form.into_inner()));
+                    HttpResponse::Ok().json(json!({"id": "<20261127.1@mg.example>", "message": "Queued. Thank you."}))
+                }),
+            )
+    })
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let port = server.addrs()[0].port();
+    actix_web::rt::spawn(server.run());
+    (format!("http://127.0.0.1:{port}"), log)
+}
+
+fn record(req: &HttpRequest, form: Vec<(String, String)>) -> Seen {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    Seen {
+        path: req.path().to_string(),
+        authorization: header("authorization").unwrap_or_default(),
+        idempotency: header("i-twilio-idempotency-token"),
+        form,
+    }
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+fn contact(app: &TestApp, location_id: i64, phone: &str, email: &str) -> i64 {
+    contacts::upsert(
+        &mut app.db.conn(),
+        location_id,
+        &ContactInput {
+            phone: Some(PhoneNumber::parse(phone).unwrap()),
+            email: Some(EmailAddress::parse(email).unwrap()),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .0
+    .id
+}
+
+async fn queue(app: &TestApp, id: i64, channel: &str) -> i64 {
+    let (code, body) = app
+        .api_post(
+            demo::API_KEY_DOWNTOWN,
+            "/api/v1/messages",
+            json!({"contact_id": id, "channel": channel, "body": "See you at 10:00", "subject": "Appointment"}),
+        )
+        .await;
+    assert_eq!(code, 202, "{body}");
+    body["id"].as_i64().unwrap()
+}
+
+async fn status_of(app: &TestApp, id: i64) -> serde_json::Value {
+    app.api_get(demo::API_KEY_DOWNTOWN, &format!("/api/v1/messages/{id}"))
+        .await
+        .1
+}
+
+fn point_at(app: &TestApp, location_id: i64, base: &str) {
+    let mut conn = app.db.conn();
+    dnd::db::integrations::set_transport(
+        &mut conn,
+        location_id,
+        Channel::Sms,
+        "twilio",
+        Some(base),
+        None,
+        Some("+12125559999"),
+    )
+    .unwrap();
+    dnd::db::integrations::set_transport(
+        &mut conn,
+        location_id,
+        Channel::Email,
+        "mailgun",
+        Some(base),
+        Some("key-demo-mailgun-api"),
+        Some("Downtown Dental <hello@mg.downtown-dental.example>"),
+    )
+    .unwrap();
+}
+
+#[actix_web::test]
+async fn the_real_clients_send_the_documented_requests() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let (base, log) = fake_provider().await;
+    point_at(&app, downtown, &base);
+    let ana = contact(&app, downtown, "+14156661001", "ana@example.com");
+    let sms = queue(&app, ana, "sms").await;
+    let email = queue(&app, ana, "email").await;
+    let dispatcher = Dispatcher::new(app.db.pool(), Some("https://dnd.example.com".into()));
+    assert_eq!(dispatcher.run_once().await.unwrap(), 2);
+
+    let seen = log.lock().unwrap().clone();
+    let twilio = seen
+        .iter()
+        .find(|s| s.path.contains("/Messages.json"))
+        .unwrap();
+    assert_eq!(
+        twilio.path,
+        "/2010-04-01/Accounts/AC00000000000000000000000000000001/Messages.json"
+    );
+    assert_eq!(
+        twilio.authorization,
+        basic(
+            "AC00000000000000000000000000000001",
+            demo::TWILIO_AUTH_TOKEN
+        )
+    );
+    let field = |s: &Seen, k: &str| s.form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(field(twilio, "To").as_deref(), Some("+14156661001"));
+    assert_eq!(field(twilio, "From").as_deref(), Some("+12125559999"));
+    assert_eq!(field(twilio, "Body").as_deref(), Some("See you at 10:00"));
+    assert_eq!(
+        field(twilio, "StatusCallback").as_deref(),
+        Some(format!("https://dnd.example.com/webhooks/twilio/{downtown}/status").as_str())
+    );
+    assert_eq!(
+        twilio.idempotency.as_deref(),
+        Some(format!("dnd-{downtown}-{sms}").as_str())
+    );
+    let mailgun = seen.iter().find(|s| s.path.contains("/v3/")).unwrap();
+    assert_eq!(mailgun.path, "/v3/mg.downtown-dental.example/messages");
+    assert_eq!(mailgun.authorization, basic("api", "key-demo-mailgun-api"));
+    assert_eq!(field(mailgun, "to").as_deref(), Some("ana@example.com"));
+    assert_eq!(field(mailgun, "subject").as_deref(), Some("Appointment"));
+    assert_eq!(field(mailgun, "text").as_deref(), Some("See you at 10:00"));
+
+    let s = status_of(&app, sms).await;
+    assert_eq!(s["status"], "sent");
+    assert!(s["provider_sid"].as_str().unwrap().starts_with("SM"));
+    assert_eq!(
+        status_of(&app, email).await["provider_sid"],
+        "<20261127.1@mg.example>"
+    );
+    // Nothing is sent twice.
+    assert_eq!(dispatcher.run_once().await.unwrap(), 0);
+    assert_eq!(log.lock().unwrap().len(), 2);
+}
+
+#[actix_web::test]
+async fn error_21610_fails_the_message_and_sets_permanent_sms_dnd() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let (base, _log) = fake_provider().await;
+    point_at(&app, downtown, &base);
+    let id = contact(&app, downtown, "+14156669001", "gone@example.com");
+    let message = queue(&app, id, "sms").await;
+    Dispatcher::new(app.db.pool(), None)
+        .run_once()
+        .await
+        .unwrap();
+    let s = status_of(&app, message).await;
+    assert_eq!(s["status"], "failed");
+    assert_eq!(s["error_code"], 21610);
+    let state = store::load_state(&mut app.db.conn(), downtown, id)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        state.reasons(Channel::Sms)[0].reason,
+        Reason::SmsUnsubscribed
+    );
+    // The next message to them is blocked at the gate.
+    let (code, body) = app
+        .api_post(
+            demo::API_KEY_DOWNTOWN,
+            "/api/v1/messages",
+            json!({"contact_id": id, "channel": "sms", "body": "x"}),
+        )
+        .await;
+    assert_eq!(code, 409);
+    assert_eq!(body["reasons"], json!(["sms_unsubscribed"]));
+}
+
+#[actix_web::test]
+async fn transient_errors_retry_and_a_dnd_set_after_queueing_stops_the_message() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let (base, log) = fake_provider().await;
+    point_at(&app, downtown, &base);
+    let flaky = contact(&app, downtown, "+14156669002", "flaky@example.com");
+    let late = contact(&app, downtown, "+14156661003", "late@example.com");
+    let m1 = queue(&app, flaky, "sms").await;
+    let m2 = queue(&app, late, "sms").await;
+    // DND arrives after the message was queued, before it leaves.
+    store::apply(&mut app.db.conn(), downtown, late, |s| {
+        s.set(
+            Channel::Sms,
+            Reason::SmsOptOut,
+            &Actor::new(ActorKind::Contact, None, "c"),
+            Utc::now(),
+            None,
+            None,
+        )
+    })
+    .unwrap();
+    let dispatcher = Dispatcher::new(app.db.pool(), None);
+    dispatcher.run_once().await.unwrap();
+    assert_eq!(
+        status_of(&app, m2).await["status"],
+        "blocked",
+        "never handed over"
+    );
+    assert_eq!(
+        status_of(&app, m1).await["status"],
+        "queued",
+        "503: back in the queue"
+    );
+    // Due again now (instead of waiting for the backoff).
+    diesel::sql_query("UPDATE messages SET next_attempt_at = now() WHERE status = 'queued'")
+        .execute(&mut app.db.conn())
+        .unwrap();
+    dispatcher.run_once().await.unwrap();
+    assert_eq!(status_of(&app, m1).await["status"], "sent");
+    let to_late = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.form.iter().any(|(_, v)| v == "+14156661003"))
+        .count();
+    assert_eq!(to_late, 0);
+}
+
+#[actix_web::test]
+async fn the_log_transport_keeps_messages_on_the_machine() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let id = contact(&app, downtown, "+14156661004", "log@example.com");
+    let message = queue(&app, id, "sms").await;
+    Dispatcher::new(app.db.pool(), None)
+        .run_once()
+        .await
+        .unwrap();
+    let s = status_of(&app, message).await;
+    assert_eq!(s["status"], "sent");
+    assert_eq!(s["provider_sid"], format!("log-dnd-{downtown}-{message}"));
+}
