@@ -382,6 +382,25 @@ pub struct Message {
     pub status: String,
     pub error_code: Option<i32>,
     pub created_at: chrono::DateTime<Utc>,
+    pub origin: Option<String>,
+    pub subject: Option<String>,
+    pub blocked_reasons: Vec<String>,
+    pub error_message: Option<String>,
+}
+
+impl Message {
+    /// The blocking reasons in words, for the timeline.
+    pub fn blocked_labels(&self) -> String {
+        self.blocked_reasons
+            .iter()
+            .map(|r| match crate::domain::dnd::Block::parse(r) {
+                Some(crate::domain::dnd::Block::AllChannels) => "All channels".to_string(),
+                Some(crate::domain::dnd::Block::Reason(reason)) => reason.label().to_string(),
+                None => r.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 pub struct NewInbound<'a> {

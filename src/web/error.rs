@@ -18,6 +18,9 @@ pub enum PageError {
     BadRequest(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// A send the gate refused (DND is on): recorded as blocked.
+    #[error("{0}")]
+    Conflict(String),
     #[error("sign-in required")]
     NotSignedIn,
     #[error(transparent)]
@@ -64,6 +67,7 @@ impl ResponseError for PageError {
             PageError::Forbidden(_) => StatusCode::FORBIDDEN,
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
             PageError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            PageError::Conflict(_) => StatusCode::CONFLICT,
             PageError::NotSignedIn => StatusCode::SEE_OTHER,
             PageError::Db(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             PageError::Db(_) | PageError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -96,6 +100,7 @@ impl ResponseError for PageError {
             StatusCode::NOT_FOUND => ("Not found", self.to_string()),
             StatusCode::FORBIDDEN => ("Not allowed", self.to_string()),
             StatusCode::TOO_MANY_REQUESTS => ("Too many attempts", self.to_string()),
+            StatusCode::CONFLICT => ("Not sent: Do Not Disturb", self.to_string()),
             _ => ("Request not understood", self.to_string()),
         };
         let body = ErrorPage {

@@ -288,3 +288,81 @@ async fn turning_on_sms_dnd_shows_partial_keeps_it_and_explains_a_permanent_reas
     let _ = std::fs::write(run_dir("contact-dnd").with_extension("png"), png);
     c.clone().close().await.unwrap();
 }
+
+#[actix_web::test]
+async fn a_blocked_email_composer_is_disabled_and_an_sms_lands_on_the_timeline() {
+    use chrono::Utc;
+    use dnd::domain::dnd::{Actor, ActorKind, Reason};
+    use dnd::domain::Channel;
+
+    let Some(browser) = open_browser().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let id = dnd::db::contacts::find_by_phone(
+        &mut app.db.conn(),
+        downtown,
+        &dnd::domain::PhoneNumber::parse("+12125550140").unwrap(),
+    )
+    .unwrap()
+    .unwrap()
+    .id;
+    dnd::db::dnd::apply(&mut app.db.conn(), downtown, id, |s| {
+        s.set(
+            Channel::Email,
+            Reason::EmailUnsubscribed,
+            &Actor::new(ActorKind::Provider, None, "Mailgun"),
+            Utc::now(),
+            None,
+            None,
+        )
+    })
+    .unwrap();
+    let c = &browser.client;
+    sign_in(c, &app.base, demo::LOCATION_USER).await;
+    c.goto(&app.url(&format!("/locations/{downtown}/contacts/{id}")))
+        .await
+        .unwrap();
+    let send_email = c
+        .wait()
+        .for_element(Locator::Css("#send-email"))
+        .await
+        .unwrap();
+    assert!(
+        !send_email.is_enabled().await.unwrap(),
+        "email composer disabled"
+    );
+    let why = c
+        .find(Locator::Css("#composer-email .why"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(why.contains("unsubscribed from email"), "{why}");
+
+    c.find(Locator::Css("#body-sms"))
+        .await
+        .unwrap()
+        .send_keys("Reminder: your appointment is at 10:00")
+        .await
+        .unwrap();
+    click_submit(c, Locator::Css("#send-sms")).await;
+    c.wait().for_element(Locator::Css("#flash")).await.unwrap();
+    let timeline = c
+        .find(Locator::Css("table#messages"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        timeline.contains("Reminder: your appointment is at 10:00"),
+        "{timeline}"
+    );
+    assert!(timeline.contains("outbound"));
+    let png = c.screenshot().await.unwrap();
+    let _ = std::fs::write(run_dir("compose").with_extension("png"), png);
+    c.clone().close().await.unwrap();
+}

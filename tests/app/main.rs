@@ -7,6 +7,7 @@ mod access;
 mod api;
 mod browser;
 mod cli;
+mod compose;
 mod delivery;
 mod dnd;
 mod embedded;

@@ -4,6 +4,7 @@ use askama::Template;
 use askama_web::WebTemplate;
 use serde::Deserialize;
 
+use super::compose::{composers, Composer};
 use super::dnd::{take_flash, DndPanel};
 use super::Nav;
 use crate::db::contacts::{self, Contact, ContactPage as Page, Cursor, ListFilter};
@@ -179,6 +180,7 @@ pub struct ContactPage {
     dnd: DndPanel,
     history: Vec<HistoryRow>,
     messages: Vec<Message>,
+    composers: Vec<Composer>,
     flash: Option<String>,
 }
 
@@ -191,7 +193,7 @@ pub async fn show_contact(
     let (location_id, contact_id) = path.into_inner();
     let nav = Nav::new(&user, &session)?;
     let flash = take_flash(&session);
-    let (location, contact, dnd, history, messages) =
+    let (location, contact, dnd, history, messages, composers) =
         db::run(&state.pool, move |conn| -> Result<_, PageError> {
             let location = locations::find_visible(conn, &user, location_id)
                 .map_err(DbError::from)?
@@ -206,9 +208,10 @@ pub async fn show_contact(
             let history = dnd_store::history(conn, location.id, contact.id, HISTORY_SHOWN)
                 .map_err(DbError::from)?;
             let panel = DndPanel::build(&dnd_state, &integrations, &user);
+            let composers = composers(&dnd_state, &integrations, user.role().is_read_only());
             let messages =
                 timeline(conn, location.id, contact.id, MESSAGES_SHOWN).map_err(DbError::from)?;
-            Ok((location, contact, panel, history, messages))
+            Ok((location, contact, panel, history, messages, composers))
         })
         .await?;
     Ok(ContactPage {
@@ -218,6 +221,7 @@ pub async fn show_contact(
         dnd,
         history,
         messages,
+        composers,
         flash,
     })
 }

@@ -1,5 +1,6 @@
 //! The server-rendered pages, one module per resource.
 
+mod compose;
 pub mod contacts;
 pub mod dnd;
 mod locations;
@@ -34,6 +35,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/locations/{location_id}/contacts/{contact_id}/dnd",
             web::post().to(dnd::change_dnd),
+        )
+        .route(
+            "/locations/{location_id}/contacts/{contact_id}/messages",
+            web::post().to(compose::send_message),
         )
         .route(
             "/locations/{location_id}/settings",
