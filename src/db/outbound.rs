@@ -136,9 +136,67 @@ fn bit(channel: Channel) -> i16 {
     1 << Channel::ALL.iter().position(|c| *c == channel).unwrap_or(0)
 }
 
-/// Decides a whole recipient list in one set-based statement (the same
-/// rule as `DndState::decide`: the all-channels switch, then the channel's
-/// reasons), records every message, and answers per recipient.
+/// The per-recipient decision as SQL: the same rule as
+/// `DndState::decide` (the all-channels switch, then the channel's own
+/// reasons), for a whole list at once. Binds: $1 location, $2 ids, $3
+/// channel, $4 the channel's bit.
+fn decided_cte(channel: Channel) -> String {
+    let address = match channel {
+        Channel::Sms | Channel::Call => "c.phone",
+        Channel::Email => "c.email",
+        Channel::Facebook => "c.facebook_id",
+        Channel::Whatsapp => "coalesce(c.whatsapp_id, c.phone)",
+        Channel::Gmb => "c.gmb_id",
+    };
+    format!(
+        "decided AS (
+             SELECT c.id, {address} AS address,
+                    (CASE WHEN c.dnd_all THEN ARRAY['all_channels'] ELSE ARRAY[]::text[] END)
+                    || CASE WHEN (c.dnd_mask & $4::smallint) <> 0 THEN coalesce(
+                           (SELECT array_agg(r.reason ORDER BY r.reason) FROM contact_dnd_reasons r
+                            WHERE r.location_id = $1 AND r.contact_id = c.id AND r.channel = $3),
+                           ARRAY[]::text[]) ELSE ARRAY[]::text[] END AS reasons
+             FROM contacts c
+             WHERE c.location_id = $1 AND c.id = ANY($2::bigint[])
+         )"
+    )
+}
+
+/// One recipient's decision, before anything is recorded.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct BulkDecision {
+    #[diesel(sql_type = BigInt)]
+    pub contact_id: i64,
+    /// The contact has an address on the channel.
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub reachable: bool,
+    #[diesel(sql_type = Array<Text>)]
+    pub reasons: Vec<String>,
+}
+
+/// Decides a recipient list without recording anything (what a bulk send
+/// would do, e.g. to preview it). Unknown ids are left out.
+pub fn decide_bulk(
+    conn: &mut PgConnection,
+    location_id: i64,
+    channel: Channel,
+    contact_ids: &[i64],
+) -> Result<Vec<BulkDecision>, DbError> {
+    let query = format!(
+        "WITH {} SELECT d.id AS contact_id, d.address IS NOT NULL AS reachable, d.reasons FROM decided d",
+        decided_cte(channel)
+    );
+    Ok(diesel::sql_query(query)
+        .bind::<BigInt, _>(location_id)
+        .bind::<Array<BigInt>, _>(contact_ids)
+        .bind::<Text, _>(channel.as_str())
+        .bind::<diesel::sql_types::SmallInt, _>(bit(channel))
+        .load(conn)?)
+}
+
+/// Decides a whole recipient list in one set-based statement, records every
+/// message (`queued`, or `blocked` with its reasons), and answers per
+/// recipient (`no_address` and `not_found` are not recorded).
 ///
 /// The contacts are share-locked by a statement of their own first: a
 /// statement that waits for a lock re-reads the locked rows but not the
@@ -152,31 +210,12 @@ pub fn send_bulk(
     subject: Option<&str>,
     contact_ids: &[i64],
 ) -> Result<Vec<BulkResult>, DbError> {
-    let address = match channel {
-        Channel::Sms | Channel::Call => "c.phone",
-        Channel::Email => "c.email",
-        Channel::Facebook => "c.facebook_id",
-        Channel::Whatsapp => "coalesce(c.whatsapp_id, c.phone)",
-        Channel::Gmb => "c.gmb_id",
-    };
     let query = format!(
-        "WITH wanted AS (
-             SELECT DISTINCT unnest($2::bigint[]) AS id
-         ),
-         decided AS (
-             SELECT c.id, {address} AS address,
-                    (CASE WHEN c.dnd_all THEN ARRAY['all_channels'] ELSE ARRAY[]::text[] END)
-                    || CASE WHEN (c.dnd_mask & $6::smallint) <> 0 THEN coalesce(
-                           (SELECT array_agg(r.reason ORDER BY r.reason) FROM contact_dnd_reasons r
-                            WHERE r.location_id = $1 AND r.contact_id = c.id AND r.channel = $3),
-                           ARRAY[]::text[]) ELSE ARRAY[]::text[] END AS reasons
-             FROM contacts c JOIN wanted w ON w.id = c.id
-             WHERE c.location_id = $1
-         ),
+        "WITH {},
          recorded AS (
              INSERT INTO messages (location_id, contact_id, channel, direction, origin, body, subject,
                                    to_address, status, blocked_reasons, next_attempt_at)
-             SELECT $1, d.id, $3, 'outbound', 'automated', $4, $5, d.address,
+             SELECT $1, d.id, $3, 'outbound', 'automated', $5, $6, d.address,
                     CASE WHEN cardinality(d.reasons) > 0 THEN 'blocked' ELSE 'queued' END,
                     d.reasons,
                     CASE WHEN cardinality(d.reasons) > 0 THEN NULL ELSE now() END
@@ -187,8 +226,9 @@ pub fn send_bulk(
          UNION ALL
          SELECT d.id, NULL, 'no_address', ARRAY[]::text[] FROM decided d WHERE d.address IS NULL
          UNION ALL
-         SELECT w.id, NULL, 'not_found', ARRAY[]::text[] FROM wanted w
-         WHERE NOT EXISTS (SELECT 1 FROM decided d WHERE d.id = w.id)"
+         SELECT w.id, NULL, 'not_found', ARRAY[]::text[] FROM (SELECT DISTINCT unnest($2::bigint[]) AS id) w
+         WHERE NOT EXISTS (SELECT 1 FROM decided d WHERE d.id = w.id)",
+        decided_cte(channel)
     );
     conn.transaction(|conn| {
         diesel::sql_query(
@@ -201,9 +241,9 @@ pub fn send_bulk(
             .bind::<BigInt, _>(location_id)
             .bind::<Array<BigInt>, _>(contact_ids)
             .bind::<Text, _>(channel.as_str())
+            .bind::<diesel::sql_types::SmallInt, _>(bit(channel))
             .bind::<Text, _>(body)
             .bind::<Nullable<Text>, _>(subject)
-            .bind::<diesel::sql_types::SmallInt, _>(bit(channel))
             .load(conn)?)
     })
 }

@@ -193,3 +193,87 @@ async fn location_users_have_no_settings_and_support_only_reads() {
         404
     );
 }
+
+#[actix_web::test]
+async fn an_agency_user_points_sms_and_email_at_the_providers_apis() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    app.sign_in_as(demo::AGENCY_USER).await;
+    let page = format!("/locations/{downtown}/settings");
+    let csrf = app.csrf_from(&page).await;
+    let post = |channel: &'static str, fields: Vec<(&'static str, &'static str)>| {
+        let mut all = fields;
+        all.push(("csrf_token", Box::leak(csrf.clone().into_boxed_str())));
+        let path = format!("{page}/integrations/{channel}/transport");
+        let app = &app;
+        async move { app.post_form(&path, &all).await.status().as_u16() }
+    };
+    assert_eq!(
+        post("sms", vec![("transport", "mailgun"), ("sender", "+1")]).await,
+        400
+    );
+    assert_eq!(
+        post(
+            "sms",
+            vec![("transport", "twilio"), ("api_base_url", "ftp://x")]
+        )
+        .await,
+        400
+    );
+    assert_eq!(
+        post("sms", vec![("transport", "twilio"), ("sender", "")]).await,
+        400,
+        "a sender is needed"
+    );
+    assert_eq!(
+        post(
+            "sms",
+            vec![
+                ("transport", "twilio"),
+                ("api_base_url", "http://127.0.0.1:9/"),
+                ("sender", "+12125559999")
+            ]
+        )
+        .await,
+        303
+    );
+    assert_eq!(
+        post(
+            "email",
+            vec![
+                ("transport", "mailgun"),
+                ("sender", "hello@mg.example"),
+                ("api_key", "key-abcdef123456")
+            ]
+        )
+        .await,
+        303
+    );
+    let (_, html) = app.get_text(&page).await;
+    assert!(html.contains("Email now sends through mailgun."));
+    assert!(html.contains("••••••••3456"), "the API key is masked");
+    assert!(!html.contains("key-abcdef123456"));
+    let mut conn = app.db.conn();
+    let sms = dnd::db::integrations::find(&mut conn, downtown, dnd::domain::Channel::Sms)
+        .unwrap()
+        .unwrap();
+    assert_eq!(sms.transport, "twilio");
+    assert_eq!(sms.api_base_url.as_deref(), Some("http://127.0.0.1:9"));
+    // Saving again with a blank key keeps the stored one.
+    assert_eq!(
+        post(
+            "email",
+            vec![
+                ("transport", "mailgun"),
+                ("sender", "hello@mg.example"),
+                ("api_key", "")
+            ]
+        )
+        .await,
+        303
+    );
+    let email = dnd::db::integrations::find(&mut conn, downtown, dnd::domain::Channel::Email)
+        .unwrap()
+        .unwrap();
+    assert_eq!(email.api_key.as_deref(), Some("key-abcdef123456"));
+}

@@ -51,6 +51,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/locations/{location_id}/settings/integrations/{channel}/secret",
             web::post().to(settings::rotate_secret),
+        )
+        .route(
+            "/locations/{location_id}/settings/integrations/{channel}/transport",
+            web::post().to(settings::save_transport),
         );
 }
 

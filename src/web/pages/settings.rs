@@ -35,6 +35,11 @@ pub struct IntegrationRow {
     pub status: String,
     /// The secret's last four characters, the rest masked.
     pub masked: Option<String>,
+    /// How it sends: log, twilio or mailgun (SMS and email only).
+    pub transport: Option<String>,
+    pub api_base_url: String,
+    pub sender: String,
+    pub api_key_masked: Option<String>,
 }
 
 #[derive(Template)]
@@ -122,6 +127,10 @@ fn rows(integrations: Vec<Integration>) -> Vec<IntegrationRow> {
                 provider: i.provider.clone(),
                 status: i.status.clone(),
                 masked: i.secret.as_deref().map(mask),
+                transport: matches!(c, Channel::Sms | Channel::Email).then(|| i.transport.clone()),
+                api_base_url: i.api_base_url.clone().unwrap_or_default(),
+                sender: i.sender.clone().unwrap_or_default(),
+                api_key_masked: i.api_key.as_deref().map(mask),
             })
         })
         .collect()
@@ -415,4 +424,103 @@ mod tests {
     fn secrets_are_masked() {
         assert_eq!(mask("demo-twilio-auth-token"), "••••••••oken");
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TransportForm {
+    #[serde(default)]
+    transport: String,
+    #[serde(default)]
+    api_base_url: String,
+    #[serde(default)]
+    sender: String,
+    /// Blank keeps the stored key.
+    #[serde(default)]
+    api_key: String,
+}
+
+/// How an SMS or email integration sends: `log` (stays on the machine),
+/// or the provider's API at its base URL (blank: the provider's own).
+pub async fn save_transport(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(i64, String)>,
+    CurrentUser(user): CurrentUser,
+    CsrfForm(form): CsrfForm<TransportForm>,
+) -> Result<HttpResponse, PageError> {
+    let (location_id, channel) = path.into_inner();
+    let channel: Channel = channel.parse().map_err(PageError::BadRequest)?;
+    let expected = match channel {
+        Channel::Sms => "twilio",
+        Channel::Email => "mailgun",
+        _ => {
+            return Err(PageError::BadRequest(
+                "Only SMS and email integrations send messages from here.".into(),
+            ))
+        }
+    };
+    let transport = form.transport.trim().to_string();
+    if transport != "log" && transport != expected {
+        return Err(PageError::BadRequest(format!(
+            "{} sends through \"log\" or \"{expected}\". Nothing was changed.",
+            channel.label()
+        )));
+    }
+    let base = form.api_base_url.trim().trim_end_matches('/').to_string();
+    if !(base.is_empty() || base.starts_with("https://") || base.starts_with("http://")) {
+        return Err(PageError::BadRequest(
+            "The API base URL must start with https:// (or http:// for a local test server). Nothing was changed.".into(),
+        ));
+    }
+    let sender = form.sender.trim().to_string();
+    if transport != "log" && sender.is_empty() {
+        return Err(PageError::BadRequest(format!(
+            "Give the sending {} for {expected}. Nothing was changed.",
+            if channel == Channel::Sms {
+                "number"
+            } else {
+                "address"
+            }
+        )));
+    }
+    let api_key = form.api_key.trim().to_string();
+    db::run(&state.pool, move |conn| -> Result<_, PageError> {
+        let location = locations::find_visible(conn, &user, location_id)
+            .map_err(DbError::from)?
+            .ok_or(PageError::NotFound)?;
+        if !can_edit(&user, &location)? {
+            return Err(PageError::Forbidden(
+                "Support reads settings; it does not change them. Nothing was changed.".into(),
+            ));
+        }
+        let current = integrations::find(conn, location.id, channel)
+            .map_err(DbError::from)?
+            .ok_or(PageError::NotFound)?;
+        let key = if api_key.is_empty() {
+            current.api_key
+        } else {
+            Some(api_key)
+        };
+        integrations::set_transport(
+            conn,
+            location.id,
+            channel,
+            &transport,
+            (!base.is_empty()).then_some(base.as_str()),
+            key.as_deref(),
+            (!sender.is_empty()).then_some(sender.as_str()),
+        )
+        .map_err(DbError::from)?;
+        Ok(())
+    })
+    .await?;
+    session.insert(
+        FLASH,
+        format!(
+            "{} now sends through {}.",
+            channel.label(),
+            form.transport.trim()
+        ),
+    )?;
+    Ok(redirect(&format!("/locations/{location_id}/settings")))
 }
