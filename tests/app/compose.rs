@@ -85,6 +85,10 @@ async fn a_blocked_channel_cannot_be_sent_on_even_by_a_crafted_post() {
     assert!(timeline.contains("Crafted") && timeline.contains("msg-blocked"));
     assert!(timeline.contains("Email bounced or suppressed"));
     assert!(timeline.contains("manual"));
+    assert!(
+        timeline.contains("turned on — Email bounced or suppressed"),
+        "DND changes share the timeline"
+    );
 
     // Nonsense and empties are 400s; another location's contact is a 404.
     let r = app

@@ -184,6 +184,68 @@ pub struct ContactPage {
     flash: Option<String>,
 }
 
+/// One line of the contact's timeline: a message (inbound or outbound,
+/// with its status and any blocking reasons) or a DND change.
+pub struct TimelineRow {
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub channel: String,
+    pub what: String,
+    pub text: String,
+    pub status: String,
+    pub status_class: String,
+    pub detail: String,
+}
+
+impl ContactPage {
+    /// Messages and DND changes together, newest first.
+    fn timeline(&self) -> Vec<TimelineRow> {
+        let mut rows: Vec<TimelineRow> = self
+            .messages
+            .iter()
+            .map(|m| {
+                let who = if m.direction == "inbound" {
+                    m.from_address.as_deref().map(|f| format!(" from {f}"))
+                } else {
+                    m.to_address.as_deref().map(|t| format!(" to {t}"))
+                };
+                let mut detail = Vec::new();
+                if let Some(code) = m.error_code {
+                    detail.push(format!("error {code}"));
+                }
+                if !m.blocked_reasons.is_empty() {
+                    detail.push(m.blocked_labels());
+                }
+                if let Some(origin) = &m.origin {
+                    detail.push(origin.clone());
+                }
+                TimelineRow {
+                    at: m.created_at,
+                    channel: m.channel.clone(),
+                    what: format!("{}{}", m.direction, who.unwrap_or_default()),
+                    text: match &m.subject {
+                        Some(subject) if !subject.is_empty() => format!("{subject}: {}", m.body),
+                        _ => m.body.clone(),
+                    },
+                    status: m.status.clone(),
+                    status_class: format!("msg-{}", m.status),
+                    detail: detail.join(" · "),
+                }
+            })
+            .collect();
+        rows.extend(self.history.iter().map(|h| TimelineRow {
+            at: h.at,
+            channel: h.channel_label().to_string(),
+            what: "DND".to_string(),
+            text: format!("{} — {}", h.action_label(), h.reason_label()),
+            status: h.kind.clone().unwrap_or_else(|| "switch".into()),
+            status_class: "msg-dnd".to_string(),
+            detail: h.actor_label.clone(),
+        }));
+        rows.sort_by(|a, b| b.at.cmp(&a.at));
+        rows
+    }
+}
+
 pub async fn show_contact(
     state: web::Data<AppState>,
     session: Session,
