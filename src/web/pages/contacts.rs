@@ -241,7 +241,7 @@ impl ContactPage {
             status_class: "msg-dnd".to_string(),
             detail: h.actor_label.clone(),
         }));
-        rows.sort_by(|a, b| b.at.cmp(&a.at));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.at));
         rows
     }
 }
