@@ -7,12 +7,11 @@ use diesel::Connection;
 use serde::Deserialize;
 
 use super::signatures::mailgun_is_valid;
-use super::{note_refusal, read_body, set_reason, Provider, WebhookError};
+use super::{counted, read_body, set_reason, Provider, WebhookError};
 use crate::db::webhooks::{self as store, NewEvent};
 use crate::db::{self, integrations, locations};
 use crate::domain::dnd::{mailgun_event_reason, Actor, ActorKind, MailgunEvent, Reason};
 use crate::domain::{Channel, EmailAddress};
-use crate::metrics::Metrics;
 use crate::web::AppState;
 
 /// How far a signature's timestamp may be from our clock.
@@ -147,18 +146,10 @@ pub async fn receive_event(
         .await
     }
     .await;
-    match result {
-        Ok(duplicate) => {
-            Metrics::bump(if duplicate {
-                &state.metrics.webhooks_duplicate
-            } else {
-                &state.metrics.webhooks_accepted
-            });
-            Ok(HttpResponse::Ok().json(serde_json::json!({"message": "stored"})))
-        }
-        Err(e) => {
-            note_refusal(&state.metrics, location_id, &e);
-            Err(e)
-        }
-    }
+    counted(
+        &state.metrics,
+        location_id,
+        result.map(|duplicate| ((), duplicate)),
+    )?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"message": "stored"})))
 }

@@ -8,12 +8,11 @@ use serde::Deserialize;
 
 use super::signatures::meta_is_valid;
 use super::twilio::header;
-use super::{lift_by_contact, note_refusal, read_body, set_reason, Provider, WebhookError};
+use super::{counted, lift_by_contact, read_body, set_reason, Provider, WebhookError};
 use crate::db::webhooks::{self as store, NewEvent};
 use crate::db::{self, integrations, locations};
 use crate::domain::dnd::{Actor, ActorKind, Reason};
 use crate::domain::Channel;
-use crate::metrics::Metrics;
 use crate::web::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -275,20 +274,12 @@ pub async fn receive_event(
         .await
     }
     .await;
-    match result {
-        Ok(applied) => {
-            Metrics::bump(if applied > 0 {
-                &state.metrics.webhooks_accepted
-            } else {
-                &state.metrics.webhooks_duplicate
-            });
-            Ok(HttpResponse::Ok()
-                .content_type("text/plain")
-                .body("EVENT_RECEIVED"))
-        }
-        Err(e) => {
-            note_refusal(&state.metrics, location_id, &e);
-            Err(e)
-        }
-    }
+    counted(
+        &state.metrics,
+        location_id,
+        result.map(|applied| ((), applied == 0)),
+    )?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain")
+        .body("EVENT_RECEIVED"))
 }

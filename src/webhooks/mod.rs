@@ -144,6 +144,29 @@ impl ResponseError for WebhookError {
     }
 }
 
+/// Counts the outcome of a webhook: stored (or a retry of a stored one),
+/// or refused, which is also logged.
+fn counted<T>(
+    metrics: &Metrics,
+    location_id: i64,
+    result: Result<(T, bool), WebhookError>,
+) -> Result<T, WebhookError> {
+    match result {
+        Ok((value, duplicate)) => {
+            Metrics::bump(if duplicate {
+                &metrics.webhooks_duplicate
+            } else {
+                &metrics.webhooks_accepted
+            });
+            Ok(value)
+        }
+        Err(e) => {
+            note_refusal(metrics, location_id, &e);
+            Err(e)
+        }
+    }
+}
+
 /// Counts and logs a refusal (never the secret or the signature itself).
 fn note_refusal(metrics: &Metrics, location_id: i64, e: &WebhookError) {
     match e {

@@ -5,16 +5,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use diesel::Connection;
 
 use super::signatures::twilio_is_valid;
-use super::{
-    called_url, lift_by_contact, note_refusal, read_body, set_reason, Provider, WebhookError,
-};
+use super::{called_url, counted, lift_by_contact, read_body, set_reason, Provider, WebhookError};
 use crate::db;
 use crate::db::webhooks::{self as store, NewEvent, NewInbound, TwilioContext};
 use crate::domain::dnd::{
     match_keyword, twilio_error_reason, Actor, ActorKind, KeywordMatch, Reason,
 };
 use crate::domain::{Channel, PhoneNumber};
-use crate::metrics::Metrics;
 use crate::web::AppState;
 
 type Params = Vec<(String, String)>;
@@ -263,25 +260,14 @@ pub async fn receive_sms(
         .await
     }
     .await;
-    match result {
-        Ok((outcome, settings, duplicate)) => {
-            Metrics::bump(if duplicate {
-                &state.metrics.webhooks_duplicate
-            } else {
-                &state.metrics.webhooks_accepted
-            });
-            Ok(twiml(match outcome {
-                SmsOutcome::OptOut => Some(&settings.opt_out_reply),
-                SmsOutcome::OptIn => Some(&settings.opt_in_reply),
-                SmsOutcome::Help => Some(&settings.help_reply),
-                SmsOutcome::Message => None,
-            }))
-        }
-        Err(e) => {
-            note_refusal(&state.metrics, location_id, &e);
-            Err(e)
-        }
-    }
+    let result = result.map(|(outcome, settings, duplicate)| ((outcome, settings), duplicate));
+    let (outcome, settings) = counted(&state.metrics, location_id, result)?;
+    Ok(twiml(match outcome {
+        SmsOutcome::OptOut => Some(&settings.opt_out_reply),
+        SmsOutcome::OptIn => Some(&settings.opt_in_reply),
+        SmsOutcome::Help => Some(&settings.help_reply),
+        SmsOutcome::Message => None,
+    }))
 }
 
 /// Message status callback: carrier error codes set SMS DND on the
@@ -358,20 +344,12 @@ pub async fn receive_status(
         .await
     }
     .await;
-    match result {
-        Ok(duplicate) => {
-            Metrics::bump(if duplicate {
-                &state.metrics.webhooks_duplicate
-            } else {
-                &state.metrics.webhooks_accepted
-            });
-            Ok(twiml(None))
-        }
-        Err(e) => {
-            note_refusal(&state.metrics, location_id, &e);
-            Err(e)
-        }
-    }
+    counted(
+        &state.metrics,
+        location_id,
+        result.map(|duplicate| ((), duplicate)),
+    )?;
+    Ok(twiml(None))
 }
 
 pub(super) fn header(req: &HttpRequest, name: &str) -> Option<String> {

@@ -116,6 +116,24 @@ fn can_edit(user: &User, location: &Location) -> Result<bool, PageError> {
     }
 }
 
+/// The location, if this user may change its settings (404 if they cannot
+/// see it, 403 if they may only read it).
+fn editable_location(
+    conn: &mut diesel::PgConnection,
+    user: &User,
+    location_id: i64,
+) -> Result<Location, PageError> {
+    let location = locations::find_visible(conn, user, location_id)
+        .map_err(DbError::from)?
+        .ok_or(PageError::NotFound)?;
+    if !can_edit(user, &location)? {
+        return Err(PageError::Forbidden(
+            "Support reads settings; it does not change them. Nothing was changed.".into(),
+        ));
+    }
+    Ok(location)
+}
+
 fn rows(integrations: Vec<Integration>) -> Vec<IntegrationRow> {
     Channel::ALL
         .into_iter()
@@ -322,14 +340,7 @@ pub async fn save_sms_settings(
         .await;
     }
     db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = locations::find_visible(conn, &user, location_id)
-            .map_err(DbError::from)?
-            .ok_or(PageError::NotFound)?;
-        if !can_edit(&user, &location)? {
-            return Err(PageError::Forbidden(
-                "Support reads settings; it does not change them. Nothing was changed.".into(),
-            ));
-        }
+        let location = editable_location(conn, &user, location_id)?;
         store::save_sms_settings(conn, location.id, &settings).map_err(DbError::from)?;
         Ok(())
     })
@@ -362,14 +373,7 @@ pub async fn rotate_secret(
         ));
     }
     db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = locations::find_visible(conn, &user, location_id)
-            .map_err(DbError::from)?
-            .ok_or(PageError::NotFound)?;
-        if !can_edit(&user, &location)? {
-            return Err(PageError::Forbidden(
-                "Support reads settings; it does not change them. Nothing was changed.".into(),
-            ));
-        }
+        let location = editable_location(conn, &user, location_id)?;
         if integrations::rotate_secret(conn, location.id, channel, &secret)
             .map_err(DbError::from)?
             == 0
@@ -485,14 +489,7 @@ pub async fn save_transport(
     }
     let api_key = form.api_key.trim().to_string();
     db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = locations::find_visible(conn, &user, location_id)
-            .map_err(DbError::from)?
-            .ok_or(PageError::NotFound)?;
-        if !can_edit(&user, &location)? {
-            return Err(PageError::Forbidden(
-                "Support reads settings; it does not change them. Nothing was changed.".into(),
-            ));
-        }
+        let location = editable_location(conn, &user, location_id)?;
         let current = integrations::find(conn, location.id, channel)
             .map_err(DbError::from)?
             .ok_or(PageError::NotFound)?;
