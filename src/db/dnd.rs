@@ -133,6 +133,25 @@ pub fn apply_within(
     Ok(transition)
 }
 
+/// [`apply_within`] for a contact the caller has already read and locked
+/// in this transaction (`FOR UPDATE`, or inserted it): no second lock, and
+/// no read of the reasons when its bitmask says it has none.
+pub fn apply_locked(
+    conn: &mut PgConnection,
+    contact: &super::contacts::Contact,
+    change: impl FnOnce(&DndState) -> Result<Transition, Refusal>,
+) -> Result<Transition, DndError> {
+    let reasons = if contact.dnd_mask == 0 {
+        Vec::new()
+    } else {
+        load_reasons(conn, contact.location_id, contact.id)?
+    };
+    let before = DndState::from_parts(contact.dnd_all, reasons);
+    let transition = change(&before).map_err(DndError::Refused)?;
+    write(conn, contact.location_id, contact.id, &before, &transition)?;
+    Ok(transition)
+}
+
 fn write(
     conn: &mut PgConnection,
     location_id: i64,

@@ -245,13 +245,22 @@ pub fn remember_mailgun_token(
 }
 
 /// The contact with this phone, created (with just the phone) when none
-/// has it, so the wish is kept for a later import.
+/// has it, so the wish is kept for a later import. Every `contact_for_*`
+/// returns the row locked for this transaction (found `FOR UPDATE`, or
+/// inserted by it), so its DND can be changed with `dnd::apply_locked`.
 pub fn contact_for_phone(
     conn: &mut PgConnection,
     location_id: i64,
     phone: &PhoneNumber,
 ) -> Result<Contact, DbError> {
-    if let Some(c) = contacts::find_by_phone(conn, location_id, phone)? {
+    let found: Option<Contact> = contacts_table::table
+        .filter(contacts_table::location_id.eq(location_id))
+        .filter(contacts_table::phone.eq(phone.as_str()))
+        .select(Contact::as_select())
+        .for_update()
+        .first(conn)
+        .optional()?;
+    if let Some(c) = found {
         return Ok(c);
     }
     upsert_minimal(
@@ -269,7 +278,14 @@ pub fn contact_for_email(
     location_id: i64,
     email: &EmailAddress,
 ) -> Result<Contact, DbError> {
-    if let Some(c) = contacts::find_by_email(conn, location_id, email)? {
+    let found: Option<Contact> = contacts_table::table
+        .filter(contacts_table::location_id.eq(location_id))
+        .filter(contacts_table::email.eq(email.as_str()))
+        .select(Contact::as_select())
+        .for_update()
+        .first(conn)
+        .optional()?;
+    if let Some(c) = found {
         return Ok(c);
     }
     upsert_minimal(
@@ -293,6 +309,7 @@ pub fn contact_for_whatsapp(
         .filter(contacts_table::location_id.eq(location_id))
         .filter(contacts_table::whatsapp_id.eq(wa_id))
         .select(Contact::as_select())
+        .for_update()
         .first(conn)
         .optional()?;
     if let Some(c) = found {
@@ -300,7 +317,14 @@ pub fn contact_for_whatsapp(
     }
     let phone = PhoneNumber::parse(&format!("+{wa_id}")).ok();
     if let Some(phone) = &phone {
-        if let Some(c) = contacts::find_by_phone(conn, location_id, phone)? {
+        let by_phone: Option<Contact> = contacts_table::table
+            .filter(contacts_table::location_id.eq(location_id))
+            .filter(contacts_table::phone.eq(phone.as_str()))
+            .select(Contact::as_select())
+            .for_update()
+            .first(conn)
+            .optional()?;
+        if let Some(c) = by_phone {
             diesel::update(contacts_table::table.find((location_id, c.id)))
                 .set(contacts_table::whatsapp_id.eq(wa_id))
                 .execute(conn)?;
@@ -326,6 +350,7 @@ pub fn contact_for_facebook(
         .filter(contacts_table::location_id.eq(location_id))
         .filter(contacts_table::facebook_id.eq(psid))
         .select(Contact::as_select())
+        .for_update()
         .first(conn)
         .optional()?;
     match found {

@@ -229,7 +229,7 @@ fn set_reason(
     source: &str,
 ) -> Result<(), WebhookError> {
     let now = Utc::now();
-    dnd_store::apply_within(conn, contact.location_id, contact.id, |s| {
+    dnd_store::apply_locked(conn, contact, |s| {
         s.set(
             channel,
             reason,
@@ -252,7 +252,7 @@ fn lift_by_contact(
     which: impl Fn(Reason) -> bool,
 ) -> Result<bool, WebhookError> {
     let now = Utc::now();
-    match dnd_store::apply_within(conn, contact.location_id, contact.id, |s| {
+    match dnd_store::apply_locked(conn, contact, |s| {
         s.lift_only(channel, actor, now, Some(source.to_string()), which)
     }) {
         Ok(t) => Ok(!t.entries.is_empty()),
