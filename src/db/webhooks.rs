@@ -244,6 +244,21 @@ pub fn remember_mailgun_token(
     Ok(inserted == 1)
 }
 
+/// The location's contact whose `$column` is `$value`, locked for the
+/// transaction. (A macro: diesel cannot box a query with a locking clause,
+/// and a plain query stays a cached prepared statement.)
+macro_rules! find_locked {
+    ($conn:expr, $location_id:expr, $column:ident, $value:expr) => {
+        contacts_table::table
+            .filter(contacts_table::location_id.eq($location_id))
+            .filter(contacts_table::$column.eq($value))
+            .select(Contact::as_select())
+            .for_update()
+            .first::<Contact>($conn)
+            .optional()
+    };
+}
+
 /// The contact with this phone, created (with just the phone) when none
 /// has it, so the wish is kept for a later import. Every `contact_for_*`
 /// returns the row locked for this transaction (found `FOR UPDATE`, or
@@ -253,13 +268,7 @@ pub fn contact_for_phone(
     location_id: i64,
     phone: &PhoneNumber,
 ) -> Result<Contact, DbError> {
-    let found: Option<Contact> = contacts_table::table
-        .filter(contacts_table::location_id.eq(location_id))
-        .filter(contacts_table::phone.eq(phone.as_str()))
-        .select(Contact::as_select())
-        .for_update()
-        .first(conn)
-        .optional()?;
+    let found = find_locked!(conn, location_id, phone, phone.as_str())?;
     if let Some(c) = found {
         return Ok(c);
     }
@@ -278,13 +287,7 @@ pub fn contact_for_email(
     location_id: i64,
     email: &EmailAddress,
 ) -> Result<Contact, DbError> {
-    let found: Option<Contact> = contacts_table::table
-        .filter(contacts_table::location_id.eq(location_id))
-        .filter(contacts_table::email.eq(email.as_str()))
-        .select(Contact::as_select())
-        .for_update()
-        .first(conn)
-        .optional()?;
+    let found = find_locked!(conn, location_id, email, email.as_str())?;
     if let Some(c) = found {
         return Ok(c);
     }
@@ -305,25 +308,13 @@ pub fn contact_for_whatsapp(
     location_id: i64,
     wa_id: &str,
 ) -> Result<Contact, DbError> {
-    let found: Option<Contact> = contacts_table::table
-        .filter(contacts_table::location_id.eq(location_id))
-        .filter(contacts_table::whatsapp_id.eq(wa_id))
-        .select(Contact::as_select())
-        .for_update()
-        .first(conn)
-        .optional()?;
+    let found = find_locked!(conn, location_id, whatsapp_id, wa_id)?;
     if let Some(c) = found {
         return Ok(c);
     }
     let phone = PhoneNumber::parse(&format!("+{wa_id}")).ok();
     if let Some(phone) = &phone {
-        let by_phone: Option<Contact> = contacts_table::table
-            .filter(contacts_table::location_id.eq(location_id))
-            .filter(contacts_table::phone.eq(phone.as_str()))
-            .select(Contact::as_select())
-            .for_update()
-            .first(conn)
-            .optional()?;
+        let by_phone = find_locked!(conn, location_id, phone, phone.as_str())?;
         if let Some(c) = by_phone {
             diesel::update(contacts_table::table.find((location_id, c.id)))
                 .set(contacts_table::whatsapp_id.eq(wa_id))
@@ -346,13 +337,7 @@ pub fn contact_for_facebook(
     location_id: i64,
     psid: &str,
 ) -> Result<Contact, DbError> {
-    let found: Option<Contact> = contacts_table::table
-        .filter(contacts_table::location_id.eq(location_id))
-        .filter(contacts_table::facebook_id.eq(psid))
-        .select(Contact::as_select())
-        .for_update()
-        .first(conn)
-        .optional()?;
+    let found = find_locked!(conn, location_id, facebook_id, psid)?;
     match found {
         Some(c) => Ok(c),
         None => insert_bare(conn, location_id, None, Some(psid), None),
