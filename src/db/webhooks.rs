@@ -4,9 +4,11 @@
 
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Text};
 
 use super::contacts::{self, Contact, ContactInput};
 use super::locations::Location;
+use super::prepared::prepared_statement;
 use super::schema::{
     contacts as contacts_table, location_sms_settings, mailgun_tokens, messages, webhook_events,
 };
@@ -179,14 +181,14 @@ pub fn save_sms_settings(
 
 /// A provider event as stored: what it was and what it did.
 pub struct NewEvent<'a> {
-    pub provider: &'a str,
+    pub provider: &'static str,
     pub kind: &'a str,
     /// The provider's own id for it (its retries carry the same).
     pub key: &'a str,
     pub payload: &'a str,
     pub contact_id: Option<i64>,
     /// What it did: opt_out, opt_in, help, message, a reason, recorded.
-    pub outcome: &'a str,
+    pub outcome: &'static str,
 }
 
 /// Stores an event unless the same event (same provider key) is stored
@@ -216,6 +218,108 @@ pub fn record_event(
         .returning(webhook_events::id)
         .get_result(conn)
         .optional()
+}
+
+/// Inbound messages and the events that carried them, stored together in
+/// one statement; an event stored already (a provider's retry) stores
+/// neither. Each field is a column, one element per event.
+#[derive(Default)]
+pub struct InboundEvents {
+    location_id: Vec<i64>,
+    provider: Vec<&'static str>,
+    kind: Vec<String>,
+    key: Vec<String>,
+    payload: Vec<String>,
+    contact_id: Vec<i64>,
+    outcome: Vec<&'static str>,
+    channel: Vec<&'static str>,
+    body: Vec<String>,
+    from: Vec<String>,
+    to: Vec<String>,
+    sid: Vec<String>,
+}
+
+prepared_statement!(
+    InboundEvents -> (BigInt, Text),
+    "WITH event AS (
+        INSERT INTO webhook_events
+            (location_id, provider, kind, event_key, payload, contact_id, outcome)
+        SELECT * FROM unnest(?::int8[], ?::text[], ?::text[], ?::text[], ?::text[],
+            ?::int8[], ?::text[])
+        ON CONFLICT (location_id, provider, event_key) DO NOTHING
+        RETURNING location_id, provider, event_key, contact_id
+    ), message AS (
+        INSERT INTO messages (location_id, contact_id, channel, direction, body,
+            from_address, to_address, provider_sid, status)
+        SELECT e.location_id, e.contact_id, m.channel, 'inbound', m.body, m.from_address,
+            m.to_address, m.sid, 'received'
+        FROM event e
+        JOIN unnest(?::int8[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
+            ?::text[])
+            AS m (location_id, provider, event_key, channel, body, from_address, to_address, sid)
+            ON m.location_id = e.location_id AND m.provider = e.provider
+            AND m.event_key = e.event_key
+        ON CONFLICT (location_id, provider_sid) DO NOTHING
+    )
+    SELECT location_id, event_key FROM event",
+    |s| [
+        Array<BigInt> => &s.location_id,
+        Array<Text> => &s.provider,
+        Array<Text> => &s.kind,
+        Array<Text> => &s.key,
+        Array<Text> => &s.payload,
+        Array<BigInt> => &s.contact_id,
+        Array<Text> => &s.outcome,
+        Array<BigInt> => &s.location_id,
+        Array<Text> => &s.provider,
+        Array<Text> => &s.key,
+        Array<Text> => &s.channel,
+        Array<Text> => &s.body,
+        Array<Text> => &s.from,
+        Array<Text> => &s.to,
+        Array<Text> => &s.sid,
+    ]
+);
+
+impl InboundEvents {
+    /// Adds one event and its message (the message's contact is the
+    /// event's). The caller leaves out repeats of a key within one batch.
+    pub fn push(&mut self, location_id: i64, e: &NewEvent<'_>, m: &NewInbound<'_>) {
+        self.location_id.push(location_id);
+        self.provider.push(e.provider);
+        self.kind.push(e.kind.to_string());
+        self.key.push(e.key.to_string());
+        self.payload.push(e.payload.to_string());
+        self.contact_id.push(m.contact_id);
+        self.outcome.push(e.outcome);
+        self.channel.push(m.channel.as_str());
+        self.body.push(m.body.to_string());
+        self.from.push(m.from.to_string());
+        self.to.push(m.to.to_string());
+        self.sid.push(m.sid.to_string());
+    }
+
+    /// Stores them; returns the (location, key) of the events that were
+    /// new (the others were stored before).
+    pub fn store(self, conn: &mut PgConnection) -> QueryResult<Vec<(i64, String)>> {
+        if self.key.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.load(conn)
+    }
+}
+
+/// [`record_event`] for an inbound message, which also goes on the
+/// contact's timeline: both in one statement, and neither for a retry.
+pub fn record_inbound(
+    conn: &mut PgConnection,
+    location_id: i64,
+    e: &NewEvent<'_>,
+    m: &NewInbound<'_>,
+) -> QueryResult<bool> {
+    let mut events = InboundEvents::default();
+    events.push(location_id, e, m);
+    Ok(!events.store(conn)?.is_empty())
 }
 
 /// How long a Mailgun token is remembered: well past the 5-minute window in
@@ -420,29 +524,6 @@ pub struct NewInbound<'a> {
     pub from: &'a str,
     pub to: &'a str,
     pub sid: &'a str,
-}
-
-pub fn insert_inbound(
-    conn: &mut PgConnection,
-    location_id: i64,
-    m: &NewInbound<'_>,
-) -> QueryResult<()> {
-    diesel::insert_into(messages::table)
-        .values((
-            messages::location_id.eq(location_id),
-            messages::contact_id.eq(m.contact_id),
-            messages::channel.eq(m.channel.as_str()),
-            messages::direction.eq("inbound"),
-            messages::body.eq(m.body),
-            messages::from_address.eq(m.from),
-            messages::to_address.eq(m.to),
-            messages::provider_sid.eq(m.sid),
-            messages::status.eq("received"),
-        ))
-        .on_conflict((messages::location_id, messages::provider_sid))
-        .do_nothing()
-        .execute(conn)?;
-    Ok(())
 }
 
 /// Records an outbound message's reported status, never moving it

@@ -215,21 +215,17 @@ pub async fn receive_sms(
                     contact_id: Some(contact.id),
                     outcome: outcome.as_str(),
                 };
-                if store::record_event(conn, location.id, &event)?.is_none() {
+                let inbound = NewInbound {
+                    contact_id: contact.id,
+                    channel: Channel::Sms,
+                    body: &text,
+                    from: from.as_str(),
+                    to: &to,
+                    sid: &sid,
+                };
+                if !store::record_inbound(conn, location.id, &event, &inbound)? {
                     return Ok((outcome, settings, true));
                 }
-                store::insert_inbound(
-                    conn,
-                    location.id,
-                    &NewInbound {
-                        contact_id: contact.id,
-                        channel: Channel::Sms,
-                        body: &text,
-                        from: from.as_str(),
-                        to: &to,
-                        sid: &sid,
-                    },
-                )?;
                 let actor = Actor::new(ActorKind::Contact, Some(contact.id), from.as_str());
                 let source = format!("{sid} \"{}\"", text.trim());
                 match outcome {

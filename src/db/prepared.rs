@@ -1,0 +1,80 @@
+//! Hand-written statements that diesel still prepares once per connection.
+//!
+//! Some writes are one statement of several data-modifying CTEs (one round
+//! trip instead of five), which diesel's query builder cannot express.
+//! `diesel::sql_query` can, but it is never cached as a prepared statement,
+//! so PostgreSQL would parse and plan it on every call. A type declared with
+//! [`prepared_statement!`] has a static query id instead: diesel caches its
+//! prepared statement by type, like any query built with the DSL.
+
+/// Declares how a struct is written as SQL: the text with a `?` for each
+/// bind (in order; they become `$1`, `$2`, ...), and the binds, each with
+/// its SQL type. `-> SqlType` makes it a query that returns rows.
+///
+/// ```ignore
+/// prepared_statement!(Touch, "UPDATE t SET at = now() WHERE id = ?", |s| [BigInt => &s.id]);
+/// ```
+macro_rules! prepared_statement {
+    ($name:ident $(-> $rows:ty)?, $sql:expr, |$s:ident| [$($ty:ty => $value:expr),* $(,)?]) => {
+        impl diesel::query_builder::QueryId for $name {
+            type QueryId = $name;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        impl diesel::query_builder::QueryFragment<diesel::pg::Pg> for $name {
+            fn walk_ast<'b>(
+                &'b self,
+                mut out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+            ) -> diesel::QueryResult<()> {
+                let $s = self;
+                let mut parts = $sql.split('?');
+                out.push_sql(parts.next().unwrap_or_default());
+                $(
+                    out.push_bind_param::<$ty, _>($value)?;
+                    let next = parts.next();
+                    debug_assert!(next.is_some(), "more binds than ? in {}", stringify!($name));
+                    out.push_sql(next.unwrap_or_default());
+                )*
+                debug_assert!(parts.next().is_none(), "more ? than binds in {}", stringify!($name));
+                Ok(())
+            }
+        }
+
+        $(impl diesel::query_builder::Query for $name {
+            type SqlType = $rows;
+        })?
+
+        impl diesel::RunQueryDsl<diesel::pg::PgConnection> for $name {}
+    };
+}
+
+pub(crate) use prepared_statement;
+
+#[cfg(test)]
+mod tests {
+    use diesel::sql_types::{BigInt, Text};
+
+    struct Example {
+        id: i64,
+        name: String,
+    }
+
+    prepared_statement!(
+        Example -> BigInt,
+        "SELECT id FROM t WHERE id = ? AND name = ?",
+        |s| [BigInt => &s.id, Text => &s.name]
+    );
+
+    #[test]
+    fn binds_become_numbered_placeholders() {
+        let q = Example {
+            id: 1,
+            name: "x".into(),
+        };
+        let sql = diesel::debug_query::<diesel::pg::Pg, _>(&q).to_string();
+        assert!(
+            sql.starts_with("SELECT id FROM t WHERE id = $1 AND name = $2"),
+            "{sql}"
+        );
+    }
+}
