@@ -37,6 +37,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("could not start the webhook writer thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// The web server, bound but not yet running. Tests bind port 0 and read
@@ -56,10 +58,18 @@ impl Application {
         let port = listener.local_addr().map_err(bind_error)?.port();
         let key = Key::derive_from(&config.session_key_bytes()?);
         let secure = config.secure_cookies();
+        // Half the connections may write webhook batches; the rest stay
+        // free for pages, the API and the dispatcher.
+        let writers = (config.pool_size as usize / 2).max(1);
+        let metrics = std::sync::Arc::new(metrics::Metrics::default());
+        let inbound_sms =
+            webhooks::inbound_sms::start_batcher(pool.clone(), writers, metrics.clone())
+                .map_err(StartError::Thread)?;
         let state = aweb::Data::new(web::AppState {
             pool,
+            inbound_sms,
             public_url: config.public_url.clone(),
-            metrics: Default::default(),
+            metrics,
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -10,11 +10,17 @@ pub struct Metrics {
     pub webhooks_refused_signature: AtomicU64,
     pub webhooks_refused_malformed: AtomicU64,
     pub webhooks_unavailable: AtomicU64,
+    pub webhook_batches: AtomicU64,
+    pub webhook_batched_events: AtomicU64,
 }
 
 impl Metrics {
     pub fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+        Self::add(counter, 1);
+    }
+
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Prometheus text format.
@@ -25,6 +31,8 @@ impl Metrics {
             ("dnd_webhooks_refused_signature_total", &self.webhooks_refused_signature, "Webhooks refused for a missing or bad signature, stale timestamp or replayed token"),
             ("dnd_webhooks_refused_malformed_total", &self.webhooks_refused_malformed, "Webhooks refused as malformed"),
             ("dnd_webhooks_unavailable_total", &self.webhooks_unavailable, "Webhooks answered 503 because the database was unavailable"),
+            ("dnd_webhook_batches_total", &self.webhook_batches, "Batches of inbound SMS webhooks written (each one transaction, or one per event when it had to fall back)"),
+            ("dnd_webhook_batched_events_total", &self.webhook_batched_events, "Inbound SMS webhooks written in those batches"),
         ];
         let mut out = String::new();
         for (name, counter, help) in rows {

@@ -221,7 +221,10 @@ fn run_app(
                             .map(|r| r.status().is_success())
                             .unwrap_or(false);
                         if ok {
-                            latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+                            latencies.push((
+                                start.duration_since(started).as_secs_f64(),
+                                start.elapsed().as_secs_f64() * 1000.0,
+                            ));
                         } else {
                             errors += 1;
                         }
@@ -230,13 +233,33 @@ fn run_app(
                 })
             })
             .collect();
-        let mut all = Vec::new();
+        let mut all: Vec<(f64, f64)> = Vec::new();
         let mut errors = 0;
         for t in tasks {
             let (l, e) = t.await.expect("load task");
             all.extend(l);
             errors += e;
         }
+        // How the tail moves over the run (warm-up, vacuum, checkpoints).
+        let mut windows = String::new();
+        for w in 0..(SECONDS / 5) {
+            let slice: Vec<f64> = all
+                .iter()
+                .filter(|(at, _)| (*at / 5.0) as u64 == w)
+                .map(|(_, ms)| *ms)
+                .collect();
+            let f = Figures::from_latencies(slice, 5.0, 0);
+            windows.push_str(&format!(
+                "  {}-{} s: {:.0}/s p50 {:.1} p99 {:.1};",
+                w * 5,
+                w * 5 + 5,
+                f.per_second,
+                f.p50,
+                f.p99
+            ));
+        }
+        println!("{}", windows.trim_end_matches(';'));
+        let all = all.into_iter().map(|(_, ms)| ms).collect();
         Figures::from_latencies(all, started.elapsed().as_secs_f64(), errors)
     }))
 }

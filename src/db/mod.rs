@@ -116,6 +116,13 @@ pub enum DbError {
     Cancelled,
     #[error("a stored invariant does not hold: {0}")]
     Invariant(String),
+    /// The database is not reachable; the words of the original error (a
+    /// batch that failed this way answers each of its requests with one).
+    #[error("{0}")]
+    Unavailable(String),
+    /// Any other error, in the words of the original (as above).
+    #[error("{0}")]
+    Replicated(String),
 }
 
 impl DbError {
@@ -124,7 +131,11 @@ impl DbError {
     pub fn is_unavailable(&self) -> bool {
         use diesel::result::{DatabaseErrorKind as Kind, Error};
         match self {
-            DbError::Pool(_) | DbError::Busy(_) | DbError::Connect(_) | DbError::Cancelled => true,
+            DbError::Pool(_)
+            | DbError::Busy(_)
+            | DbError::Connect(_)
+            | DbError::Cancelled
+            | DbError::Unavailable(_) => true,
             DbError::Query(Error::DatabaseError(
                 Kind::ClosedConnection | Kind::UnableToSendCommand,
                 _,
@@ -139,6 +150,18 @@ impl DbError {
                     || m.contains("shutting down")
             }
             _ => false,
+        }
+    }
+}
+
+impl DbError {
+    /// An error that says the same, for each of several requests that
+    /// failed together (the original cannot be cloned).
+    pub fn replicate(&self) -> DbError {
+        if self.is_unavailable() {
+            DbError::Unavailable(self.to_string())
+        } else {
+            DbError::Replicated(self.to_string())
         }
     }
 }
@@ -170,6 +193,23 @@ where
     T: Send + 'static,
     E: From<DbError> + Send + 'static,
 {
+    run_reporting(pool, move |conn| {
+        let result = work(conn);
+        let worked = result.is_ok();
+        (result, worked)
+    })
+    .await
+    .and_then(|result| result)
+}
+
+/// [`run`] for work that answers several requests at once and so cannot
+/// fail as a whole: it says itself whether the connection worked.
+pub async fn run_reporting<T, E, F>(pool: &DbPool, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut PgConnection) -> (T, bool) + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
     // One permit per connection, handed out in arrival order.
     let permit = tokio::time::timeout(pool.timeout, pool.permits.clone().acquire_owned())
         .await
@@ -179,11 +219,11 @@ where
     actix_web::web::block(move || {
         let _permit = permit;
         let mut conn = inner.get().map_err(DbError::from)?;
-        let result = work(&mut conn);
+        let (result, worked) = work(&mut conn);
         // After an error, the next checkout pings first: the error may have
         // been the database going away.
-        conn.known_good = result.is_ok().then(Instant::now);
-        result
+        conn.known_good = worked.then(Instant::now);
+        Ok(result)
     })
     .await
     .map_err(|_| E::from(DbError::Cancelled))?

@@ -363,6 +363,22 @@ macro_rules! find_locked {
     };
 }
 
+/// The location's contacts with these phones, locked for the transaction
+/// in id order (so writers locking several never deadlock each other).
+pub fn lock_contacts_by_phone(
+    conn: &mut PgConnection,
+    location_id: i64,
+    phones: &[&str],
+) -> QueryResult<Vec<Contact>> {
+    contacts_table::table
+        .filter(contacts_table::location_id.eq(location_id))
+        .filter(contacts_table::phone.eq_any(phones))
+        .order_by(contacts_table::id)
+        .select(Contact::as_select())
+        .for_update()
+        .load(conn)
+}
+
 /// The contact with this phone, created (with just the phone) when none
 /// has it, so the wish is kept for a later import. Every `contact_for_*`
 /// returns the row locked for this transaction (found `FOR UPDATE`, or

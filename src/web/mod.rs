@@ -19,7 +19,9 @@ pub struct AppState {
     /// `DND_PUBLIC_URL`, when set: the origin forms must come from, and the
     /// URL providers sign their webhooks with.
     pub public_url: Option<String>,
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// Writes inbound SMS webhooks in batches.
+    pub inbound_sms: crate::webhooks::inbound_sms::SmsBatcher,
 }
 
 /// The one route table, used by `main` and by the tests alike.

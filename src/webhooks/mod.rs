@@ -8,6 +8,8 @@
 //! - `POST /webhooks/mailgun/{location_id}`        Mailgun events
 //! - `GET|POST /webhooks/meta/{location_id}`       WhatsApp / Messenger
 
+mod batch;
+pub mod inbound_sms;
 mod mailgun;
 mod meta;
 pub mod signatures;
@@ -34,7 +36,7 @@ pub const MAX_BODY: usize = 64 * 1024;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/twilio/{location_id}/sms",
-        web::post().to(twilio::receive_sms),
+        web::post().to(inbound_sms::receive_sms),
     )
     .route(
         "/twilio/{location_id}/status",

@@ -5,25 +5,23 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use diesel::Connection;
 
 use super::signatures::twilio_is_valid;
-use super::{called_url, counted, lift_by_contact, read_body, set_reason, Provider, WebhookError};
+use super::{called_url, counted, read_body, set_reason, Provider, WebhookError};
 use crate::db;
-use crate::db::webhooks::{self as store, NewEvent, NewInbound, TwilioContext};
-use crate::domain::dnd::{
-    match_keyword, twilio_error_reason, Actor, ActorKind, KeywordMatch, Reason,
-};
+use crate::db::webhooks::{self as store, NewEvent, TwilioContext};
+use crate::domain::dnd::{twilio_error_reason, Actor, ActorKind, Reason};
 use crate::domain::{Channel, PhoneNumber};
 use crate::web::AppState;
 
 type Params = Vec<(String, String)>;
 
-fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
 
-fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, WebhookError> {
+pub(super) fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, WebhookError> {
     param(params, name)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| WebhookError::Malformed(format!("the {name} parameter is missing")))
@@ -122,6 +120,18 @@ fn verified(
 ) -> Result<(TwilioContext, Params), WebhookError> {
     let context = store::twilio_context(conn, location_id)?
         .ok_or(WebhookError::UnknownLocation(location_id))?;
+    let params = verify(&context, url, body, signature)?;
+    Ok((context, params))
+}
+
+/// Checks a Twilio form POST against the location's auth token and
+/// returns its parameters; an unsigned request is interpreted no further.
+pub(super) fn verify(
+    context: &TwilioContext,
+    url: &str,
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<Params, WebhookError> {
     let refused = |why: &str| WebhookError::Refused {
         provider: Provider::Twilio,
         why: why.to_string(),
@@ -133,137 +143,10 @@ fn verified(
     };
     let signature = signature.ok_or_else(|| refused("the X-Twilio-Signature header is missing"))?;
     let params = parse_form(body)?;
-    // Before anything is interpreted: an unsigned request changes nothing.
     if !twilio_is_valid(url, &params, body, token, signature) {
         return Err(refused("the X-Twilio-Signature does not match"));
     }
-    Ok((context, params))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SmsOutcome {
-    OptOut,
-    OptIn,
-    Help,
-    Message,
-}
-
-impl SmsOutcome {
-    fn as_str(self) -> &'static str {
-        match self {
-            SmsOutcome::OptOut => "opt_out",
-            SmsOutcome::OptIn => "opt_in",
-            SmsOutcome::Help => "help",
-            SmsOutcome::Message => "message",
-        }
-    }
-}
-
-/// Inbound SMS: stores the message on the contact's timeline, applies an
-/// opt-out/opt-in keyword (or Twilio's `OptOutType`), and answers with the
-/// location's confirmation text.
-pub async fn receive_sms(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<i64>,
-    payload: web::Payload,
-) -> Result<HttpResponse, WebhookError> {
-    let location_id = path.into_inner();
-    let url = called_url(&req, &state);
-    let signature = header(&req, "X-Twilio-Signature");
-    let result = async {
-        let body = read_body(payload).await?;
-        db::run(&state.pool, move |conn| {
-            let (context, params) = verified(conn, location_id, &url, &body, signature.as_deref())?;
-            let TwilioContext {
-                location, settings, ..
-            } = context;
-            let sid = required(&params, "MessageSid")?.to_string();
-            let from_raw = required(&params, "From")?;
-            let from = PhoneNumber::parse_in_region(from_raw, &location.default_region)
-                .map_err(|e| WebhookError::Malformed(format!("From: {}", e.message)))?;
-            let to = param(&params, "To").unwrap_or("").to_string();
-            let text = param(&params, "Body").unwrap_or("").to_string();
-            let payload = String::from_utf8_lossy(&body).to_string();
-            // Twilio's Advanced Opt-Out verdict wins; otherwise the
-            // location's own keyword lists. Decided from the message alone,
-            // so a retry of it gets the same answer.
-            let matched = match param(&params, "OptOutType")
-                .map(str::to_ascii_uppercase)
-                .as_deref()
-            {
-                Some("STOP") => Some(KeywordMatch::OptOut),
-                Some("START") => Some(KeywordMatch::OptIn),
-                Some("HELP") => Some(KeywordMatch::Help),
-                _ => match_keyword(&text, &settings.keywords),
-            };
-            let outcome = match matched {
-                Some(KeywordMatch::OptOut) => SmsOutcome::OptOut,
-                Some(KeywordMatch::OptIn) => SmsOutcome::OptIn,
-                Some(KeywordMatch::Help) => SmsOutcome::Help,
-                None => SmsOutcome::Message,
-            };
-            conn.transaction(|conn| -> Result<_, WebhookError> {
-                // Finding (or creating) the contact first is harmless for a
-                // retry: the first delivery created it already.
-                let contact = store::contact_for_phone(conn, location.id, &from)?;
-                let event = NewEvent {
-                    provider: "twilio",
-                    kind: "inbound_sms",
-                    key: &sid,
-                    payload: &payload,
-                    contact_id: Some(contact.id),
-                    outcome: outcome.as_str(),
-                };
-                let inbound = NewInbound {
-                    contact_id: contact.id,
-                    channel: Channel::Sms,
-                    body: &text,
-                    from: from.as_str(),
-                    to: &to,
-                    sid: &sid,
-                };
-                if !store::record_inbound(conn, location.id, &event, &inbound)? {
-                    return Ok((outcome, settings, true));
-                }
-                let actor = Actor::new(ActorKind::Contact, Some(contact.id), from.as_str());
-                let source = format!("{sid} \"{}\"", text.trim());
-                match outcome {
-                    SmsOutcome::OptOut => set_reason(
-                        conn,
-                        &contact,
-                        Channel::Sms,
-                        Reason::SmsOptOut,
-                        &actor,
-                        from.as_str(),
-                        &source,
-                    )?,
-                    SmsOutcome::OptIn => {
-                        lift_by_contact(
-                            conn,
-                            &contact,
-                            Channel::Sms,
-                            &actor,
-                            &source,
-                            Reason::is_permanent_sms,
-                        )?;
-                    }
-                    SmsOutcome::Help | SmsOutcome::Message => {}
-                }
-                Ok((outcome, settings, false))
-            })
-        })
-        .await
-    }
-    .await;
-    let result = result.map(|(outcome, settings, duplicate)| ((outcome, settings), duplicate));
-    let (outcome, settings) = counted(&state.metrics, location_id, result)?;
-    Ok(twiml(match outcome {
-        SmsOutcome::OptOut => Some(&settings.opt_out_reply),
-        SmsOutcome::OptIn => Some(&settings.opt_in_reply),
-        SmsOutcome::Help => Some(&settings.help_reply),
-        SmsOutcome::Message => None,
-    }))
+    Ok(params)
 }
 
 /// Message status callback: carrier error codes set SMS DND on the

@@ -871,6 +871,168 @@ async fn meta_handshake_and_whatsapp_and_messenger_opt_outs() {
 /// The database goes away in the middle of a stream of webhooks: every
 /// request answers 503 while it is down (none acknowledged unstored), and
 /// once it is back the providers' retries apply each event exactly once.
+/// A flood of inbound SMS (a campaign's replies) is written in batches;
+/// each webhook still gets its own answer, each event is applied once, a
+/// retry racing its original is a no-op, and a forged one in the middle
+/// changes nothing.
+#[actix_web::test]
+async fn a_flood_of_inbound_sms_is_batched_and_each_gets_its_own_answer() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let harbor = app.location_id(demo::HARBOR);
+    struct Sms {
+        location: i64,
+        sid: String,
+        from: String,
+        body: &'static str,
+        token: &'static str,
+    }
+    let sms = |location, sid: String, from: String, body| Sms {
+        location,
+        sid,
+        from,
+        body,
+        token: demo::TWILIO_AUTH_TOKEN,
+    };
+    let mut flood = Vec::new();
+    // 40 opt-outs at Downtown, the first 10 delivered twice at once.
+    for i in 0..40 {
+        flood.push(sms(
+            downtown,
+            format!("SMFLOOD{i:04}"),
+            format!("+12125550{}", 100 + i),
+            "STOP",
+        ));
+    }
+    for i in 0..10 {
+        flood.push(sms(
+            downtown,
+            format!("SMFLOOD{i:04}"),
+            format!("+12125550{}", 100 + i),
+            "STOP",
+        ));
+    }
+    // 5 Downtown contacts opt out and back in at the same moment.
+    for i in 50..55 {
+        flood.push(sms(
+            downtown,
+            format!("SMOUT{i:04}"),
+            format!("+12125550{}", 100 + i),
+            "STOP",
+        ));
+        flood.push(sms(
+            downtown,
+            format!("SMIN{i:04}"),
+            format!("+12125550{}", 100 + i),
+            "START",
+        ));
+    }
+    // 10 HELPs at Harbor, a sender nobody knows, and a forgery.
+    for i in 0..10 {
+        flood.push(sms(
+            harbor,
+            format!("SMHELP{i:04}"),
+            format!("+14155550{}", 100 + i),
+            "HELP",
+        ));
+    }
+    flood.push(sms(
+        downtown,
+        "SMNEWCOMER".into(),
+        "+12125557777".into(),
+        "STOP",
+    ));
+    let mut forged = sms(downtown, "SMFORGED".into(), "+12125550199".into(), "STOP");
+    forged.token = "not-the-token";
+    flood.push(forged);
+
+    let answers = futures_util::future::join_all(flood.iter().map(|m| {
+        let path = format!("/webhooks/twilio/{}/sms", m.location);
+        let params = form(&inbound(&m.sid, &m.from, m.body));
+        let app = &app;
+        async move { twilio_post_signed(app, &path, &app.url(&path), &params, m.token).await }
+    }))
+    .await;
+    for (m, (code, body)) in flood.iter().zip(&answers) {
+        if m.token != demo::TWILIO_AUTH_TOKEN {
+            assert_eq!(*code, 403, "the forgery: {body}");
+            continue;
+        }
+        assert_eq!(*code, 200, "{}: {body}", m.sid);
+        let expected = match m.body {
+            "STOP" => "you are unsubscribed",
+            "START" => "you are resubscribed",
+            _ => "Harbor Fitness: reply STOP to unsubscribe",
+        };
+        assert!(body.contains(expected), "{} {}: {body}", m.sid, m.body);
+    }
+
+    // Each distinct event stored once; the forgery not at all.
+    assert_eq!(
+        count(&app, "SELECT count(*) AS n FROM webhook_events"),
+        40 + 10 + 10 + 1
+    );
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) AS n FROM messages WHERE direction = 'inbound'"
+        ),
+        61
+    );
+    for i in 0..40 {
+        let (id, state) = phone_state(&app, downtown, &format!("+12125550{}", 100 + i)).unwrap();
+        assert_eq!(
+            state.reasons(Channel::Sms)[0].reason,
+            Reason::SmsOptOut,
+            "contact {i}"
+        );
+        assert_eq!(
+            history_len(&app, downtown, id),
+            1,
+            "contact {i}: applied once"
+        );
+    }
+    // STOP and START together: whichever came first, the state is what
+    // the history says, and the history has the STOP.
+    for i in 50..55 {
+        let (id, state) = phone_state(&app, downtown, &format!("+12125550{}", 100 + i)).unwrap();
+        let rows = store::history(&mut app.db.conn(), downtown, id, 100).unwrap();
+        let entries: Vec<_> = rows.iter().rev().filter_map(|r| r.entry()).collect();
+        assert!(
+            entries.iter().any(|e| e.reason == Some(Reason::SmsOptOut)),
+            "contact {i}"
+        );
+        assert_eq!(DndState::replay(&entries), state, "contact {i}");
+    }
+    let (_, newcomer) = phone_state(&app, downtown, "+12125557777").expect("created");
+    assert!(newcomer.is_blocked(Channel::Sms));
+    let (_, untouched) = phone_state(&app, downtown, "+12125550199").unwrap();
+    assert!(
+        !untouched.is_blocked(Channel::Sms),
+        "the forgery changed nothing"
+    );
+    let (_, helped) = phone_state(&app, harbor, "+14155550100").unwrap();
+    assert!(!helped.is_blocked(Channel::Sms));
+
+    // They really were written together, not one by one.
+    let metrics = app.get_text("/metrics").await.1;
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    assert_eq!(
+        counter("dnd_webhook_batched_events_total"),
+        flood.len() as u64
+    );
+    assert!(
+        counter("dnd_webhook_batches_total") < flood.len() as u64,
+        "{metrics}"
+    );
+}
+
 #[actix_web::test]
 async fn a_database_outage_loses_nothing_and_applies_everything_once() {
     use dnd::db::cluster::{ClusterOptions, EmbeddedCluster};
