@@ -201,7 +201,9 @@ pub fn decide_bulk(
 /// The contacts are share-locked by a statement of their own first: a
 /// statement that waits for a lock re-reads the locked rows but not the
 /// other tables it reads, so the deciding statement must start after the
-/// wait, with a snapshot that sees any DND committed meanwhile.
+/// wait, with a snapshot that sees any DND committed meanwhile. They are
+/// locked in id order, the order webhook batches lock theirs in, so the two
+/// never wait on each other in a circle.
 pub fn send_bulk(
     conn: &mut PgConnection,
     location_id: i64,
@@ -232,7 +234,8 @@ pub fn send_bulk(
     );
     conn.transaction(|conn| {
         diesel::sql_query(
-            "SELECT 1 FROM contacts WHERE location_id = $1 AND id = ANY($2::bigint[]) FOR SHARE",
+            "SELECT 1 FROM contacts WHERE location_id = $1 AND id = ANY($2::bigint[])
+             ORDER BY id FOR SHARE",
         )
         .bind::<BigInt, _>(location_id)
         .bind::<Array<BigInt>, _>(contact_ids)
