@@ -299,22 +299,23 @@ fn answer_batch(conn: &mut PgConnection, jobs: Vec<SmsJob>) -> Vec<SmsResult> {
             Err(e) => answers[i] = Some(Err(e)),
         }
     }
-    let applied = match conn.transaction(|conn| apply_batch(conn, &ready)) {
-        Ok(applied) => applied,
-        Err(e) if e.is_unavailable() => {
-            for (i, _) in &ready {
-                answers[*i] = Some(Err(WebhookError::Db(e.replicate())));
+    let applied = if ready.is_empty() {
+        Vec::new()
+    } else {
+        match conn.transaction(|conn| apply_batch(conn, &ready)) {
+            Ok(applied) => applied,
+            Err(e) if e.is_unavailable() => {
+                for (i, _) in &ready {
+                    answers[*i] = Some(Err(WebhookError::Db(e.replicate())));
+                }
+                Vec::new()
             }
-            ready.iter().map(|_| Some(false)).collect()
+            // Whatever else went wrong (a deadlock with another writer, a
+            // rule refusing), each event on its own gets its own answer.
+            Err(_) => vec![None; ready.len()],
         }
-        // Whatever went wrong (a deadlock with another writer, a rule
-        // refusing), each event on its own gets its own answer.
-        Err(_) => ready.iter().map(|_| None).collect(),
     };
     for ((i, p), duplicate) in ready.into_iter().zip(applied) {
-        if answers[i].is_some() {
-            continue;
-        }
         answers[i] = Some(match duplicate {
             Some(duplicate) => Ok(SmsAnswer {
                 reply: p.reply,

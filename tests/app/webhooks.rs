@@ -1033,6 +1033,55 @@ async fn a_flood_of_inbound_sms_is_batched_and_each_gets_its_own_answer() {
     );
 }
 
+/// A batch that fails for any reason but an outage is not lost: each of
+/// its events is then written on its own. (A trigger makes every statement
+/// that sets DND for more than one contact at once fail.)
+#[actix_web::test]
+async fn a_failing_batch_falls_back_to_one_event_at_a_time() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut app.db.conn(),
+        "CREATE FUNCTION refuse_many() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF (SELECT count(*) FROM added) > 1 THEN
+                 RAISE EXCEPTION 'one reason at a time, please';
+             END IF;
+             RETURN NULL;
+         END $$;
+         CREATE TRIGGER refuse_many AFTER INSERT ON contact_dnd_reasons
+             REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION refuse_many();",
+    )
+    .unwrap();
+    let phones: Vec<String> = (0..30).map(|i| format!("+16465550{}", 100 + i)).collect();
+    let path = format!("/webhooks/twilio/{downtown}/sms");
+    let answers = futures_util::future::join_all(phones.iter().enumerate().map(|(i, phone)| {
+        let params = form(&inbound(&format!("SMFALLBACK{i:04}"), phone, "STOP"));
+        let (app, path) = (&app, &path);
+        async move {
+            twilio_post_signed(app, path, &app.url(path), &params, demo::TWILIO_AUTH_TOKEN).await
+        }
+    }))
+    .await;
+    for (code, body) in &answers {
+        assert_eq!(*code, 200, "{body}");
+        assert!(body.contains("you are unsubscribed"), "{body}");
+    }
+    for phone in &phones {
+        let (id, state) = phone_state(&app, downtown, phone).unwrap();
+        assert!(state.is_blocked(Channel::Sms), "{phone}");
+        assert_eq!(history_len(&app, downtown, id), 1, "{phone}");
+    }
+    assert_eq!(count(&app, "SELECT count(*) AS n FROM webhook_events"), 30);
+    let metrics = app.get_text("/metrics").await.1;
+    let batches: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("dnd_webhook_batches_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(batches < 30, "some events were batched: {metrics}");
+}
+
 #[actix_web::test]
 async fn a_database_outage_loses_nothing_and_applies_everything_once() {
     use dnd::db::cluster::{ClusterOptions, EmbeddedCluster};
