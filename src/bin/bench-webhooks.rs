@@ -83,12 +83,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
+    // Each side starts right after a checkpoint, so neither pays for the
+    // seeding's (or the other side's) WAL with a checkpoint of its own.
+    checkpoint(&mut conn);
     let app = run_app(&url, location.id, pool_size)?;
     println!("\napp: signed Twilio STOP webhooks from {CONNECTIONS} connections for {SECONDS} s (each a distinct contact), database pool {pool_size}");
     app.print();
 
     let pg = match (pgbench_binary(), &cluster) {
-        (Some(bin), Some(cluster)) => Some(run_pgbench(&bin, cluster, location.id, first_id)?),
+        (Some(bin), Some(cluster)) => {
+            checkpoint(&mut conn);
+            Some(run_pgbench(&bin, cluster, location.id, first_id)?)
+        }
         (_, None) => None,
         (None, Some(_)) => {
             println!("\npgbench not found next to initdb; skipping the SQL baseline");
@@ -114,6 +120,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(conn);
     drop(cluster);
     Ok(())
+}
+
+fn checkpoint(conn: &mut PgConnection) {
+    if let Err(e) = diesel::sql_query("CHECKPOINT").execute(conn) {
+        println!("(no checkpoint before this run: {e})");
+    }
 }
 
 struct Figures {
