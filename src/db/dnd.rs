@@ -144,12 +144,7 @@ pub fn apply_locked(
     contact: &super::contacts::Contact,
     change: impl FnOnce(&DndState) -> Result<Transition, Refusal>,
 ) -> Result<Transition, DndError> {
-    let reasons = if contact.dnd_mask == 0 {
-        Vec::new()
-    } else {
-        load_reasons(conn, contact.location_id, contact.id)?
-    };
-    let before = DndState::from_parts(contact.dnd_all, reasons);
+    let before = state_of_locked(conn, contact)?;
     let transition = change(&before).map_err(DndError::Refused)?;
     write(conn, contact.location_id, contact.id, &before, &transition)?;
     Ok(transition)
@@ -325,12 +320,15 @@ fn write(
     before: &DndState,
     transition: &Transition,
 ) -> QueryResult<()> {
-    let mut w = TransitionWrite::default();
-    w.push(location_id, contact_id, before, transition);
-    if !w.is_empty() {
-        w.execute(conn)?;
-    }
-    Ok(())
+    write_locked_changes(
+        conn,
+        &[LockedChange {
+            location_id,
+            contact_id,
+            before,
+            transition,
+        }],
+    )
 }
 
 /// One contact's DND change, as a batch of webhooks decided it: the state
@@ -356,6 +354,16 @@ pub fn write_locked_changes(
         w.execute(conn)?;
     }
     Ok(())
+}
+
+/// [`states_of_locked`] for one contact.
+pub fn state_of_locked(
+    conn: &mut PgConnection,
+    contact: &super::contacts::Contact,
+) -> QueryResult<DndState> {
+    Ok(states_of_locked(conn, contact.location_id, &[contact])?
+        .remove(&contact.id)
+        .unwrap_or_else(|| DndState::from_parts(contact.dnd_all, Vec::new())))
 }
 
 /// The DND state of contacts the caller has locked (read and `FOR UPDATE`)

@@ -239,9 +239,7 @@ fn apply_one(conn: &mut PgConnection, p: &Prepared) -> Result<bool, WebhookError
         )? {
             return Ok(true);
         }
-        let before = dnd_store::states_of_locked(conn, p.location_id, &[&contact])?
-            .remove(&contact.id)
-            .unwrap_or_default();
+        let before = dnd_store::state_of_locked(conn, &contact)?;
         if let Some(transition) = p.decide(&before, contact.id)? {
             dnd_store::write_locked_changes(
                 conn,
@@ -356,13 +354,11 @@ fn apply_batch(
             .push(p.from.as_str());
     }
     let mut contacts: HashMap<(i64, &str), Contact> = HashMap::new();
-    let mut locked: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
     for (location_id, list) in &phones {
         for contact in store::lock_contacts_by_phone(conn, *location_id, list)? {
             let Some(phone) = list.iter().find(|p| contact.phone.as_deref() == Some(**p)) else {
                 continue;
             };
-            locked.entry(*location_id).or_default().push(contact.id);
             contacts.insert((*location_id, *phone), contact);
         }
     }
@@ -387,13 +383,16 @@ fn apply_batch(
 
     // The state of each contact with a new event, then each event applied
     // in arrival order on top of the one before it.
+    let mut by_location: BTreeMap<i64, Vec<&Contact>> = BTreeMap::new();
+    for contact in contacts.values() {
+        by_location
+            .entry(contact.location_id)
+            .or_default()
+            .push(contact);
+    }
     let mut before: HashMap<(i64, i64), DndState> = HashMap::new();
-    for (location_id, ids) in &locked {
-        let list: Vec<&Contact> = contacts
-            .values()
-            .filter(|c| c.location_id == *location_id && ids.contains(&c.id))
-            .collect();
-        for (id, state) in dnd_store::states_of_locked(conn, *location_id, &list)? {
+    for (location_id, list) in &by_location {
+        for (id, state) in dnd_store::states_of_locked(conn, *location_id, list)? {
             before.insert((*location_id, id), state);
         }
     }
