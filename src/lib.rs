@@ -62,12 +62,11 @@ impl Application {
         // free for pages, the API and the dispatcher.
         let writers = (config.pool_size as usize / 2).max(1);
         let metrics = std::sync::Arc::new(metrics::Metrics::default());
-        let inbound_sms =
-            webhooks::inbound_sms::start_batcher(pool.clone(), writers, metrics.clone())
-                .map_err(StartError::Thread)?;
+        let webhooks = webhooks::pipeline::start_batcher(pool.clone(), writers, metrics.clone())
+            .map_err(StartError::Thread)?;
         let state = aweb::Data::new(web::AppState {
             pool,
-            inbound_sms,
+            webhooks,
             public_url: config.public_url.clone(),
             metrics,
         });

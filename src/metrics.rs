@@ -31,8 +31,8 @@ impl Metrics {
             ("dnd_webhooks_refused_signature_total", &self.webhooks_refused_signature, "Webhooks refused for a missing or bad signature, stale timestamp or replayed token"),
             ("dnd_webhooks_refused_malformed_total", &self.webhooks_refused_malformed, "Webhooks refused as malformed"),
             ("dnd_webhooks_unavailable_total", &self.webhooks_unavailable, "Webhooks answered 503 because the database was unavailable"),
-            ("dnd_webhook_batches_total", &self.webhook_batches, "Batches of inbound SMS webhooks written (each one transaction, or one per event when it had to fall back)"),
-            ("dnd_webhook_batched_events_total", &self.webhook_batched_events, "Inbound SMS webhooks written in those batches"),
+            ("dnd_webhook_batches_total", &self.webhook_batches, "Batches of webhooks written (each one transaction, or one per webhook when it had to fall back)"),
+            ("dnd_webhook_batched_events_total", &self.webhook_batched_events, "Webhooks written in those batches"),
         ];
         let mut out = String::new();
         for (name, counter, help) in rows {

@@ -66,7 +66,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let start = Instant::now();
         let decisions = outbound::decide_bulk(&mut conn, location.id, Channel::Sms, &ids)?;
         gate.push(start.elapsed());
-        blocked = decisions.iter().filter(|d| !d.reasons.is_empty()).count();
+        blocked = decisions
+            .iter()
+            .filter(|d| !d.decision.is_allowed())
+            .count();
 
         // The bare question: which of these may not get an SMS?
         let start = Instant::now();

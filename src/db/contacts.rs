@@ -3,10 +3,11 @@ use diesel::dsl::sql;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Text};
 
+use super::dnd as dnd_store;
 use super::schema::contacts;
 use super::DbError;
-use crate::domain::dnd::Status;
-use crate::domain::{Channel, EmailAddress, PhoneNumber};
+use crate::domain::dnd::{Action, Actor, HistoryEntry, Status};
+use crate::domain::{Addresses, Channel, EmailAddress, PhoneNumber};
 
 #[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
 #[diesel(table_name = contacts)]
@@ -29,23 +30,45 @@ pub struct Contact {
 }
 
 impl Contact {
-    pub fn dnd_status(&self) -> crate::domain::dnd::Status {
-        use crate::domain::dnd::Status;
-        match self.dnd_status {
-            2 => Status::On,
-            1 => Status::Partial,
-            _ => Status::Off,
+    pub fn dnd_status(&self) -> Status {
+        Status::from_code(self.dnd_status).unwrap_or(Status::of(self.dnd_all, self.dnd_mask))
+    }
+
+    /// The channels holding a reason (its own or its addresses'), in
+    /// display order.
+    pub fn blocked_channels(&self) -> Vec<Channel> {
+        Channel::in_mask(self.dnd_mask)
+    }
+
+    /// Where each channel reaches this contact.
+    pub fn addresses(&self) -> Addresses<'_> {
+        Addresses {
+            phone: self.phone.as_deref(),
+            email: self.email.as_deref(),
+            facebook_id: self.facebook_id.as_deref(),
+            gmb_id: self.gmb_id.as_deref(),
+            whatsapp_id: self.whatsapp_id.as_deref(),
         }
     }
 
-    /// The channels holding a reason of their own, in display order.
-    pub fn blocked_channels(&self) -> Vec<crate::domain::Channel> {
-        crate::domain::Channel::ALL
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| self.dnd_mask & (1 << i) != 0)
-            .map(|(_, c)| c)
-            .collect()
+    /// Every address the contact has, once each.
+    pub fn address_list(&self) -> impl Iterator<Item = &str> {
+        let mut seen: Vec<&str> = Vec::with_capacity(5);
+        for a in [
+            &self.phone,
+            &self.email,
+            &self.facebook_id,
+            &self.gmb_id,
+            &self.whatsapp_id,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !seen.contains(&a.as_str()) {
+                seen.push(a);
+            }
+        }
+        seen.into_iter()
     }
 }
 
@@ -61,8 +84,9 @@ pub struct NewContact<'a> {
     pub gmb_id: Option<&'a str>,
 }
 
-/// A contact as a client sends it: validated, but not yet stored. `None`
-/// means "not given", which never clears a stored value.
+/// A contact as a client sends it: validated and in canonical form (E.164
+/// phone and WhatsApp id, normalised email, trimmed ids), not yet stored.
+/// `None` means "not given", which never clears a stored value.
 #[derive(Debug, Clone, Default)]
 pub struct ContactInput {
     pub name: Option<String>,
@@ -71,6 +95,20 @@ pub struct ContactInput {
     pub facebook_id: Option<String>,
     pub whatsapp_id: Option<String>,
     pub gmb_id: Option<String>,
+}
+
+impl ContactInput {
+    fn address_list(&self) -> impl Iterator<Item = &str> {
+        [
+            self.phone.as_ref().map(PhoneNumber::as_str),
+            self.email.as_ref().map(EmailAddress::as_str),
+            self.facebook_id.as_deref(),
+            self.gmb_id.as_deref(),
+            self.whatsapp_id.as_deref(),
+        ]
+        .into_iter()
+        .flatten()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,13 +121,11 @@ pub enum Upserted {
 pub enum UpsertError {
     #[error("a contact needs a phone or an email to be matched on")]
     NoKey,
-    #[error(
-        "the phone belongs to contact {phone_contact} and the email to contact {email_contact}; \
-         update them separately"
-    )]
+    /// The value of `field` belongs to another contact of the location.
+    #[error("{message}")]
     Conflict {
-        phone_contact: i64,
-        email_contact: i64,
+        field: &'static str,
+        message: String,
     },
     #[error(transparent)]
     Db(#[from] DbError),
@@ -97,6 +133,24 @@ pub enum UpsertError {
 
 impl From<diesel::result::Error> for UpsertError {
     fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        // Two clients giving one address to two contacts at once: the
+        // unique index settles it, and says which field.
+        if let Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) = &e {
+            let field = match info.constraint_name() {
+                Some("contacts_location_id_phone_key") => Some("phone"),
+                Some("contacts_location_id_email_key") => Some("email"),
+                Some("contacts_whatsapp_key") => Some("whatsapp_id"),
+                Some("contacts_facebook_key") => Some("facebook_id"),
+                _ => None,
+            };
+            if let Some(field) = field {
+                return UpsertError::Conflict {
+                    field,
+                    message: format!("this {field} belongs to another contact of this location"),
+                };
+            }
+        }
         UpsertError::Db(e.into())
     }
 }
@@ -135,49 +189,93 @@ pub fn find_by_email(
         .optional()
 }
 
+/// The location's contact that holds `value` in `$column`, locked.
+macro_rules! holder {
+    ($conn:expr, $location_id:expr, $column:ident, $value:expr) => {
+        contacts::table
+            .filter(contacts::location_id.eq($location_id))
+            .filter(contacts::$column.eq($value))
+            .select(Contact::as_select())
+            .for_update()
+            .first::<Contact>($conn)
+            .optional()
+    };
+}
+
 /// Creates the contact, or updates the one with this phone (else this
-/// email). Given fields overwrite, missing ones are kept; nothing here ever
-/// touches DND. Locks the matched row so two upserts of one person in
-/// parallel do not both insert.
+/// email). Given fields overwrite, missing ones are kept; nothing here
+/// touches a reason. A phone, WhatsApp id or Messenger id that belongs to
+/// another contact of the location is a conflict naming the field.
+///
+/// The addresses given are locked first, so a consent event on one of them
+/// is either committed before (and the database's trigger blocks the
+/// contact at once) or waits for this. When an address changes, the
+/// history of the contact says where the old address's reasons stay and
+/// which reasons the new one brings.
 pub fn upsert(
     conn: &mut PgConnection,
     location_id: i64,
     input: &ContactInput,
+    actor: &Actor,
 ) -> Result<(Contact, Upserted), UpsertError> {
     if input.phone.is_none() && input.email.is_none() {
         return Err(UpsertError::NoKey);
     }
     conn.transaction(|conn| {
+        dnd_store::lock_addresses(conn, input.address_list().map(|a| (location_id, a)))?;
         let by_phone = match &input.phone {
-            Some(p) => contacts::table
-                .filter(contacts::location_id.eq(location_id))
-                .filter(contacts::phone.eq(p.as_str()))
-                .select(Contact::as_select())
-                .for_update()
-                .first(conn)
-                .optional()?,
+            Some(p) => holder!(conn, location_id, phone, p.as_str())?,
             None => None,
         };
         let by_email = match &input.email {
-            Some(e) => contacts::table
-                .filter(contacts::location_id.eq(location_id))
-                .filter(contacts::email.eq(e.as_str()))
-                .select(Contact::as_select())
-                .for_update()
-                .first(conn)
-                .optional()?,
+            Some(e) => holder!(conn, location_id, email, e.as_str())?,
             None => None,
         };
         let existing = match (by_phone, by_email) {
             (Some(p), Some(e)) if p.id != e.id => {
                 return Err(UpsertError::Conflict {
-                    phone_contact: p.id,
-                    email_contact: e.id,
+                    field: "email",
+                    message: format!(
+                        "the phone belongs to contact {} and the email to contact {}; \
+                         update them separately",
+                        p.id, e.id
+                    ),
                 })
             }
             (Some(c), _) | (None, Some(c)) => Some(c),
             (None, None) => None,
         };
+        let matched = existing.as_ref().map(|c| c.id);
+        for (field, value, holder) in [
+            (
+                "whatsapp_id",
+                input.whatsapp_id.as_deref(),
+                match input.whatsapp_id.as_deref() {
+                    Some(w) => holder!(conn, location_id, whatsapp_id, w)?,
+                    None => None,
+                },
+            ),
+            (
+                "facebook_id",
+                input.facebook_id.as_deref(),
+                match input.facebook_id.as_deref() {
+                    Some(f) => holder!(conn, location_id, facebook_id, f)?,
+                    None => None,
+                },
+            ),
+        ] {
+            if let (Some(value), Some(other)) = (value, holder) {
+                if Some(other.id) != matched {
+                    return Err(UpsertError::Conflict {
+                        field,
+                        message: format!(
+                            "{field} {value} belongs to contact {} of this location; one {field} is one person",
+                            other.id
+                        ),
+                    });
+                }
+            }
+        }
         match existing {
             Some(current) => {
                 let updated = diesel::update(contacts::table.find((location_id, current.id)))
@@ -206,6 +304,7 @@ pub fn upsert(
                     ))
                     .returning(Contact::as_returning())
                     .get_result(conn)?;
+                record_address_changes(conn, &current, &updated, actor)?;
                 Ok((updated, Upserted::Updated))
             }
             None => {
@@ -225,6 +324,96 @@ pub fn upsert(
             }
         }
     })
+}
+
+/// For each channel whose address changed, and where the old or the new
+/// address holds a reason, a history row on the contact: the old address's
+/// reasons stay on it, the new one's apply now. Nothing is deleted.
+fn record_address_changes(
+    conn: &mut PgConnection,
+    before: &Contact,
+    after: &Contact,
+    actor: &Actor,
+) -> Result<(), DbError> {
+    let (old, new) = (before.addresses(), after.addresses());
+    let changed: Vec<Channel> = Channel::ALL
+        .into_iter()
+        .filter(|c| old.on(*c) != new.on(*c))
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<dnd_store::AddressKey> = changed
+        .iter()
+        .flat_map(|c| [old.on(*c), new.on(*c)].map(|a| (*c, a)))
+        .filter_map(|(channel, a)| {
+            a.map(|address| dnd_store::AddressKey {
+                location_id: after.location_id,
+                channel,
+                address: address.to_string(),
+            })
+        })
+        .collect();
+    let states = dnd_store::address_states(conn, &keys)?;
+    let reasons_on = |channel: Channel, address: Option<&str>| -> Vec<&'static str> {
+        address
+            .and_then(|a| {
+                states.get(&dnd_store::AddressKey {
+                    location_id: after.location_id,
+                    channel,
+                    address: a.to_string(),
+                })
+            })
+            .map(|s| {
+                s.reasons
+                    .reasons(channel)
+                    .iter()
+                    .map(|r| r.reason.label())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut write = dnd_store::DndWrite::default();
+    let now = chrono::Utc::now();
+    for channel in changed {
+        let (from, to) = (old.on(channel), new.on(channel));
+        let (stay, bring) = (reasons_on(channel, from), reasons_on(channel, to));
+        if stay.is_empty() && bring.is_empty() {
+            continue;
+        }
+        let mut detail = format!(
+            "{} address changed from {} to {}.",
+            channel.label(),
+            from.unwrap_or("none"),
+            to.unwrap_or("none")
+        );
+        if let (Some(from), false) = (from, stay.is_empty()) {
+            detail.push_str(&format!(
+                " Reasons on {from} stay on that address: {}.",
+                stay.join(", ")
+            ));
+        }
+        if let (Some(to), false) = (to, bring.is_empty()) {
+            detail.push_str(&format!(" {to} is blocked already: {}.", bring.join(", ")));
+        }
+        write.history(
+            after.location_id,
+            Some(after.id),
+            &HistoryEntry {
+                channel: Some(channel),
+                reason: None,
+                action: Action::AddressChanged,
+                actor: actor.clone(),
+                at: now,
+                address: from.map(str::to_string),
+                source: to.map(str::to_string),
+                event_at: None,
+                detail: Some(detail),
+            },
+        );
+    }
+    write.execute(conn)?;
+    Ok(())
 }
 
 /// Where a page of the contact list starts: right after (or right before)
@@ -299,11 +488,11 @@ pub fn list(
         }
     }
     if let Some(status) = filter.status {
-        query = query.filter(contacts::dnd_status.eq(status_code(status)));
+        query = query.filter(contacts::dnd_status.eq(status.code()));
     }
     if let Some(channel) = filter.blocked {
         // Written exactly as the partial index's predicate, so it is used.
-        let bit = 1i16 << Channel::ALL.iter().position(|c| *c == channel).unwrap_or(0);
+        let bit = channel.bit();
         query = query.filter(sql::<Bool>(&format!(
             "(contacts.dnd_all OR (contacts.dnd_mask & {bit}) <> 0)"
         )));
@@ -373,15 +562,6 @@ impl SortKey {
             SortKey::Name => "lower(contacts.name)",
             SortKey::Phone => "contacts.phone",
         }
-    }
-}
-
-/// The stored code of a status (see the migration's generated column).
-pub fn status_code(status: Status) -> i16 {
-    match status {
-        Status::On => 2,
-        Status::Partial => 1,
-        Status::Off => 0,
     }
 }
 

@@ -274,7 +274,8 @@ pub fn seed(conn: &mut PgConnection) -> Result<Seeded, DemoError> {
                     let email = format!("{}.{}{}@{}", mailbox(first), mailbox(last), i + 1, domain);
                     let facebook =
                         (i % 4 == 0).then(|| format!("fb-{}-{}", location.id, 100_000 + i));
-                    let whatsapp = (i % 5 == 0).then(|| phone.trim_start_matches('+').to_string());
+                    // WhatsApp ids are E.164, like phones.
+                    let whatsapp = (i % 5 == 0).then(|| phone.clone());
                     (format!("{first} {last}"), phone, email, facebook, whatsapp)
                 })
                 .collect();
@@ -309,7 +310,10 @@ mod tests {
     fn demo_addresses_are_valid() {
         assert_eq!(mailbox("Chloé"), "chloe");
         assert_eq!(mailbox("O'Brien"), "obrien");
-        assert!(PhoneNumber::parse("+12125550100").is_ok());
+        assert_eq!(
+            PhoneNumber::parse("+12125550100", "US").unwrap().as_str(),
+            "+12125550100"
+        );
         assert!(EmailAddress::parse("chloe.obrien1@example.com").is_ok());
     }
 }

@@ -1,16 +1,30 @@
-//! Storing a contact's DND: the reasons in force, the switch and bitmask on
-//! the contact, and the append-only history, always written together.
+//! Storing DND. A contact's own reasons (`manual`) and its all-channels
+//! switch are kept on the contact; every other reason is kept against the
+//! address it concerns (location, channel, address), so it follows the
+//! person's number or email, not a row of ours. A contact's state is its
+//! own reasons and the reasons of the addresses it has now. The history is
+//! append-only and written in the same statement as the change.
+//!
+//! Lock order, everywhere: the advisory locks of the addresses involved
+//! (sorted), then contact rows. The database's triggers keep each contact's
+//! mask (the list's filter and the bulk gate's first look) in step with the
+//! reasons, and take the same address locks.
+
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz};
 
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, SmallInt, Text, Timestamptz};
-
+use super::contacts::Contact;
 use super::prepared::prepared_statement;
-use super::schema::{contact_dnd_reasons, contacts, dnd_history};
+use super::schema::{
+    address_consent, address_dnd_reasons, contact_dnd_reasons, contacts, dnd_history,
+};
 use super::DbError;
 use crate::domain::dnd::{
-    Action, ActiveReason, Actor, ActorKind, DndState, HistoryEntry, Reason, Refusal, Transition,
+    Action, ActiveReason, Actor, ActorKind, DndState, HistoryEntry, Kind, Reason, Refusal,
+    Transition,
 };
 use crate::domain::Channel;
 
@@ -32,45 +46,167 @@ impl From<diesel::result::Error> for DndError {
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = contact_dnd_reasons)]
-struct ReasonRow {
-    channel: String,
-    reason: String,
-    address: Option<String>,
+struct OwnRow {
+    channel: Channel,
+    reason: Reason,
     set_at: DateTime<Utc>,
-    actor_kind: String,
+    actor_kind: ActorKind,
     actor_id: Option<i64>,
     actor_label: String,
     source: Option<String>,
 }
 
-fn actor_of(kind: &str, id: Option<i64>, label: &str) -> Actor {
-    // The column is constrained; an unknown value would be a broken database.
-    Actor::new(kind.parse().unwrap_or(ActorKind::Provider), id, label)
-}
-
-impl ReasonRow {
-    fn into_active(self) -> Option<(Channel, ActiveReason)> {
-        let channel: Channel = self.channel.parse().ok()?;
-        let reason: Reason = self.reason.parse().ok()?;
-        Some((
-            channel,
+impl OwnRow {
+    fn into_active(self) -> (Channel, ActiveReason) {
+        (
+            self.channel,
             ActiveReason {
-                reason,
+                reason: self.reason,
                 since: self.set_at,
-                actor: actor_of(&self.actor_kind, self.actor_id, &self.actor_label),
-                address: self.address,
+                actor: Actor::new(self.actor_kind, self.actor_id, self.actor_label),
+                // Kept on the contact, not on an address.
+                address: None,
                 source: self.source,
             },
-        ))
+        )
     }
 }
 
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = address_dnd_reasons)]
+struct AddressRow {
+    location_id: i64,
+    address: String,
+    channel: Channel,
+    reason: Reason,
+    set_at: DateTime<Utc>,
+    actor_kind: ActorKind,
+    actor_id: Option<i64>,
+    actor_label: String,
+    source: Option<String>,
+}
+
+impl AddressRow {
+    fn into_active(self) -> (Channel, ActiveReason) {
+        (
+            self.channel,
+            ActiveReason {
+                reason: self.reason,
+                since: self.set_at,
+                actor: Actor::new(self.actor_kind, self.actor_id, self.actor_label),
+                address: Some(self.address),
+                source: self.source,
+            },
+        )
+    }
+}
+
+/// One address of a location on one channel: what consent is kept against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AddressKey {
+    pub location_id: i64,
+    pub channel: Channel,
+    pub address: String,
+}
+
+/// Takes the advisory locks of these addresses of a location, in one
+/// order, for the rest of the transaction. A consent event on an address,
+/// a contact taking it and a user lifting one of its reasons all take it,
+/// so each sees what the one before it committed.
+pub fn lock_addresses<'a>(
+    conn: &mut PgConnection,
+    addresses: impl IntoIterator<Item = (i64, &'a str)>,
+) -> QueryResult<()> {
+    let mut keys: Vec<(i64, &str)> = addresses.into_iter().collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    keys.sort();
+    keys.dedup();
+    let (locations, addresses): (Vec<i64>, Vec<String>) =
+        keys.into_iter().map(|(l, a)| (l, a.to_string())).unzip();
+    LockAddresses {
+        locations,
+        addresses,
+    }
+    .execute(conn)?;
+    Ok(())
+}
+
+struct LockAddresses {
+    locations: Vec<i64>,
+    addresses: Vec<String>,
+}
+
+prepared_statement!(
+    LockAddresses,
+    "SELECT count(pg_advisory_xact_lock(k.key)) FROM (
+        SELECT DISTINCT dnd_address_lock_key(a.location_id, a.address) AS key
+        FROM unnest(?::int8[], ?::text[]) AS a (location_id, address)
+        ORDER BY 1) k",
+    |s| [Array<BigInt> => &s.locations, Array<Text> => &s.addresses]
+);
+
 /// The DND state of one contact of a location (`None` if there is no such
-/// contact in this location).
+/// contact in this location): its own reasons and switch, and the reasons
+/// of the address it has now on each channel. A stored value this binary
+/// cannot read is an error, never skipped.
 pub fn load_state(
     conn: &mut PgConnection,
     location_id: i64,
     contact_id: i64,
+) -> QueryResult<Option<DndState>> {
+    let Some(contact) = super::contacts::find(conn, location_id, contact_id)? else {
+        return Ok(None);
+    };
+    state_of(conn, &contact).map(Some)
+}
+
+/// The state of a contact already read.
+pub fn state_of(conn: &mut PgConnection, contact: &Contact) -> QueryResult<DndState> {
+    let own: Vec<OwnRow> = contact_dnd_reasons::table
+        .filter(contact_dnd_reasons::location_id.eq(contact.location_id))
+        .filter(contact_dnd_reasons::contact_id.eq(contact.id))
+        .select(OwnRow::as_select())
+        .load(conn)?;
+    let addresses = contact.addresses();
+    let held: Vec<&str> = Channel::ALL
+        .iter()
+        .filter_map(|c| addresses.on(*c))
+        .collect();
+    let on_addresses: Vec<AddressRow> = if held.is_empty() {
+        Vec::new()
+    } else {
+        address_dnd_reasons::table
+            .filter(address_dnd_reasons::location_id.eq(contact.location_id))
+            .filter(address_dnd_reasons::address.eq_any(&held))
+            .select(AddressRow::as_select())
+            .load(conn)?
+    };
+    Ok(DndState::from_parts(
+        contact.dnd_all,
+        own.into_iter().map(OwnRow::into_active).chain(
+            on_addresses
+                .into_iter()
+                // The address must be the one the contact has on *that*
+                // channel (a number is an SMS address and maybe a WhatsApp
+                // one; an id string could be two things).
+                .filter(|r| addresses.on(r.channel) == Some(r.address.as_str()))
+                .map(AddressRow::into_active),
+        ),
+    ))
+}
+
+/// What the gate needs for one message about to go to `address` on
+/// `channel`: the contact's switch and own reasons on the channel, and the
+/// reasons kept on that very address (which may no longer be the contact's
+/// address: a queued message goes where it was addressed).
+pub fn gate_state(
+    conn: &mut PgConnection,
+    location_id: i64,
+    contact_id: i64,
+    channel: Channel,
+    address: &str,
 ) -> QueryResult<Option<DndState>> {
     let all: Option<bool> = contacts::table
         .find((location_id, contact_id))
@@ -80,31 +216,30 @@ pub fn load_state(
     let Some(all) = all else {
         return Ok(None);
     };
+    let own: Vec<OwnRow> = contact_dnd_reasons::table
+        .filter(contact_dnd_reasons::location_id.eq(location_id))
+        .filter(contact_dnd_reasons::contact_id.eq(contact_id))
+        .select(OwnRow::as_select())
+        .load(conn)?;
+    let kept: Vec<AddressRow> = address_dnd_reasons::table
+        .filter(address_dnd_reasons::location_id.eq(location_id))
+        .filter(address_dnd_reasons::address.eq(address))
+        .select(AddressRow::as_select())
+        .load(conn)?;
     Ok(Some(DndState::from_parts(
         all,
-        load_reasons(conn, location_id, contact_id)?,
+        own.into_iter()
+            .map(OwnRow::into_active)
+            .chain(kept.into_iter().map(AddressRow::into_active))
+            .filter(|(c, _)| *c == channel),
     )))
 }
 
-fn load_reasons(
-    conn: &mut PgConnection,
-    location_id: i64,
-    contact_id: i64,
-) -> QueryResult<Vec<(Channel, ActiveReason)>> {
-    Ok(contact_dnd_reasons::table
-        .filter(contact_dnd_reasons::location_id.eq(location_id))
-        .filter(contact_dnd_reasons::contact_id.eq(contact_id))
-        .select(ReasonRow::as_select())
-        .load(conn)?
-        .into_iter()
-        .filter_map(ReasonRow::into_active)
-        .collect())
-}
-
-/// Runs one DND change for a contact: locks the contact's row (two changes
-/// to one contact never interleave), reads its state, lets the rules decide,
-/// and writes the new state and its history in the same transaction. A
-/// refusal writes nothing.
+/// Runs one DND change for a contact by a person or the API: locks the
+/// contact's addresses and its row (two changes never interleave, and no
+/// consent event lands on its addresses meanwhile), reads its state, lets
+/// the rules decide, and writes the new state and its history in the same
+/// transaction. A refusal writes nothing.
 pub fn apply(
     conn: &mut PgConnection,
     location_id: i64,
@@ -114,126 +249,260 @@ pub fn apply(
     conn.transaction(|conn| apply_within(conn, location_id, contact_id, change))
 }
 
-/// [`apply`] inside a transaction the caller already holds (a webhook
-/// stores its event and the DND change together). Writes nothing before
-/// the rules have decided, so a refusal needs no savepoint to undo.
+/// [`apply`] inside a transaction the caller holds.
 pub fn apply_within(
     conn: &mut PgConnection,
     location_id: i64,
     contact_id: i64,
     change: impl FnOnce(&DndState) -> Result<Transition, Refusal>,
 ) -> Result<Transition, DndError> {
-    let all: bool = contacts::table
-        .find((location_id, contact_id))
-        .select(contacts::dnd_all)
-        .for_update()
-        .first(conn)
-        .optional()?
-        .ok_or(DndError::NotFound)?;
-    let before = DndState::from_parts(all, load_reasons(conn, location_id, contact_id)?);
-    let transition = change(&before).map_err(DndError::Refused)?;
-    write(conn, location_id, contact_id, &before, &transition)?;
+    let contact = lock_contact(conn, location_id, contact_id)?.ok_or(DndError::NotFound)?;
+    let before = state_of(conn, &contact)?;
+    let mut transition = change(&before).map_err(DndError::Refused)?;
+    // A reason kept by address that names none is kept on the address the
+    // contact has on that channel now.
+    let addresses = contact.addresses();
+    transition.locate(|c| addresses.on(c).map(str::to_string));
+    let mut write = DndWrite::default();
+    write.contact_change(&contact, &before, &transition, Utc::now())?;
+    write.execute(conn)?;
     Ok(transition)
 }
 
-/// [`apply_within`] for a contact the caller has already read and locked
-/// in this transaction (`FOR UPDATE`, or inserted it): no second lock, and
-/// no read of the reasons when its bitmask says it has none.
-pub fn apply_locked(
+/// Locks a contact for a change of its DND: its addresses' locks first,
+/// then its row. Its addresses are read before the row is locked, so if
+/// they changed in between, it starts again.
+pub fn lock_contact(
     conn: &mut PgConnection,
-    contact: &super::contacts::Contact,
-    change: impl FnOnce(&DndState) -> Result<Transition, Refusal>,
-) -> Result<Transition, DndError> {
-    let before = state_of_locked(conn, contact)?;
-    let transition = change(&before).map_err(DndError::Refused)?;
-    write(conn, contact.location_id, contact.id, &before, &transition)?;
-    Ok(transition)
+    location_id: i64,
+    contact_id: i64,
+) -> Result<Option<Contact>, DbError> {
+    for _ in 0..5 {
+        let Some(seen) = super::contacts::find(conn, location_id, contact_id)? else {
+            return Ok(None);
+        };
+        lock_addresses(conn, seen.address_list().map(|a| (location_id, a)))?;
+        let locked: Option<Contact> = contacts::table
+            .find((location_id, contact_id))
+            .select(Contact::as_select())
+            .for_update()
+            .first(conn)
+            .optional()?;
+        match locked {
+            None => return Ok(None),
+            Some(c) if c.addresses() == seen.addresses() => return Ok(Some(c)),
+            Some(_) => continue,
+        }
+    }
+    Err(DbError::Invariant(format!(
+        "contact {contact_id}'s addresses kept changing while it was being locked"
+    )))
 }
 
-/// Transitions of one or many contacts as one statement (one round trip,
-/// however many contacts, reasons and history entries): the reasons that
-/// went away, the ones that came, the switch and bitmask on each contact,
-/// and the history. Each field is a column, one element per row.
+/// What is kept on one address and channel: its reasons, and when its
+/// consent last changed (an event older than that is stale).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressState {
+    pub reasons: DndState,
+    pub last_change: Option<DateTime<Utc>>,
+}
+
+/// The state of these addresses, read under their locks.
+pub fn address_states(
+    conn: &mut PgConnection,
+    keys: &[AddressKey],
+) -> QueryResult<HashMap<AddressKey, AddressState>> {
+    let mut out: HashMap<AddressKey, AddressState> = keys
+        .iter()
+        .map(|k| (k.clone(), AddressState::default()))
+        .collect();
+    if keys.is_empty() {
+        return Ok(out);
+    }
+    let mut by_location: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+    for k in keys {
+        by_location
+            .entry(k.location_id)
+            .or_default()
+            .push(k.address.as_str());
+    }
+    let mut reasons: HashMap<AddressKey, Vec<(Channel, ActiveReason)>> = HashMap::new();
+    for (location_id, addresses) in &by_location {
+        let rows: Vec<AddressRow> = address_dnd_reasons::table
+            .filter(address_dnd_reasons::location_id.eq(location_id))
+            .filter(address_dnd_reasons::address.eq_any(addresses))
+            .select(AddressRow::as_select())
+            .load(conn)?;
+        for row in rows {
+            let key = AddressKey {
+                location_id: row.location_id,
+                channel: row.channel,
+                address: row.address.clone(),
+            };
+            reasons.entry(key).or_default().push(row.into_active());
+        }
+        let clocks: Vec<(String, Channel, DateTime<Utc>)> = address_consent::table
+            .filter(address_consent::location_id.eq(location_id))
+            .filter(address_consent::address.eq_any(addresses))
+            .select((
+                address_consent::address,
+                address_consent::channel,
+                address_consent::last_change_at,
+            ))
+            .load(conn)?;
+        for (address, channel, at) in clocks {
+            let key = AddressKey {
+                location_id: *location_id,
+                channel,
+                address,
+            };
+            if let Some(entry) = out.get_mut(&key) {
+                entry.last_change = Some(at);
+            }
+        }
+    }
+    for (key, held) in reasons {
+        if let Some(entry) = out.get_mut(&key) {
+            entry.reasons = DndState::from_parts(false, held);
+        }
+    }
+    Ok(out)
+}
+
+/// One write of DND changes, for one contact or many addresses, as one
+/// statement (one round trip): reasons gone and added on contacts and on
+/// addresses, switches, addresses' last consent change, and the history.
+/// Each field is a column, one element per row.
 #[derive(Default)]
-struct TransitionWrite {
-    gone_location: Vec<i64>,
-    gone_contact: Vec<i64>,
-    gone_channel: Vec<&'static str>,
-    gone_reason: Vec<&'static str>,
-    new_location: Vec<i64>,
-    new_contact: Vec<i64>,
-    new_channel: Vec<&'static str>,
-    new_reason: Vec<&'static str>,
-    new_kind: Vec<&'static str>,
-    new_address: Vec<Option<String>>,
-    new_set_at: Vec<DateTime<Utc>>,
-    new_actor_kind: Vec<&'static str>,
-    new_actor_id: Vec<Option<i64>>,
-    new_actor_label: Vec<String>,
-    new_source: Vec<Option<String>>,
-    summary_location: Vec<i64>,
-    summary_contact: Vec<i64>,
-    summary_all: Vec<bool>,
-    summary_mask: Vec<i16>,
+pub struct DndWrite {
+    own_gone_location: Vec<i64>,
+    own_gone_contact: Vec<i64>,
+    own_gone_channel: Vec<Channel>,
+    own_gone_reason: Vec<Reason>,
+    own_new_location: Vec<i64>,
+    own_new_contact: Vec<i64>,
+    own_new_channel: Vec<Channel>,
+    own_new_reason: Vec<Reason>,
+    own_new_kind: Vec<Kind>,
+    own_new_set_at: Vec<DateTime<Utc>>,
+    own_new_actor_kind: Vec<ActorKind>,
+    own_new_actor_id: Vec<Option<i64>>,
+    own_new_actor_label: Vec<String>,
+    own_new_source: Vec<Option<String>>,
+    addr_gone_location: Vec<i64>,
+    addr_gone_address: Vec<String>,
+    addr_gone_channel: Vec<Channel>,
+    addr_gone_reason: Vec<Reason>,
+    addr_new_location: Vec<i64>,
+    addr_new_address: Vec<String>,
+    addr_new_channel: Vec<Channel>,
+    addr_new_reason: Vec<Reason>,
+    addr_new_kind: Vec<Kind>,
+    addr_new_set_at: Vec<DateTime<Utc>>,
+    addr_new_actor_kind: Vec<ActorKind>,
+    addr_new_actor_id: Vec<Option<i64>>,
+    addr_new_actor_label: Vec<String>,
+    addr_new_source: Vec<Option<String>>,
+    switch_location: Vec<i64>,
+    switch_contact: Vec<i64>,
+    switch_all: Vec<bool>,
+    clock_location: Vec<i64>,
+    clock_address: Vec<String>,
+    clock_channel: Vec<Channel>,
+    clock_at: Vec<DateTime<Utc>>,
     h_location: Vec<i64>,
-    h_contact: Vec<i64>,
-    h_channel: Vec<Option<&'static str>>,
-    h_reason: Vec<Option<&'static str>>,
-    h_kind: Vec<Option<&'static str>>,
-    h_action: Vec<&'static str>,
-    h_actor_kind: Vec<&'static str>,
+    h_contact: Vec<Option<i64>>,
+    h_channel: Vec<Option<Channel>>,
+    h_reason: Vec<Option<Reason>>,
+    h_kind: Vec<Option<Kind>>,
+    h_action: Vec<Action>,
+    h_actor_kind: Vec<ActorKind>,
     h_actor_id: Vec<Option<i64>>,
     h_actor_label: Vec<String>,
     h_address: Vec<Option<String>>,
     h_source: Vec<Option<String>>,
     h_at: Vec<DateTime<Utc>>,
+    h_event_at: Vec<Option<DateTime<Utc>>>,
+    h_detail: Vec<Option<String>>,
 }
 
 prepared_statement!(
-    TransitionWrite,
-    "WITH gone AS (
+    DndWrite,
+    "WITH own_gone AS (
         DELETE FROM contact_dnd_reasons r
         USING unnest(?::int8[], ?::int8[], ?::text[], ?::text[])
             AS d (location_id, contact_id, channel, reason)
         WHERE r.location_id = d.location_id AND r.contact_id = d.contact_id
           AND r.channel = d.channel AND r.reason = d.reason
-    ), added AS (
+    ), own_added AS (
         INSERT INTO contact_dnd_reasons (location_id, contact_id, channel, reason, kind,
-            address, set_at, actor_kind, actor_id, actor_label, source)
+            set_at, actor_kind, actor_id, actor_label, source)
         SELECT * FROM unnest(?::int8[], ?::int8[], ?::text[], ?::text[], ?::text[],
-            ?::text[], ?::timestamptz[], ?::text[], ?::int8[], ?::text[], ?::text[])
-    ), summary AS (
-        UPDATE contacts c SET dnd_all = s.dnd_all, dnd_mask = s.dnd_mask
-        FROM unnest(?::int8[], ?::int8[], ?::bool[], ?::int2[])
-            AS s (location_id, id, dnd_all, dnd_mask)
+            ?::timestamptz[], ?::text[], ?::int8[], ?::text[], ?::text[])
+    ), address_gone AS (
+        DELETE FROM address_dnd_reasons r
+        USING unnest(?::int8[], ?::text[], ?::text[], ?::text[])
+            AS d (location_id, address, channel, reason)
+        WHERE r.location_id = d.location_id AND r.address = d.address
+          AND r.channel = d.channel AND r.reason = d.reason
+    ), address_added AS (
+        INSERT INTO address_dnd_reasons (location_id, address, channel, reason, kind,
+            set_at, actor_kind, actor_id, actor_label, source)
+        SELECT * FROM unnest(?::int8[], ?::text[], ?::text[], ?::text[], ?::text[],
+            ?::timestamptz[], ?::text[], ?::int8[], ?::text[], ?::text[])
+    ), switched AS (
+        UPDATE contacts c SET dnd_all = s.dnd_all
+        FROM unnest(?::int8[], ?::int8[], ?::bool[]) AS s (location_id, id, dnd_all)
         WHERE c.location_id = s.location_id AND c.id = s.id
+    ), clock AS (
+        INSERT INTO address_consent (location_id, address, channel, last_change_at)
+        SELECT * FROM unnest(?::int8[], ?::text[], ?::text[], ?::timestamptz[])
+        ON CONFLICT (location_id, address, channel) DO UPDATE
+            SET last_change_at = greatest(address_consent.last_change_at, excluded.last_change_at)
     )
     INSERT INTO dnd_history (location_id, contact_id, channel, reason, kind, action,
-        actor_kind, actor_id, actor_label, address, source, at)
+        actor_kind, actor_id, actor_label, address, source, at, event_at, detail)
     SELECT * FROM unnest(?::int8[], ?::int8[], ?::text[], ?::text[], ?::text[], ?::text[],
-        ?::text[], ?::int8[], ?::text[], ?::text[], ?::text[], ?::timestamptz[])",
+        ?::text[], ?::int8[], ?::text[], ?::text[], ?::text[], ?::timestamptz[],
+        ?::timestamptz[], ?::text[])",
     |s| [
-        Array<BigInt> => &s.gone_location,
-        Array<BigInt> => &s.gone_contact,
-        Array<Text> => &s.gone_channel,
-        Array<Text> => &s.gone_reason,
-        Array<BigInt> => &s.new_location,
-        Array<BigInt> => &s.new_contact,
-        Array<Text> => &s.new_channel,
-        Array<Text> => &s.new_reason,
-        Array<Text> => &s.new_kind,
-        Array<Nullable<Text>> => &s.new_address,
-        Array<Timestamptz> => &s.new_set_at,
-        Array<Text> => &s.new_actor_kind,
-        Array<Nullable<BigInt>> => &s.new_actor_id,
-        Array<Text> => &s.new_actor_label,
-        Array<Nullable<Text>> => &s.new_source,
-        Array<BigInt> => &s.summary_location,
-        Array<BigInt> => &s.summary_contact,
-        Array<Bool> => &s.summary_all,
-        Array<SmallInt> => &s.summary_mask,
+        Array<BigInt> => &s.own_gone_location,
+        Array<BigInt> => &s.own_gone_contact,
+        Array<Text> => &s.own_gone_channel,
+        Array<Text> => &s.own_gone_reason,
+        Array<BigInt> => &s.own_new_location,
+        Array<BigInt> => &s.own_new_contact,
+        Array<Text> => &s.own_new_channel,
+        Array<Text> => &s.own_new_reason,
+        Array<Text> => &s.own_new_kind,
+        Array<Timestamptz> => &s.own_new_set_at,
+        Array<Text> => &s.own_new_actor_kind,
+        Array<Nullable<BigInt>> => &s.own_new_actor_id,
+        Array<Text> => &s.own_new_actor_label,
+        Array<Nullable<Text>> => &s.own_new_source,
+        Array<BigInt> => &s.addr_gone_location,
+        Array<Text> => &s.addr_gone_address,
+        Array<Text> => &s.addr_gone_channel,
+        Array<Text> => &s.addr_gone_reason,
+        Array<BigInt> => &s.addr_new_location,
+        Array<Text> => &s.addr_new_address,
+        Array<Text> => &s.addr_new_channel,
+        Array<Text> => &s.addr_new_reason,
+        Array<Text> => &s.addr_new_kind,
+        Array<Timestamptz> => &s.addr_new_set_at,
+        Array<Text> => &s.addr_new_actor_kind,
+        Array<Nullable<BigInt>> => &s.addr_new_actor_id,
+        Array<Text> => &s.addr_new_actor_label,
+        Array<Nullable<Text>> => &s.addr_new_source,
+        Array<BigInt> => &s.switch_location,
+        Array<BigInt> => &s.switch_contact,
+        Array<Bool> => &s.switch_all,
+        Array<BigInt> => &s.clock_location,
+        Array<Text> => &s.clock_address,
+        Array<Text> => &s.clock_channel,
+        Array<Timestamptz> => &s.clock_at,
         Array<BigInt> => &s.h_location,
-        Array<BigInt> => &s.h_contact,
+        Array<Nullable<BigInt>> => &s.h_contact,
         Array<Nullable<Text>> => &s.h_channel,
         Array<Nullable<Text>> => &s.h_reason,
         Array<Nullable<Text>> => &s.h_kind,
@@ -244,162 +513,199 @@ prepared_statement!(
         Array<Nullable<Text>> => &s.h_address,
         Array<Nullable<Text>> => &s.h_source,
         Array<Timestamptz> => &s.h_at,
+        Array<Nullable<Timestamptz>> => &s.h_event_at,
+        Array<Nullable<Text>> => &s.h_detail,
     ]
 );
 
-impl TransitionWrite {
-    /// Adds what turns `before` into `transition.state` for one contact.
-    fn push(
+/// Whether `state` holds `reason` on `channel`.
+fn holds(state: &DndState, channel: Channel, reason: Reason) -> bool {
+    state.reasons(channel).iter().any(|a| a.reason == reason)
+}
+
+impl DndWrite {
+    /// What turns a contact's `before` into `transition.state`: own reasons
+    /// on the contact, address-keyed ones on the address the contact has on
+    /// that channel now (a reason naming any other address is refused: it
+    /// would block or free someone else). Lifting an address's reason is a
+    /// consent change of that address at `now`.
+    pub fn contact_change(
         &mut self,
-        location_id: i64,
-        contact_id: i64,
+        contact: &Contact,
         before: &DndState,
         transition: &Transition,
-    ) {
+        now: DateTime<Utc>,
+    ) -> Result<(), DbError> {
+        let (location_id, contact_id) = (contact.location_id, contact.id);
         let after = &transition.state;
-        let held_by = |state: &DndState, channel: Channel, reason: Reason| {
-            state.reasons(channel).iter().any(|a| a.reason == reason)
+        let addresses = contact.addresses();
+        let place = |channel: Channel, active: &ActiveReason| -> Result<Option<String>, DbError> {
+            match (&active.address, addresses.on(channel)) {
+                (None, _) => Ok(None),
+                (Some(a), Some(held)) if a == held => Ok(Some(a.clone())),
+                (Some(a), _) => Err(DbError::Invariant(format!(
+                    "a {} reason on {a} cannot be set through contact {contact_id}, whose {} address is {}",
+                    active.reason,
+                    channel,
+                    addresses.on(channel).unwrap_or("none")
+                ))),
+            }
         };
         for (channel, active) in before.all_reasons() {
-            if !held_by(after, channel, active.reason) {
-                self.gone_location.push(location_id);
-                self.gone_contact.push(contact_id);
-                self.gone_channel.push(channel.as_str());
-                self.gone_reason.push(active.reason.as_str());
+            if holds(after, channel, active.reason) {
+                continue;
+            }
+            match place(channel, active)? {
+                None => self.own_gone(location_id, contact_id, channel, active.reason),
+                Some(address) => {
+                    self.address_gone(location_id, &address, channel, active.reason);
+                    self.clock(location_id, &address, channel, now);
+                }
             }
         }
         for (channel, active) in after.all_reasons() {
-            if !held_by(before, channel, active.reason) {
-                self.new_location.push(location_id);
-                self.new_contact.push(contact_id);
-                self.new_channel.push(channel.as_str());
-                self.new_reason.push(active.reason.as_str());
-                self.new_kind.push(active.reason.kind().as_str());
-                self.new_address.push(active.address.clone());
-                self.new_set_at.push(active.since);
-                self.new_actor_kind.push(active.actor.kind.as_str());
-                self.new_actor_id.push(active.actor.id);
-                self.new_actor_label.push(active.actor.label.clone());
-                self.new_source.push(active.source.clone());
+            if holds(before, channel, active.reason) {
+                continue;
+            }
+            match place(channel, active)? {
+                None => self.own_new(location_id, contact_id, channel, active),
+                Some(address) => {
+                    self.address_new(location_id, &address, channel, active);
+                    self.clock(location_id, &address, channel, active.since);
+                }
             }
         }
-        if before.all != after.all || before.channel_mask() != after.channel_mask() {
-            self.summary_location.push(location_id);
-            self.summary_contact.push(contact_id);
-            self.summary_all.push(after.all);
-            self.summary_mask.push(after.channel_mask());
+        if before.all != after.all {
+            self.switch_location.push(location_id);
+            self.switch_contact.push(contact_id);
+            self.switch_all.push(after.all);
         }
         for e in &transition.entries {
-            self.h_location.push(location_id);
-            self.h_contact.push(contact_id);
-            self.h_channel.push(e.channel.map(Channel::as_str));
-            self.h_reason.push(e.reason.map(Reason::as_str));
-            self.h_kind.push(e.reason.map(|r| r.kind().as_str()));
-            self.h_action.push(e.action.as_str());
-            self.h_actor_kind.push(e.actor.kind.as_str());
-            self.h_actor_id.push(e.actor.id);
-            self.h_actor_label.push(e.actor.label.clone());
-            self.h_address.push(e.address.clone());
-            self.h_source.push(e.source.clone());
-            self.h_at.push(e.at);
+            self.history(location_id, Some(contact_id), e);
         }
+        Ok(())
+    }
+
+    /// What turns an address's `before` into `after` (the reasons kept on
+    /// it), and when its consent last changed.
+    pub fn address_change(
+        &mut self,
+        key: &AddressKey,
+        before: &DndState,
+        after: &DndState,
+        last_change: Option<DateTime<Utc>>,
+    ) {
+        for (channel, active) in before.all_reasons() {
+            if !holds(after, channel, active.reason) {
+                self.address_gone(key.location_id, &key.address, channel, active.reason);
+            }
+        }
+        for (channel, active) in after.all_reasons() {
+            if !holds(before, channel, active.reason) {
+                self.address_new(key.location_id, &key.address, channel, active);
+            }
+        }
+        if let Some(at) = last_change {
+            self.clock(key.location_id, &key.address, key.channel, at);
+        }
+    }
+
+    fn own_gone(&mut self, location_id: i64, contact_id: i64, channel: Channel, reason: Reason) {
+        self.own_gone_location.push(location_id);
+        self.own_gone_contact.push(contact_id);
+        self.own_gone_channel.push(channel);
+        self.own_gone_reason.push(reason);
+    }
+
+    fn own_new(&mut self, location_id: i64, contact_id: i64, channel: Channel, a: &ActiveReason) {
+        self.own_new_location.push(location_id);
+        self.own_new_contact.push(contact_id);
+        self.own_new_channel.push(channel);
+        self.own_new_reason.push(a.reason);
+        self.own_new_kind.push(a.reason.kind());
+        self.own_new_set_at.push(a.since);
+        self.own_new_actor_kind.push(a.actor.kind);
+        self.own_new_actor_id.push(a.actor.id);
+        self.own_new_actor_label.push(a.actor.label.clone());
+        self.own_new_source.push(a.source.clone());
+    }
+
+    fn address_gone(&mut self, location_id: i64, address: &str, channel: Channel, reason: Reason) {
+        self.addr_gone_location.push(location_id);
+        self.addr_gone_address.push(address.to_string());
+        self.addr_gone_channel.push(channel);
+        self.addr_gone_reason.push(reason);
+    }
+
+    fn address_new(&mut self, location_id: i64, address: &str, channel: Channel, a: &ActiveReason) {
+        self.addr_new_location.push(location_id);
+        self.addr_new_address.push(address.to_string());
+        self.addr_new_channel.push(channel);
+        self.addr_new_reason.push(a.reason);
+        self.addr_new_kind.push(a.reason.kind());
+        self.addr_new_set_at.push(a.since);
+        self.addr_new_actor_kind.push(a.actor.kind);
+        self.addr_new_actor_id.push(a.actor.id);
+        self.addr_new_actor_label.push(a.actor.label.clone());
+        self.addr_new_source.push(a.source.clone());
+    }
+
+    /// One clock row per address and channel (a second one for the same
+    /// key in one statement would be refused): the latest time wins.
+    fn clock(&mut self, location_id: i64, address: &str, channel: Channel, at: DateTime<Utc>) {
+        let existing = (0..self.clock_location.len()).find(|&i| {
+            self.clock_location[i] == location_id
+                && self.clock_channel[i] == channel
+                && self.clock_address[i] == address
+        });
+        match existing {
+            Some(i) => self.clock_at[i] = self.clock_at[i].max(at),
+            None => {
+                self.clock_location.push(location_id);
+                self.clock_address.push(address.to_string());
+                self.clock_channel.push(channel);
+                self.clock_at.push(at);
+            }
+        }
+    }
+
+    /// A history row, shown on `contact_id` (the contact that holds the
+    /// address, if any) and, for consent rows, on whichever contact holds
+    /// the address later.
+    pub fn history(&mut self, location_id: i64, contact_id: Option<i64>, e: &HistoryEntry) {
+        self.h_location.push(location_id);
+        self.h_contact.push(contact_id);
+        self.h_channel.push(e.channel);
+        self.h_reason.push(e.reason);
+        self.h_kind.push(e.reason.map(Reason::kind));
+        self.h_action.push(e.action);
+        self.h_actor_kind.push(e.actor.kind);
+        self.h_actor_id.push(e.actor.id);
+        self.h_actor_label.push(e.actor.label.clone());
+        self.h_address.push(e.address.clone());
+        self.h_source.push(e.source.clone());
+        self.h_at.push(e.at);
+        self.h_event_at.push(e.event_at);
+        self.h_detail.push(e.detail.clone());
     }
 
     fn is_empty(&self) -> bool {
-        self.gone_contact.is_empty()
-            && self.new_contact.is_empty()
-            && self.summary_contact.is_empty()
-            && self.h_contact.is_empty()
+        self.own_gone_contact.is_empty()
+            && self.own_new_contact.is_empty()
+            && self.addr_gone_address.is_empty()
+            && self.addr_new_address.is_empty()
+            && self.switch_contact.is_empty()
+            && self.clock_address.is_empty()
+            && self.h_location.is_empty()
     }
-}
 
-fn write(
-    conn: &mut PgConnection,
-    location_id: i64,
-    contact_id: i64,
-    before: &DndState,
-    transition: &Transition,
-) -> QueryResult<()> {
-    write_locked_changes(
-        conn,
-        &[LockedChange {
-            location_id,
-            contact_id,
-            before,
-            transition,
-        }],
-    )
-}
-
-/// One contact's DND change, as a batch of webhooks decided it: the state
-/// its row held when locked, and where the batch's events took it.
-pub struct LockedChange<'a> {
-    pub location_id: i64,
-    pub contact_id: i64,
-    pub before: &'a DndState,
-    pub transition: &'a Transition,
-}
-
-/// Writes the changes of many contacts, each locked by the caller in this
-/// transaction, in one statement.
-pub fn write_locked_changes(
-    conn: &mut PgConnection,
-    changes: &[LockedChange<'_>],
-) -> QueryResult<()> {
-    let mut w = TransitionWrite::default();
-    for c in changes {
-        w.push(c.location_id, c.contact_id, c.before, c.transition);
-    }
-    if !w.is_empty() {
-        w.execute(conn)?;
-    }
-    Ok(())
-}
-
-/// [`states_of_locked`] for one contact.
-pub fn state_of_locked(
-    conn: &mut PgConnection,
-    contact: &super::contacts::Contact,
-) -> QueryResult<DndState> {
-    Ok(states_of_locked(conn, contact.location_id, &[contact])?
-        .remove(&contact.id)
-        .unwrap_or_else(|| DndState::from_parts(contact.dnd_all, Vec::new())))
-}
-
-/// The DND state of contacts the caller has locked (read and `FOR UPDATE`)
-/// in this transaction: their reasons in one query, only for those whose
-/// bitmask says they have any.
-pub fn states_of_locked(
-    conn: &mut PgConnection,
-    location_id: i64,
-    contacts: &[&super::contacts::Contact],
-) -> QueryResult<std::collections::HashMap<i64, DndState>> {
-    let with_reasons: Vec<i64> = contacts
-        .iter()
-        .filter(|c| c.dnd_mask != 0)
-        .map(|c| c.id)
-        .collect();
-    let mut reasons: std::collections::HashMap<i64, Vec<(Channel, ActiveReason)>> =
-        Default::default();
-    if !with_reasons.is_empty() {
-        let rows: Vec<(i64, ReasonRow)> = contact_dnd_reasons::table
-            .filter(contact_dnd_reasons::location_id.eq(location_id))
-            .filter(contact_dnd_reasons::contact_id.eq_any(&with_reasons))
-            .select((contact_dnd_reasons::contact_id, ReasonRow::as_select()))
-            .load(conn)?;
-        for (contact_id, row) in rows {
-            if let Some(active) = row.into_active() {
-                reasons.entry(contact_id).or_default().push(active);
-            }
+    /// Writes it all in one statement (nothing when empty).
+    pub fn execute(self, conn: &mut PgConnection) -> QueryResult<()> {
+        if !self.is_empty() {
+            RunQueryDsl::execute(self, conn)?;
         }
+        Ok(())
     }
-    Ok(contacts
-        .iter()
-        .map(|c| {
-            let held = reasons.remove(&c.id).unwrap_or_default();
-            (c.id, DndState::from_parts(c.dnd_all, held))
-        })
-        .collect())
 }
 
 /// One stored history row.
@@ -407,68 +713,105 @@ pub fn states_of_locked(
 #[diesel(table_name = dnd_history)]
 pub struct HistoryRow {
     pub id: i64,
-    pub channel: Option<String>,
-    pub reason: Option<String>,
-    pub kind: Option<String>,
-    pub action: String,
-    pub actor_kind: String,
+    pub contact_id: Option<i64>,
+    pub channel: Option<Channel>,
+    pub reason: Option<Reason>,
+    pub kind: Option<Kind>,
+    pub action: Action,
+    pub actor_kind: ActorKind,
     pub actor_id: Option<i64>,
     pub actor_label: String,
     pub address: Option<String>,
     pub source: Option<String>,
     pub at: DateTime<Utc>,
+    pub event_at: Option<DateTime<Utc>>,
+    pub detail: Option<String>,
 }
 
 impl HistoryRow {
     /// Back to the domain's form (for replaying, and for display).
-    pub fn entry(&self) -> Option<HistoryEntry> {
-        Some(HistoryEntry {
-            channel: self.channel.as_deref().map(str::parse).transpose().ok()?,
-            reason: self.reason.as_deref().map(str::parse).transpose().ok()?,
-            action: self.action.parse().ok()?,
-            actor: actor_of(&self.actor_kind, self.actor_id, &self.actor_label),
+    pub fn entry(&self) -> HistoryEntry {
+        HistoryEntry {
+            channel: self.channel,
+            reason: self.reason,
+            action: self.action,
+            actor: Actor::new(self.actor_kind, self.actor_id, self.actor_label.clone()),
             at: self.at,
             address: self.address.clone(),
             source: self.source.clone(),
-        })
-    }
-
-    pub fn channel_label(&self) -> &'static str {
-        match self.channel.as_deref().map(str::parse::<Channel>) {
-            Some(Ok(c)) => c.label(),
-            _ => "All channels",
+            event_at: self.event_at,
+            detail: self.detail.clone(),
         }
     }
 
+    pub fn channel_label(&self) -> &'static str {
+        self.channel.map_or("All channels", Channel::label)
+    }
+
     pub fn reason_label(&self) -> &'static str {
-        match self.reason.as_deref().map(str::parse::<Reason>) {
-            Some(Ok(r)) => r.label(),
-            _ => "All-channels switch",
+        match (self.reason, self.action) {
+            (Some(r), _) => r.label(),
+            (None, Action::AddressChanged) => "Address changed",
+            (None, _) => "All-channels switch",
         }
     }
 
     pub fn action_label(&self) -> &'static str {
-        match self.action.parse::<Action>() {
-            Ok(Action::Set) => "turned on",
-            Ok(Action::Lifted) => "lifted",
-            Ok(Action::Repeated) => "received again",
-            Err(_) => "changed",
-        }
+        self.action.label()
     }
 }
 
-/// A contact's history, newest first.
+/// A contact's history, newest first: the rows written on it, and the
+/// consent rows of the addresses it has now (why a contact created with an
+/// opted-out number is blocked: that number's STOP, whoever held it then).
 pub fn history(
     conn: &mut PgConnection,
     location_id: i64,
     contact_id: i64,
     limit: i64,
 ) -> QueryResult<Vec<HistoryRow>> {
-    dnd_history::table
+    let Some(contact) = super::contacts::find(conn, location_id, contact_id)? else {
+        return Ok(Vec::new());
+    };
+    let mine = dnd_history::table
         .filter(dnd_history::location_id.eq(location_id))
         .filter(dnd_history::contact_id.eq(contact_id))
         .order_by(dnd_history::id.desc())
         .limit(limit)
+        .select(HistoryRow::as_select())
+        .load(conn)?;
+    let addresses = contact.addresses();
+    let held: Vec<&str> = contact.address_list().collect();
+    let mut rows = mine;
+    if !held.is_empty() {
+        let theirs: Vec<HistoryRow> = dnd_history::table
+            .filter(dnd_history::location_id.eq(location_id))
+            .filter(dnd_history::address.eq_any(&held))
+            .filter(dnd_history::action.ne(Action::AddressChanged))
+            .filter(dnd_history::contact_id.is_distinct_from(contact_id))
+            .order_by(dnd_history::id.desc())
+            .limit(limit)
+            .select(HistoryRow::as_select())
+            .load(conn)?;
+        rows.extend(theirs.into_iter().filter(|r| {
+            r.channel
+                .is_some_and(|c| addresses.on(c) == r.address.as_deref())
+        }));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.id));
+        rows.truncate(limit as usize);
+    }
+    Ok(rows)
+}
+
+/// The history kept on one address and channel, oldest first (to replay
+/// the address's reasons).
+pub fn address_history(conn: &mut PgConnection, key: &AddressKey) -> QueryResult<Vec<HistoryRow>> {
+    dnd_history::table
+        .filter(dnd_history::location_id.eq(key.location_id))
+        .filter(dnd_history::address.eq(&key.address))
+        .filter(dnd_history::channel.eq(key.channel))
+        .filter(dnd_history::reason.ne(Reason::Manual))
+        .order_by(dnd_history::id.asc())
         .select(HistoryRow::as_select())
         .load(conn)
 }

@@ -2,16 +2,16 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::schema::integrations;
-use crate::domain::{Channel, IntegrationStatus};
+use crate::domain::{Channel, IntegrationStatus, TransportKind};
 
 #[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = integrations)]
 pub struct Integration {
     pub location_id: i64,
     pub id: i64,
-    pub channel: String,
+    pub channel: Channel,
     pub provider: String,
-    pub status: String,
+    pub status: IntegrationStatus,
     pub account: Option<String>,
     /// Signs the provider's webhooks. Deliberately not `Serialize`, and
     /// redacted by `Debug`: it never reaches a log line or a page.
@@ -21,8 +21,7 @@ pub struct Integration {
     pub created_at: DateTime<Utc>,
     /// Meta's webhook handshake token.
     pub verify_token: Option<String>,
-    /// log, twilio or mailgun.
-    pub transport: String,
+    pub transport: TransportKind,
     pub api_base_url: Option<String>,
     /// Mailgun's sending key; redacted by `Debug` like the secret.
     pub api_key: Option<String>,
@@ -73,9 +72,9 @@ pub fn create(
     diesel::insert_into(integrations::table)
         .values((
             integrations::location_id.eq(location_id),
-            integrations::channel.eq(new.channel.as_str()),
+            integrations::channel.eq(new.channel),
             integrations::provider.eq(new.provider),
-            integrations::status.eq(new.status.as_str()),
+            integrations::status.eq(new.status),
             integrations::account.eq(new.account),
             integrations::secret.eq(new.secret),
             integrations::verify_token.eq(new.verify_token),
@@ -95,7 +94,7 @@ pub fn find(
 ) -> QueryResult<Option<Integration>> {
     integrations::table
         .filter(integrations::location_id.eq(location_id))
-        .filter(integrations::channel.eq(channel.as_str()))
+        .filter(integrations::channel.eq(channel))
         .select(Integration::as_select())
         .first(conn)
         .optional()
@@ -111,7 +110,7 @@ pub fn rotate_secret(
     diesel::update(
         integrations::table
             .filter(integrations::location_id.eq(location_id))
-            .filter(integrations::channel.eq(channel.as_str())),
+            .filter(integrations::channel.eq(channel)),
     )
     .set(integrations::secret.eq(secret))
     .execute(conn)
@@ -122,7 +121,7 @@ pub fn set_transport(
     conn: &mut PgConnection,
     location_id: i64,
     channel: Channel,
-    transport: &str,
+    transport: TransportKind,
     api_base_url: Option<&str>,
     api_key: Option<&str>,
     sender: Option<&str>,
@@ -130,7 +129,7 @@ pub fn set_transport(
     diesel::update(
         integrations::table
             .filter(integrations::location_id.eq(location_id))
-            .filter(integrations::channel.eq(channel.as_str())),
+            .filter(integrations::channel.eq(channel)),
     )
     .set((
         integrations::transport.eq(transport),

@@ -6,11 +6,13 @@ pub mod cluster;
 pub mod contacts;
 pub mod demo;
 pub mod dnd;
+pub mod events;
 pub mod integrations;
 pub mod locations;
 pub mod outbound;
 mod prepared;
 pub mod schema;
+pub mod sql_types;
 pub mod users;
 pub mod webhooks;
 

@@ -1,17 +1,26 @@
-//! Recording outbound messages through the gate. The decision is taken in
-//! the same transaction that records the message, holding a share lock on
-//! the contact's row: a DND change (which takes the row for update) either
-//! committed before and is seen, or waits until the message is recorded.
+//! Recording outbound messages through the gate, and the dispatcher's
+//! side of handing them over. The gate's rule is
+//! [`crate::domain::dnd::decide_blocks`], the only copy of it: every path
+//! here gathers the facts (the contact's switch and own reasons, the
+//! reasons kept on the address the message goes to) and asks it.
+//!
+//! Each decision is taken holding a share lock on the address (the lock a
+//! consent event on it takes exclusively) and on the contact's row (which a
+//! user's change takes for update): a DND committed a moment earlier is
+//! seen, one being written waits until the message is recorded, and the
+//! dispatcher asks again right before the provider call.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, SmallInt, Text};
 
 use super::contacts::Contact;
 use super::dnd as dnd_store;
 use super::schema::{contacts, messages};
+use super::sql_types::unknown_value;
 use super::DbError;
-use crate::domain::dnd::{Block, Decision, Origin};
+use crate::domain::dnd::{decide_blocks, Block, Decision, Origin, Reason};
+use crate::domain::message::later_status;
 use crate::domain::Channel;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +39,9 @@ impl From<diesel::result::Error> for SendError {
     }
 }
 
-/// An outbound message as recorded.
+/// An outbound message as recorded. `channel` and `origin` are the stored
+/// text: a value this version cannot read fails that one message when it
+/// is handed over, never the others claimed with it.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = messages)]
 pub struct Outbound {
@@ -51,17 +62,8 @@ pub struct Outbound {
     pub attempts: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-}
-
-/// What an outbound message is sent to on a channel.
-pub fn address(contact: &Contact, channel: Channel) -> Option<&str> {
-    match channel {
-        Channel::Sms | Channel::Call => contact.phone.as_deref(),
-        Channel::Email => contact.email.as_deref(),
-        Channel::Facebook => contact.facebook_id.as_deref(),
-        Channel::Whatsapp => contact.whatsapp_id.as_deref().or(contact.phone.as_deref()),
-        Channel::Gmb => contact.gmb_id.as_deref(),
-    }
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub handed_over_at: Option<DateTime<Utc>>,
 }
 
 pub struct NewMessage<'a> {
@@ -72,44 +74,110 @@ pub struct NewMessage<'a> {
     pub subject: Option<&'a str>,
 }
 
-/// Decides and records one message: `queued` for the dispatcher, or
-/// `blocked` with its reasons (never handed to a provider).
+struct ShareAddresses {
+    locations: Vec<i64>,
+    addresses: Vec<String>,
+}
+
+super::prepared::prepared_statement!(
+    ShareAddresses,
+    "SELECT count(pg_advisory_xact_lock_shared(k.key)) FROM (
+        SELECT DISTINCT dnd_address_lock_key(a.location_id, a.address) AS key
+        FROM unnest(?::int8[], ?::text[]) AS a (location_id, address)
+        ORDER BY 1) k",
+    |s| [Array<BigInt> => &s.locations, Array<Text> => &s.addresses]
+);
+
+/// Share-locks one address of a location (see the module documentation).
+fn share_address(conn: &mut PgConnection, location_id: i64, address: &str) -> QueryResult<()> {
+    ShareAddresses {
+        locations: vec![location_id],
+        addresses: vec![address.to_string()],
+    }
+    .execute(conn)?;
+    Ok(())
+}
+
+/// The gate for one message to `address`: the decision, or `Unreadable`
+/// when a stored value cannot be read (never "allowed").
+fn decide_one(
+    conn: &mut PgConnection,
+    location_id: i64,
+    contact_id: i64,
+    channel: Channel,
+    origin: Origin,
+    address: &str,
+) -> Result<Option<Decision>, DbError> {
+    match dnd_store::gate_state(conn, location_id, contact_id, channel, address) {
+        Ok(state) => Ok(state.map(|s| s.decide(channel, origin))),
+        Err(e) => match unknown_value(&e) {
+            Some(unknown) => Ok(Some(Decision::Unreadable(format!(
+                "DND state could not be read, so nothing is sent: {unknown}"
+            )))),
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// Decides and records one message: `queued` for the dispatcher, `blocked`
+/// with its reasons, or `failed` when the DND state could not be read.
+/// Nothing but `queued` is ever handed to a provider.
 pub fn send_one(
     conn: &mut PgConnection,
     location_id: i64,
     m: &NewMessage<'_>,
 ) -> Result<(Outbound, Decision), SendError> {
     conn.transaction(|conn| {
-        let contact: Contact = contacts::table
-            .find((location_id, m.contact_id))
-            .select(Contact::as_select())
-            .for_share()
-            .first(conn)
-            .optional()?
+        // The address lock first, then the row (the order every writer
+        // takes them in); if the contact's address changed in between, the
+        // lock was on the wrong address: again.
+        let mut attempt = 0;
+        let (contact, to) = loop {
+            attempt += 1;
+            let seen = super::contacts::find(conn, location_id, m.contact_id)?
+                .ok_or(SendError::NotFound(m.contact_id))?;
+            let to = seen
+                .addresses()
+                .on(m.channel)
+                .ok_or(SendError::NoAddress(m.channel.label()))?
+                .to_string();
+            share_address(conn, location_id, &to)?;
+            let contact: Contact = contacts::table
+                .find((location_id, m.contact_id))
+                .select(Contact::as_select())
+                .for_share()
+                .first(conn)
+                .optional()?
+                .ok_or(SendError::NotFound(m.contact_id))?;
+            if contact.addresses().on(m.channel) == Some(to.as_str()) || attempt >= 5 {
+                break (contact, to);
+            }
+        };
+        if contact.addresses().on(m.channel) != Some(to.as_str()) {
+            return Err(SendError::Db(DbError::Invariant(
+                "the contact's address kept changing while a message was being sent".into(),
+            )));
+        }
+        let decision = decide_one(conn, location_id, contact.id, m.channel, m.origin, &to)?
             .ok_or(SendError::NotFound(m.contact_id))?;
-        let state = dnd_store::load_state(conn, location_id, contact.id)?.unwrap_or_default();
-        let decision = state.decide(m.channel, m.origin);
-        let to = address(&contact, m.channel).ok_or(SendError::NoAddress(m.channel.label()))?;
-        let (status, reasons): (&str, Vec<String>) = match &decision {
-            Decision::Allowed => ("queued", Vec::new()),
-            Decision::Blocked(blocks) => (
-                "blocked",
-                blocks.iter().map(|b| b.as_str().to_string()).collect(),
-            ),
+        let error = match &decision {
+            Decision::Unreadable(why) => Some(why.clone()),
+            _ => None,
         };
         let message = diesel::insert_into(messages::table)
             .values((
                 messages::location_id.eq(location_id),
                 messages::contact_id.eq(contact.id),
-                messages::channel.eq(m.channel.as_str()),
+                messages::channel.eq(m.channel),
                 messages::direction.eq("outbound"),
-                messages::origin.eq(m.origin.as_str()),
+                messages::origin.eq(m.origin),
                 messages::body.eq(m.body),
                 messages::subject.eq(m.subject),
-                messages::to_address.eq(to),
-                messages::status.eq(status),
-                messages::blocked_reasons.eq(&reasons),
-                messages::next_attempt_at.eq((status == "queued").then(Utc::now)),
+                messages::to_address.eq(&to),
+                messages::status.eq(decision.message_status()),
+                messages::blocked_reasons.eq(decision.block_names()),
+                messages::error_message.eq(error),
+                messages::next_attempt_at.eq(decision.is_allowed().then(Utc::now)),
             ))
             .returning(Outbound::as_returning())
             .get_result(conn)?;
@@ -117,61 +185,80 @@ pub fn send_one(
     })
 }
 
-/// One recipient's result in a bulk send.
+/// One recipient of a bulk send as gathered: its address on the channel,
+/// its switch, and (when its mask says it holds any) the reasons on the
+/// channel, its own and its address's.
 #[derive(Debug, Clone, QueryableByName)]
-pub struct BulkResult {
+struct Gathered {
     #[diesel(sql_type = BigInt)]
-    pub contact_id: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    pub id: Option<i64>,
-    /// queued, blocked, no_address or not_found
-    #[diesel(sql_type = Text)]
-    pub status: String,
-    #[diesel(sql_type = Array<Text>)]
-    pub reasons: Vec<String>,
+    contact_id: i64,
+    #[diesel(sql_type = Nullable<Text>)]
+    address: Option<String>,
+    #[diesel(sql_type = Bool)]
+    all_channels: bool,
+    #[diesel(sql_type = Nullable<Array<Text>>)]
+    reasons: Option<Vec<String>>,
 }
 
-/// The bit of a channel in `contacts.dnd_mask`.
-fn bit(channel: Channel) -> i16 {
-    1 << Channel::ALL.iter().position(|c| *c == channel).unwrap_or(0)
+impl Gathered {
+    /// The gate's decision: the one rule, on the gathered facts. A reason
+    /// this version cannot read blocks the message (it is failed).
+    fn decide(&self) -> Decision {
+        let mut reasons = Vec::new();
+        for r in self.reasons.iter().flatten() {
+            match r.parse::<Reason>() {
+                Ok(reason) => reasons.push(reason),
+                Err(_) => {
+                    return Decision::Unreadable(format!(
+                        "DND state could not be read, so nothing is sent: the database holds \
+                         reason \"{r}\", which this version of dnd does not know \
+                         (written by a newer version?)"
+                    ))
+                }
+            }
+        }
+        decide_blocks(self.all_channels, reasons, Origin::Automated)
+    }
 }
 
-/// The per-recipient decision as SQL: the same rule as
-/// `DndState::decide` (the all-channels switch, then the channel's own
-/// reasons), for a whole list at once. Binds: $1 location, $2 ids, $3
-/// channel, $4 the channel's bit.
-fn decided_cte(channel: Channel) -> String {
-    let address = match channel {
-        Channel::Sms | Channel::Call => "c.phone",
-        Channel::Email => "c.email",
-        Channel::Facebook => "c.facebook_id",
-        Channel::Whatsapp => "coalesce(c.whatsapp_id, c.phone)",
-        Channel::Gmb => "c.gmb_id",
-    };
-    format!(
-        "decided AS (
-             SELECT c.id, {address} AS address,
-                    (CASE WHEN c.dnd_all THEN ARRAY['all_channels'] ELSE ARRAY[]::text[] END)
-                    || CASE WHEN (c.dnd_mask & $4::smallint) <> 0 THEN coalesce(
-                           (SELECT array_agg(r.reason ORDER BY r.reason) FROM contact_dnd_reasons r
-                            WHERE r.location_id = $1 AND r.contact_id = c.id AND r.channel = $3),
-                           ARRAY[]::text[]) ELSE ARRAY[]::text[] END AS reasons
-             FROM contacts c
-             WHERE c.location_id = $1 AND c.id = ANY($2::bigint[])
-         )"
+/// The facts for a recipient list in one set-based statement. The mask
+/// (kept by the database's triggers from the same reasons, in the same
+/// transactions) says which recipients hold a reason on the channel; only
+/// those have their reasons read.
+fn gather(
+    conn: &mut PgConnection,
+    location_id: i64,
+    channel: Channel,
+    contact_ids: &[i64],
+) -> QueryResult<Vec<Gathered>> {
+    diesel::sql_query(
+        "SELECT g.id AS contact_id, g.address, g.dnd_all AS all_channels,
+                CASE WHEN (g.dnd_mask & $4) <> 0 THEN ARRAY(
+                    SELECT r.reason FROM contact_dnd_reasons r
+                    WHERE r.location_id = $1 AND r.contact_id = g.id AND r.channel = $3
+                    UNION ALL
+                    SELECT a.reason FROM address_dnd_reasons a
+                    WHERE a.location_id = $1 AND a.address = g.address AND a.channel = $3)
+                END AS reasons
+         FROM (SELECT c.id, c.dnd_all, c.dnd_mask,
+                      dnd_contact_address($3, c.phone, c.email, c.facebook_id, c.gmb_id,
+                                          c.whatsapp_id) AS address
+               FROM contacts c WHERE c.location_id = $1 AND c.id = ANY($2::bigint[])) g",
     )
+    .bind::<BigInt, _>(location_id)
+    .bind::<Array<BigInt>, _>(contact_ids)
+    .bind::<Text, _>(channel)
+    .bind::<SmallInt, _>(channel.bit())
+    .load(conn)
 }
 
 /// One recipient's decision, before anything is recorded.
-#[derive(Debug, Clone, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BulkDecision {
-    #[diesel(sql_type = BigInt)]
     pub contact_id: i64,
-    /// The contact has an address on the channel.
-    #[diesel(sql_type = diesel::sql_types::Bool)]
-    pub reachable: bool,
-    #[diesel(sql_type = Array<Text>)]
-    pub reasons: Vec<String>,
+    /// The address the message would go to (none: nothing to send to).
+    pub address: Option<String>,
+    pub decision: Decision,
 }
 
 /// Decides a recipient list without recording anything (what a bulk send
@@ -182,28 +269,47 @@ pub fn decide_bulk(
     channel: Channel,
     contact_ids: &[i64],
 ) -> Result<Vec<BulkDecision>, DbError> {
-    let query = format!(
-        "WITH {} SELECT d.id AS contact_id, d.address IS NOT NULL AS reachable, d.reasons FROM decided d",
-        decided_cte(channel)
-    );
-    Ok(diesel::sql_query(query)
-        .bind::<BigInt, _>(location_id)
-        .bind::<Array<BigInt>, _>(contact_ids)
-        .bind::<Text, _>(channel.as_str())
-        .bind::<diesel::sql_types::SmallInt, _>(bit(channel))
-        .load(conn)?)
+    Ok(gather(conn, location_id, channel, contact_ids)?
+        .into_iter()
+        .map(|g| BulkDecision {
+            decision: g.decide(),
+            contact_id: g.contact_id,
+            address: g.address,
+        })
+        .collect())
 }
 
-/// Decides a whole recipient list in one set-based statement, records every
-/// message (`queued`, or `blocked` with its reasons), and answers per
-/// recipient (`no_address` and `not_found` are not recorded).
+/// One recipient's result in a bulk send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkResult {
+    pub contact_id: i64,
+    pub id: Option<i64>,
+    /// queued, blocked, failed, no_address or not_found
+    pub status: &'static str,
+    pub reasons: Vec<String>,
+    pub error: Option<String>,
+}
+
+#[derive(QueryableByName)]
+struct Recorded {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    contact_id: i64,
+}
+
+/// Decides a whole recipient list and records every message (`queued`,
+/// `blocked` with its reasons, or `failed` when a stored value could not be
+/// read), in one transaction of three statements whatever its size; answers
+/// per recipient, in the order of the request (`no_address` and
+/// `not_found` are not recorded).
 ///
 /// The contacts are share-locked by a statement of their own first: a
 /// statement that waits for a lock re-reads the locked rows but not the
 /// other tables it reads, so the deciding statement must start after the
 /// wait, with a snapshot that sees any DND committed meanwhile. They are
-/// locked in id order, the order webhook batches lock theirs in, so the two
-/// never wait on each other in a circle.
+/// locked in id order, the order the database's triggers lock the holders
+/// of an address in, so the two never wait on each other in a circle.
 pub fn send_bulk(
     conn: &mut PgConnection,
     location_id: i64,
@@ -212,26 +318,6 @@ pub fn send_bulk(
     subject: Option<&str>,
     contact_ids: &[i64],
 ) -> Result<Vec<BulkResult>, DbError> {
-    let query = format!(
-        "WITH {},
-         recorded AS (
-             INSERT INTO messages (location_id, contact_id, channel, direction, origin, body, subject,
-                                   to_address, status, blocked_reasons, next_attempt_at)
-             SELECT $1, d.id, $3, 'outbound', 'automated', $5, $6, d.address,
-                    CASE WHEN cardinality(d.reasons) > 0 THEN 'blocked' ELSE 'queued' END,
-                    d.reasons,
-                    CASE WHEN cardinality(d.reasons) > 0 THEN NULL ELSE now() END
-             FROM decided d WHERE d.address IS NOT NULL
-             RETURNING contact_id, id, status, blocked_reasons
-         )
-         SELECT r.contact_id, r.id, r.status, r.blocked_reasons AS reasons FROM recorded r
-         UNION ALL
-         SELECT d.id, NULL, 'no_address', ARRAY[]::text[] FROM decided d WHERE d.address IS NULL
-         UNION ALL
-         SELECT w.id, NULL, 'not_found', ARRAY[]::text[] FROM (SELECT DISTINCT unnest($2::bigint[]) AS id) w
-         WHERE NOT EXISTS (SELECT 1 FROM decided d WHERE d.id = w.id)",
-        decided_cte(channel)
-    );
     conn.transaction(|conn| {
         diesel::sql_query(
             "SELECT 1 FROM contacts WHERE location_id = $1 AND id = ANY($2::bigint[])
@@ -240,14 +326,90 @@ pub fn send_bulk(
         .bind::<BigInt, _>(location_id)
         .bind::<Array<BigInt>, _>(contact_ids)
         .execute(conn)?;
-        Ok(diesel::sql_query(query)
+        let gathered = gather(conn, location_id, channel, contact_ids)?;
+        let mut decided: std::collections::HashMap<i64, (Option<String>, Decision)> = gathered
+            .into_iter()
+            .map(|g| {
+                let d = g.decide();
+                (g.contact_id, (g.address, d))
+            })
+            .collect();
+        let (mut ids, mut to, mut status, mut reasons, mut errors) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (id, (address, decision)) in &decided {
+            if let Some(address) = address {
+                ids.push(*id);
+                to.push(address.as_str());
+                status.push(decision.message_status());
+                reasons.push(decision.block_names().join(","));
+                errors.push(match decision {
+                    Decision::Unreadable(why) => Some(why.as_str()),
+                    _ => None,
+                });
+            }
+        }
+        let recorded: Vec<Recorded> = if ids.is_empty() {
+            Vec::new()
+        } else {
+            diesel::sql_query(
+                "INSERT INTO messages (location_id, contact_id, channel, direction, origin, body,
+                     subject, to_address, status, blocked_reasons, error_message, next_attempt_at)
+                 SELECT $1, m.contact_id, $2, 'outbound', 'automated', $3, $4, m.to_address,
+                        m.status, coalesce(string_to_array(nullif(m.reasons, ''), ','), '{}'),
+                        m.error, CASE WHEN m.status = 'queued' THEN now() END
+                 FROM unnest($5::int8[], $6::text[], $7::text[], $8::text[], $9::text[])
+                     AS m (contact_id, to_address, status, reasons, error)
+                 RETURNING id, contact_id",
+            )
             .bind::<BigInt, _>(location_id)
-            .bind::<Array<BigInt>, _>(contact_ids)
-            .bind::<Text, _>(channel.as_str())
-            .bind::<diesel::sql_types::SmallInt, _>(bit(channel))
+            .bind::<Text, _>(channel)
             .bind::<Text, _>(body)
             .bind::<Nullable<Text>, _>(subject)
-            .load(conn)?)
+            .bind::<Array<BigInt>, _>(&ids)
+            .bind::<Array<Text>, _>(&to)
+            .bind::<Array<Text>, _>(&status)
+            .bind::<Array<Text>, _>(&reasons)
+            .bind::<Array<Nullable<Text>>, _>(&errors)
+            .load(conn)?
+        };
+        let message_of: std::collections::HashMap<i64, i64> =
+            recorded.into_iter().map(|r| (r.contact_id, r.id)).collect();
+        let mut results = Vec::with_capacity(contact_ids.len());
+        for id in contact_ids {
+            let Some((address, decision)) = decided.remove(id) else {
+                // Listed twice, or not a contact of this location.
+                if !results.iter().any(|r: &BulkResult| r.contact_id == *id) {
+                    results.push(BulkResult {
+                        contact_id: *id,
+                        id: None,
+                        status: "not_found",
+                        reasons: Vec::new(),
+                        error: None,
+                    });
+                }
+                continue;
+            };
+            results.push(match address {
+                None => BulkResult {
+                    contact_id: *id,
+                    id: None,
+                    status: "no_address",
+                    reasons: Vec::new(),
+                    error: None,
+                },
+                Some(_) => BulkResult {
+                    contact_id: *id,
+                    id: message_of.get(id).copied(),
+                    status: decision.message_status(),
+                    reasons: decision.block_names(),
+                    error: match decision {
+                        Decision::Unreadable(why) => Some(why),
+                        _ => None,
+                    },
+                },
+            });
+        }
+        Ok(results)
     })
 }
 
@@ -265,98 +427,240 @@ pub fn blocks(reasons: &[String]) -> Vec<Block> {
     reasons.iter().filter_map(|r| Block::parse(r)).collect()
 }
 
-/// A message the dispatcher claimed (status `sending`), with the
-/// integration that will carry it.
-pub struct Claimed {
-    pub message: Outbound,
-    pub integration: Option<super::integrations::Integration>,
+/// Claims up to `limit` due messages, oldest due first: `sending`, with
+/// the time of the claim, so no other dispatcher takes them. Nothing is
+/// decided yet: [`hand_over`] asks the gate right before each provider
+/// call. A crash after this leaves them `sending` without a hand-over,
+/// which [`reconcile_stuck`] queues again.
+pub fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<Outbound>, DbError> {
+    Ok(diesel::sql_query(
+        "UPDATE messages m SET status = 'sending', claimed_at = now(), handed_over_at = NULL,
+                attempts = m.attempts + 1, updated_at = now()
+         FROM (SELECT location_id, id FROM messages
+               WHERE status = 'queued' AND direction = 'outbound' AND next_attempt_at <= now()
+               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+         WHERE m.location_id = due.location_id AND m.id = due.id
+         RETURNING m.location_id, m.id, m.contact_id, m.channel, m.direction, m.origin, m.body,
+                   m.subject, m.to_address, m.status, m.blocked_reasons, m.provider_sid,
+                   m.error_code, m.error_message, m.attempts, m.created_at, m.updated_at,
+                   m.claimed_at, m.handed_over_at",
+    )
+    .bind::<BigInt, _>(limit)
+    .load::<OutboundRow>(conn)?
+    .into_iter()
+    .map(Outbound::from)
+    .collect())
 }
 
-/// Claims up to `limit` due messages. Each is checked against the gate
-/// again (a DND set after it was queued stops it here: `blocked`), then
-/// marked `sending` so no other dispatcher takes it; a crash after this
-/// point leaves it `sending`, never sent twice.
-pub fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<Claimed>, DbError> {
+#[derive(QueryableByName)]
+#[diesel(table_name = messages)]
+struct OutboundRow {
+    location_id: i64,
+    id: i64,
+    contact_id: i64,
+    channel: String,
+    direction: String,
+    origin: Option<String>,
+    body: String,
+    subject: Option<String>,
+    to_address: Option<String>,
+    status: String,
+    blocked_reasons: Vec<String>,
+    provider_sid: Option<String>,
+    error_code: Option<i32>,
+    error_message: Option<String>,
+    attempts: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    claimed_at: Option<DateTime<Utc>>,
+    handed_over_at: Option<DateTime<Utc>>,
+}
+
+impl From<OutboundRow> for Outbound {
+    fn from(r: OutboundRow) -> Self {
+        Outbound {
+            location_id: r.location_id,
+            id: r.id,
+            contact_id: r.contact_id,
+            channel: r.channel,
+            direction: r.direction,
+            origin: r.origin,
+            body: r.body,
+            subject: r.subject,
+            to_address: r.to_address,
+            status: r.status,
+            blocked_reasons: r.blocked_reasons,
+            provider_sid: r.provider_sid,
+            error_code: r.error_code,
+            error_message: r.error_message,
+            attempts: r.attempts,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            claimed_at: r.claimed_at,
+            handed_over_at: r.handed_over_at,
+        }
+    }
+}
+
+/// What the dispatcher may do with a claimed message.
+#[derive(Debug)]
+pub enum HandOver {
+    /// Hand it to this integration now (recorded as handed over).
+    Send(super::integrations::Integration),
+    /// The gate stopped it (recorded `blocked`).
+    Blocked(Vec<Block>),
+    /// It cannot go out (recorded `failed`, with why).
+    Failed(String),
+    /// Someone else dealt with it meanwhile.
+    Gone,
+}
+
+/// Right before the provider call: the gate once more, on the address the
+/// message goes to (a STOP committed while it waited in a claimed batch
+/// stops it here), and the integration that will carry it. A value this
+/// version cannot read (the message's channel or origin, a reason, the
+/// integration's transport) fails the message: it is never sent, and never
+/// sent some other way.
+pub fn hand_over(conn: &mut PgConnection, m: &Outbound) -> Result<HandOver, DbError> {
     conn.transaction(|conn| {
-        let due: Vec<Outbound> = messages::table
-            .filter(messages::status.eq("queued"))
-            .filter(messages::direction.eq("outbound"))
-            .filter(messages::next_attempt_at.le(diesel::dsl::now))
-            .order_by(messages::next_attempt_at)
-            .limit(limit)
-            .select(Outbound::as_select())
+        let row = messages::table.find((m.location_id, m.id));
+        let fail = |conn: &mut PgConnection, why: String| -> Result<HandOver, DbError> {
+            diesel::update(row)
+                .set((
+                    messages::status.eq("failed"),
+                    messages::error_message.eq(&why),
+                    messages::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)?;
+            Ok(HandOver::Failed(why))
+        };
+        let Some(to) = m.to_address.clone() else {
+            return fail(conn, "the message has no address to go to".into());
+        };
+        share_address(conn, m.location_id, &to)?;
+        let current: Option<(String, Option<DateTime<Utc>>)> = row
+            .select((messages::status, messages::handed_over_at))
             .for_update()
-            .skip_locked()
-            .load(conn)?;
-        let mut claimed = Vec::with_capacity(due.len());
-        for m in due {
-            let row = messages::table.find((m.location_id, m.id));
-            let channel: Channel = match m.channel.parse() {
-                Ok(c) => c,
-                Err(e) => {
-                    diesel::update(row)
-                        .set((messages::status.eq("failed"), messages::error_message.eq(e)))
-                        .execute(conn)?;
-                    continue;
-                }
-            };
-            // The contact's row in share mode: a DND change either committed
-            // before (and is seen) or waits until this claim is recorded.
-            contacts::table
-                .find((m.location_id, m.contact_id))
-                .select(contacts::id)
-                .for_share()
-                .first::<i64>(conn)?;
-            let state =
-                dnd_store::load_state(conn, m.location_id, m.contact_id)?.unwrap_or_default();
-            let origin = if m.origin.as_deref() == Some("manual") {
-                Origin::Manual
-            } else {
-                Origin::Automated
-            };
-            if let Decision::Blocked(blocks) = state.decide(channel, origin) {
-                let reasons: Vec<String> = blocks.iter().map(|b| b.as_str().to_string()).collect();
+            .first(conn)
+            .optional()?;
+        if !matches!(current, Some((ref status, None)) if status == "sending") {
+            return Ok(HandOver::Gone);
+        }
+        let channel: Channel = match m.channel.parse() {
+            Ok(c) => c,
+            Err(_) => {
+                return fail(
+                    conn,
+                    format!(
+                    "the message's channel \"{}\" is not one this version of dnd knows; not sent",
+                    m.channel
+                ),
+                )
+            }
+        };
+        let origin: Origin = match m.origin.as_deref().unwrap_or("automated").parse() {
+            Ok(o) => o,
+            Err(_) => {
+                return fail(
+                    conn,
+                    "the message's origin is not one this version of dnd knows; not sent".into(),
+                )
+            }
+        };
+        // The contact's row in share mode: a user's DND change either
+        // committed before (and is seen) or waits until this is recorded.
+        let exists = contacts::table
+            .find((m.location_id, m.contact_id))
+            .select(contacts::id)
+            .for_share()
+            .first::<i64>(conn)
+            .optional()?;
+        if exists.is_none() {
+            return fail(conn, "the contact no longer exists".into());
+        }
+        match decide_one(conn, m.location_id, m.contact_id, channel, origin, &to)? {
+            None => fail(conn, "the contact no longer exists".into()),
+            Some(Decision::Unreadable(why)) => fail(conn, why),
+            Some(Decision::Blocked(blocks)) => {
+                let names: Vec<&str> = blocks.iter().map(|b| b.as_str()).collect();
                 diesel::update(row)
                     .set((
                         messages::status.eq("blocked"),
-                        messages::blocked_reasons.eq(reasons),
+                        messages::blocked_reasons.eq(names),
                         messages::updated_at.eq(diesel::dsl::now),
                     ))
                     .execute(conn)?;
-                continue;
+                Ok(HandOver::Blocked(blocks))
             }
-            let message: Outbound = diesel::update(row)
-                .set((
-                    messages::status.eq("sending"),
-                    messages::attempts.eq(messages::attempts + 1),
-                    messages::updated_at.eq(diesel::dsl::now),
-                ))
-                .returning(Outbound::as_returning())
-                .get_result(conn)?;
-            let integration = super::integrations::find(conn, m.location_id, channel)?;
-            claimed.push(Claimed {
-                message,
-                integration,
-            });
+            Some(Decision::Allowed) => {
+                let integration = match super::integrations::find(conn, m.location_id, channel) {
+                    Ok(Some(i)) => i,
+                    Ok(None) => {
+                        return fail(conn, format!("this location has no {channel} integration"))
+                    }
+                    Err(e) => match unknown_value(&e) {
+                        Some(unknown) => {
+                            return fail(conn, format!("the integration cannot be used: {unknown}"))
+                        }
+                        None => return Err(e.into()),
+                    },
+                };
+                diesel::update(row)
+                    .set((
+                        messages::handed_over_at.eq(diesel::dsl::now),
+                        messages::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(conn)?;
+                Ok(HandOver::Send(integration))
+            }
         }
-        Ok(claimed)
     })
 }
 
+/// The provider took it: its SID is recorded on the message. A status
+/// report that came first about the same SID on a row of its own (a
+/// callback the dispatcher did not ask for, e.g. a Messaging Service's)
+/// is merged into the message, so the two meet on one row whichever came
+/// first; the status only moves forward.
 pub fn mark_sent(
     conn: &mut PgConnection,
     location_id: i64,
     id: i64,
     provider_sid: &str,
 ) -> QueryResult<()> {
-    diesel::update(messages::table.find((location_id, id)))
-        .set((
-            messages::status.eq("sent"),
-            messages::provider_sid.eq(provider_sid),
-            messages::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)?;
-    Ok(())
+    conn.transaction(|conn| {
+        let (status, error_code): (String, Option<i32>) = messages::table
+            .find((location_id, id))
+            .select((messages::status, messages::error_code))
+            .for_update()
+            .first(conn)?;
+        let early: Vec<(String, Option<i32>)> = diesel::delete(
+            messages::table
+                .filter(messages::location_id.eq(location_id))
+                .filter(messages::provider_sid.eq(provider_sid))
+                .filter(messages::id.ne(id))
+                .filter(messages::origin.is_null()),
+        )
+        .returning((messages::status, messages::error_code))
+        .get_results(conn)?;
+        let mut next = later_status(&status, "sent").to_string();
+        let mut code = error_code;
+        for (reported, reported_code) in &early {
+            if later_status(&next, reported) != next {
+                next = reported.clone();
+                code = *reported_code;
+            }
+        }
+        diesel::update(messages::table.find((location_id, id)))
+            .set((
+                messages::status.eq(next),
+                messages::error_code.eq(code),
+                messages::provider_sid.eq(provider_sid),
+                messages::updated_at.eq(diesel::dsl::now),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
 /// Back in the queue after a transient failure, `delay` from now.
@@ -371,6 +675,8 @@ pub fn requeue(
         .set((
             messages::status.eq("queued"),
             messages::next_attempt_at.eq(Utc::now() + delay),
+            messages::claimed_at.eq(None::<DateTime<Utc>>),
+            messages::handed_over_at.eq(None::<DateTime<Utc>>),
             messages::error_message.eq(why),
             messages::updated_at.eq(diesel::dsl::now),
         ))
@@ -394,4 +700,54 @@ pub fn mark_failed(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// What [`reconcile_stuck`] found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Claimed but never handed over (a dispatcher died first): queued
+    /// again, and the gate will be asked again.
+    pub requeued: usize,
+    /// Handed over, but the outcome was never recorded: it may have gone
+    /// out, so it is never sent again; `unknown` until a status report from
+    /// the provider settles it.
+    pub unknown: usize,
+}
+
+/// Finds messages left `sending` for longer than `after` and settles them
+/// without ever sending one twice.
+pub fn reconcile_stuck(
+    conn: &mut PgConnection,
+    after: chrono::Duration,
+) -> QueryResult<Reconciled> {
+    let cutoff = Utc::now() - after;
+    let requeued = diesel::update(
+        messages::table
+            .filter(messages::status.eq("sending"))
+            .filter(messages::claimed_at.lt(cutoff))
+            .filter(messages::handed_over_at.is_null()),
+    )
+    .set((
+        messages::status.eq("queued"),
+        messages::next_attempt_at.eq(diesel::dsl::now),
+        messages::claimed_at.eq(None::<DateTime<Utc>>),
+        messages::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)?;
+    let unknown = diesel::update(
+        messages::table
+            .filter(messages::status.eq("sending"))
+            .filter(messages::claimed_at.lt(cutoff))
+            .filter(messages::handed_over_at.lt(cutoff)),
+    )
+    .set((
+        messages::status.eq("unknown"),
+        messages::error_message.eq(
+            "the provider call did not finish, so whether the message went out is unknown; \
+             it is not sent again, and a status report from the provider will settle it",
+        ),
+        messages::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)?;
+    Ok(Reconciled { requeued, unknown })
 }

@@ -83,10 +83,34 @@ diesel::table! {
 }
 
 diesel::table! {
+    address_dnd_reasons (location_id, address, channel, reason) {
+        location_id -> Int8,
+        address -> Text,
+        channel -> Text,
+        reason -> Text,
+        kind -> Text,
+        set_at -> Timestamptz,
+        actor_kind -> Text,
+        actor_id -> Nullable<Int8>,
+        actor_label -> Text,
+        source -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    address_consent (location_id, address, channel) {
+        location_id -> Int8,
+        address -> Text,
+        channel -> Text,
+        last_change_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     dnd_history (location_id, id) {
         location_id -> Int8,
         id -> Int8,
-        contact_id -> Int8,
+        contact_id -> Nullable<Int8>,
         channel -> Nullable<Text>,
         reason -> Nullable<Text>,
         kind -> Nullable<Text>,
@@ -97,6 +121,8 @@ diesel::table! {
         address -> Nullable<Text>,
         source -> Nullable<Text>,
         at -> Timestamptz,
+        event_at -> Nullable<Timestamptz>,
+        detail -> Nullable<Text>,
     }
 }
 
@@ -188,6 +214,8 @@ diesel::table! {
         error_message -> Nullable<Text>,
         attempts -> Int4,
         next_attempt_at -> Nullable<Timestamptz>,
+        claimed_at -> Nullable<Timestamptz>,
+        handed_over_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -208,6 +236,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_failures,
     contacts,
     contact_dnd_reasons,
+    address_dnd_reasons,
+    address_consent,
     dnd_history,
     integrations,
     api_keys,

@@ -36,6 +36,31 @@ impl Channel {
         }
     }
 
+    /// The bit of this channel in a contact's stored DND mask (the contact
+    /// list filters on it). The database's `dnd_channel_bit()` must agree:
+    /// a test compares them.
+    pub fn bit(self) -> i16 {
+        match self {
+            Channel::Sms => 1,
+            Channel::Call => 2,
+            Channel::Email => 4,
+            Channel::Facebook => 8,
+            Channel::Gmb => 16,
+            Channel::Whatsapp => 32,
+        }
+    }
+
+    /// The channels whose bits are set in a mask, in display order.
+    pub fn in_mask(mask: i16) -> Vec<Channel> {
+        Channel::ALL
+            .into_iter()
+            .filter(|c| mask & c.bit() != 0)
+            .collect()
+    }
+
+    /// The mask with every channel's bit.
+    pub const FULL_MASK: i16 = 63;
+
     pub fn label(self) -> &'static str {
         match self {
             Channel::Sms => "SMS",
@@ -99,9 +124,58 @@ impl FromStr for IntegrationStatus {
     }
 }
 
+/// How an integration hands messages over. No default and no fallback: a
+/// transport this binary does not know fails the message, it never goes
+/// out some other way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    /// Recorded as sent without leaving the machine (the demo's default).
+    Log,
+    Twilio,
+    Mailgun,
+}
+
+impl TransportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Log => "log",
+            TransportKind::Twilio => "twilio",
+            TransportKind::Mailgun => "mailgun",
+        }
+    }
+}
+
+impl FromStr for TransportKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "log" => Ok(TransportKind::Log),
+            "twilio" => Ok(TransportKind::Twilio),
+            "mailgun" => Ok(TransportKind::Mailgun),
+            _ => Err(format!(
+                "unknown transport \"{s}\": use log, twilio or mailgun"
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bits_are_distinct_and_fill_the_full_mask() {
+        let all = Channel::ALL.iter().fold(0, |m, c| {
+            assert_eq!(m & c.bit(), 0, "{c}");
+            m | c.bit()
+        });
+        assert_eq!(all, Channel::FULL_MASK);
+        assert_eq!(
+            Channel::in_mask(1 | 32),
+            vec![Channel::Sms, Channel::Whatsapp]
+        );
+    }
 
     #[test]
     fn every_channel_round_trips() {

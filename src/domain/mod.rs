@@ -1,13 +1,16 @@
 //! Pure rules of the product: no I/O, no database, no HTTP. Everything else
 //! in the crate depends on this module, and it depends on nothing of ours.
 
+pub mod address;
 mod channel;
 pub mod dnd;
 mod email;
+pub mod message;
 mod phone;
 mod role;
 
-pub use channel::{Channel, IntegrationStatus};
+pub use address::Addresses;
+pub use channel::{Channel, IntegrationStatus, TransportKind};
 pub use email::EmailAddress;
 pub use phone::PhoneNumber;
 pub use role::Role;

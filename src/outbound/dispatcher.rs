@@ -5,17 +5,26 @@ use std::time::Duration;
 
 use chrono::Utc;
 
-use super::transport::{self, Outcome, Outgoing, Transport, MAILGUN_API, TWILIO_API};
-use crate::db::integrations::Integration;
-use crate::db::outbound::{self, Claimed};
-use crate::db::{self, dnd as dnd_store, DbError, DbPool};
-use crate::domain::dnd::{twilio_error_reason, whatsapp_error_reason, Actor, ActorKind};
-use crate::domain::Channel;
+use diesel::Connection;
 
-/// Messages claimed per round.
-const BATCH: i64 = 50;
+use super::transport::{self, Outcome, Outgoing, Transport, MAILGUN_API, TWILIO_API};
+use crate::db::events::{self, Delivery, ProviderEvent};
+use crate::db::integrations::Integration;
+use crate::db::outbound::{self, HandOver, Outbound};
+use crate::db::{self, DbError, DbPool};
+use crate::domain::dnd::{
+    twilio_error_reason, whatsapp_error_reason, Actor, ActorKind, ConsentEvent, Effect,
+};
+use crate::domain::{Channel, TransportKind};
+
+/// Messages claimed per round: few, so the gate's last word (asked again
+/// right before each provider call) is never far behind.
+const BATCH: i64 = 10;
 /// Transient failures are retried this many times in all.
 pub const MAX_ATTEMPTS: i32 = 5;
+/// A message left `sending` this long is settled by
+/// [`outbound::reconcile_stuck`] (well past the HTTP client's timeout).
+pub const STUCK_AFTER_SECS: i64 = 300;
 
 /// The delivery loop's parts.
 #[derive(Clone)]
@@ -36,10 +45,21 @@ impl Dispatcher {
     }
 
     /// Runs forever on the current actix system: a round whenever the last
-    /// one found work, else every half second.
+    /// one found work, else every half second; stuck messages are looked
+    /// for every minute.
     pub fn spawn(self) {
         actix_web::rt::spawn(async move {
+            let mut last_sweep = std::time::Instant::now();
             loop {
+                if last_sweep.elapsed() > Duration::from_secs(60) {
+                    last_sweep = std::time::Instant::now();
+                    if let Err(e) = self
+                        .reconcile(chrono::Duration::seconds(STUCK_AFTER_SECS))
+                        .await
+                    {
+                        tracing::warn!(error = %e, "looking for stuck messages failed");
+                    }
+                }
                 match self.run_once().await {
                     Ok(n) if n > 0 => continue,
                     Ok(_) => {}
@@ -50,73 +70,106 @@ impl Dispatcher {
         });
     }
 
-    /// One round: claim, send, record. Returns how many were handed over.
+    /// Settles messages left `sending` longer than `after`.
+    pub async fn reconcile(
+        &self,
+        after: chrono::Duration,
+    ) -> Result<outbound::Reconciled, DbError> {
+        let found = db::run(&self.pool, move |conn| {
+            outbound::reconcile_stuck(conn, after).map_err(DbError::from)
+        })
+        .await?;
+        if found != outbound::Reconciled::default() {
+            tracing::warn!(
+                requeued = found.requeued,
+                unknown = found.unknown,
+                "settled messages left sending"
+            );
+        }
+        Ok(found)
+    }
+
+    /// One round: claim a few, and for each ask the gate again, send and
+    /// record. Returns how many were claimed. A failure with one message is
+    /// logged and never keeps the others from being sent or recorded.
     pub async fn run_once(&self) -> Result<usize, DbError> {
         let claimed = db::run(&self.pool, |conn| outbound::claim(conn, BATCH)).await?;
         let n = claimed.len();
-        for c in claimed {
-            let outcome = match self.transport_for(&c) {
-                Ok(t) => {
-                    let m = &c.message;
-                    let outgoing = Outgoing {
-                        idempotency_key: format!("dnd-{}-{}", m.location_id, m.id),
-                        to: m.to_address.clone().unwrap_or_default(),
-                        body: m.body.clone(),
-                        subject: m.subject.clone(),
-                    };
-                    transport::send(&self.client, &t, &outgoing).await
-                }
-                Err(why) => Outcome::Rejected {
-                    code: None,
-                    message: why,
-                },
-            };
-            self.record(c, outcome).await?;
+        for m in claimed {
+            let (location_id, id) = (m.location_id, m.id);
+            if let Err(e) = self.deliver(m).await {
+                tracing::error!(location_id, message_id = id, error = %e, "a message could not be delivered or recorded");
+            }
         }
         Ok(n)
     }
 
-    fn transport_for(&self, c: &Claimed) -> Result<Transport, String> {
-        let Some(i) = &c.integration else {
-            return Err(format!(
-                "this location has no {} integration",
-                c.message.channel
-            ));
+    async fn deliver(&self, m: Outbound) -> Result<(), DbError> {
+        let checked = m.clone();
+        let decided = db::run(&self.pool, move |conn| outbound::hand_over(conn, &checked)).await?;
+        let integration = match decided {
+            HandOver::Send(integration) => integration,
+            HandOver::Blocked(_) | HandOver::Failed(_) | HandOver::Gone => return Ok(()),
         };
+        let outcome = match self.transport_for(&m, &integration) {
+            Ok(t) => {
+                let outgoing = Outgoing {
+                    idempotency_key: format!("dnd-{}-{}", m.location_id, m.id),
+                    to: m.to_address.clone().unwrap_or_default(),
+                    body: m.body.clone(),
+                    subject: m.subject.clone(),
+                };
+                transport::send(&self.client, &t, &outgoing).await
+            }
+            Err(why) => Outcome::Rejected {
+                code: None,
+                message: why,
+            },
+        };
+        self.record(m, integration.transport, outcome).await
+    }
+
+    fn transport_for(&self, m: &Outbound, i: &Integration) -> Result<Transport, String> {
         let need = |v: &Option<String>, what: &str| {
             v.clone()
                 .ok_or_else(|| format!("the integration has no {what}"))
         };
-        Ok(match i.transport.as_str() {
-            "twilio" => Transport::Twilio {
+        Ok(match i.transport {
+            TransportKind::Twilio => Transport::Twilio {
                 base_url: i.api_base_url.clone().unwrap_or_else(|| TWILIO_API.into()),
                 account_sid: need(&i.account, "Twilio account SID")?,
                 auth_token: need(&i.secret, "Twilio auth token")?,
                 from: need(&i.sender, "sending number")?,
-                status_callback: self.status_callback(i),
+                status_callback: self.status_callback(i, m.id),
             },
-            "mailgun" => Transport::Mailgun {
+            TransportKind::Mailgun => Transport::Mailgun {
                 base_url: i.api_base_url.clone().unwrap_or_else(|| MAILGUN_API.into()),
                 domain: need(&i.account, "Mailgun domain")?,
                 api_key: need(&i.api_key, "Mailgun API key")?,
                 from: need(&i.sender, "sending address")?,
             },
-            _ => Transport::Log,
+            TransportKind::Log => Transport::Log,
         })
     }
 
-    fn status_callback(&self, i: &Integration) -> Option<String> {
+    /// Where Twilio reports on this message: our id rides along, so the
+    /// report finds the message even before its SID is recorded.
+    fn status_callback(&self, i: &Integration, message_id: i64) -> Option<String> {
         self.public_url.as_ref().map(|base| {
             format!(
-                "{}/webhooks/twilio/{}/status",
+                "{}/webhooks/twilio/{}/status?m={message_id}",
                 base.trim_end_matches('/'),
                 i.location_id
             )
         })
     }
 
-    async fn record(&self, c: Claimed, outcome: Outcome) -> Result<(), DbError> {
-        let m = c.message;
+    async fn record(
+        &self,
+        m: Outbound,
+        transport: TransportKind,
+        outcome: Outcome,
+    ) -> Result<(), DbError> {
         db::run(&self.pool, move |conn| -> Result<(), DbError> {
             match outcome {
                 Outcome::Sent { provider_sid } => {
@@ -137,22 +190,43 @@ impl Dispatcher {
                         (Some(Channel::Whatsapp), Some(code)) => whatsapp_error_reason(code),
                         _ => None,
                     };
-                    use diesel::Connection;
                     conn.transaction(|conn| -> Result<(), DbError> {
                         outbound::mark_failed(conn, m.location_id, m.id, code, &message)?;
-                        if let (Some(channel), Some(reason)) = (channel, reason) {
-                            let actor = Actor::new(ActorKind::Provider, None, "send API error");
-                            let address = m.to_address.clone();
-                            let source =
-                                format!("message {} error {}", m.id, code.unwrap_or_default());
-                            let now = Utc::now();
-                            match dnd_store::apply_within(conn, m.location_id, m.contact_id, |s| {
-                                s.set(channel, reason, &actor, now, address, Some(source))
-                            }) {
-                                Ok(_) | Err(dnd_store::DndError::Refused(_)) => {}
-                                Err(dnd_store::DndError::NotFound) => {}
-                                Err(dnd_store::DndError::Db(e)) => return Err(e),
-                            }
+                        // The error is about the address the message went
+                        // to: the reason is kept there, through the path
+                        // every provider event takes.
+                        if let (Some(channel), Some(reason), Some(to)) =
+                            (channel, reason, m.to_address.as_deref())
+                        {
+                            let key = format!("send:{}:{}", m.id, m.attempts);
+                            let consent = ConsentEvent::new(
+                                channel,
+                                to.to_string(),
+                                Effect::Set(reason),
+                                Actor::new(ActorKind::Provider, None, "send API error"),
+                                None,
+                                Utc::now(),
+                                format!("message {} error {}", m.id, code.unwrap_or_default()),
+                            );
+                            events::apply(
+                                conn,
+                                &[Delivery {
+                                    location_id: m.location_id,
+                                    nonce: None,
+                                    events: vec![ProviderEvent {
+                                        provider: transport.as_str(),
+                                        kind: "send_error".into(),
+                                        key,
+                                        payload: message.clone(),
+                                        channel,
+                                        address: Some(to.to_string()),
+                                        consent: Some(consent),
+                                        outcome: reason.as_str(),
+                                        inbound: None,
+                                        status: None,
+                                    }],
+                                }],
+                            )?;
                         }
                         Ok(())
                     })?

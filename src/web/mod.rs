@@ -20,8 +20,8 @@ pub struct AppState {
     /// URL providers sign their webhooks with.
     pub public_url: Option<String>,
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
-    /// Writes inbound SMS webhooks in batches.
-    pub inbound_sms: crate::webhooks::inbound_sms::SmsBatcher,
+    /// Writes webhooks in batches (group commit).
+    pub webhooks: crate::webhooks::pipeline::WebhookBatcher,
 }
 
 /// The one route table, used by `main` and by the tests alike.

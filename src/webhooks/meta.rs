@@ -1,17 +1,18 @@
 //! Meta: WhatsApp `user_preferences` stop/resume and Messenger
 //! `messaging_optins` STOP/RESUME NOTIFICATIONS set and lift
-//! `channel_opt_out` on WhatsApp and Facebook.
+//! `channel_opt_out` on the WhatsApp number or the page-scoped id.
 
-use actix_web::{web, HttpRequest, HttpResponse};
-use diesel::Connection;
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
 
 use super::signatures::meta_is_valid;
-use super::twilio::header;
-use super::{counted, lift_by_contact, read_body, set_reason, Provider, WebhookError};
-use crate::db::webhooks::{self as store, NewEvent};
+use super::{Provider, WebhookError};
+use crate::db::events::{Delivery, ProviderEvent};
+use crate::db::webhooks::WebhookContext;
 use crate::db::{self, integrations, locations};
-use crate::domain::dnd::{Actor, ActorKind, Reason};
+use crate::domain::address;
+use crate::domain::dnd::{Actor, ActorKind, ConsentEvent, Effect, Reason};
 use crate::domain::Channel;
 use crate::web::AppState;
 
@@ -118,168 +119,180 @@ struct Optin {
     notification_messages_status: Option<String>,
 }
 
-/// One opt-out or resume found in a payload.
-struct Signal {
-    channel: Channel,
-    /// WhatsApp id or page-scoped id.
-    who: String,
-    stop: bool,
-    key: String,
+/// A Meta time: WhatsApp sends seconds, Messenger milliseconds, as a
+/// number or a string.
+fn meta_time(value: &serde_json::Value) -> Option<DateTime<Utc>> {
+    let n: i64 = match value {
+        serde_json::Value::Number(n) => n.as_i64()?,
+        serde_json::Value::String(s) => s.parse().ok()?,
+        _ => return None,
+    };
+    if n > 100_000_000_000 {
+        Utc.timestamp_millis_opt(n).single()
+    } else {
+        Utc.timestamp_opt(n, 0).single()
+    }
 }
 
-fn signals(envelope: &Envelope) -> Result<Vec<Signal>, WebhookError> {
-    let mut out = Vec::new();
+/// Verifies a Meta webhook and reads its opt-outs and resumes. The body
+/// must be signed with the app secret of the integration its `object` is
+/// about, and only that object's signals are read: a request signed with
+/// the Messenger app's secret cannot speak for WhatsApp users.
+pub fn delivery(
+    context: &WebhookContext,
+    body: &[u8],
+    signature: Option<&str>,
+    received_at: DateTime<Utc>,
+) -> Result<Delivery, WebhookError> {
+    let refused = |why: &str| WebhookError::Refused {
+        provider: Provider::Meta,
+        why: why.to_string(),
+    };
+    let signature =
+        signature.ok_or_else(|| refused("the X-Hub-Signature-256 header is missing"))?;
+    let integrations: Vec<(Channel, Option<&str>)> = [Channel::Whatsapp, Channel::Facebook]
+        .into_iter()
+        .filter_map(|c| {
+            context
+                .integration(c, "meta")
+                .map(|i| (c, i.secret.as_deref()))
+        })
+        .collect();
+    if integrations.is_empty() {
+        return Err(WebhookError::NoIntegration("WhatsApp or Facebook"));
+    }
+    // The channels whose app secret signed this very body.
+    let signed_for: Vec<Channel> = integrations
+        .iter()
+        .filter(|(_, secret)| secret.is_some_and(|s| meta_is_valid(s, body, signature)))
+        .map(|(c, _)| *c)
+        .collect();
+    if signed_for.is_empty() {
+        return Err(refused("the X-Hub-Signature-256 does not match"));
+    }
+    let envelope: Envelope = serde_json::from_slice(body)
+        .map_err(|e| WebhookError::Malformed(format!("the body is not a Meta webhook: {e}")))?;
+    let channel = match envelope.object.as_str() {
+        "whatsapp_business_account" => Channel::Whatsapp,
+        "page" => Channel::Facebook,
+        other => {
+            return Err(WebhookError::Malformed(format!(
+                "unsupported object \"{other}\""
+            )))
+        }
+    };
+    if !signed_for.contains(&channel) {
+        return Err(refused(&format!(
+            "the body is about {} but is not signed with that integration's app secret",
+            channel.label()
+        )));
+    }
+    let payload = String::from_utf8_lossy(body).to_string();
+    let region = &context.location.default_region;
+    let mut events = Vec::new();
+    let mut signal =
+        |channel: Channel, raw_id: &str, address: String, stop: bool, time: &serde_json::Value| {
+            let value = if stop { "stop" } else { "resume" };
+            let key = format!(
+                "{}:{raw_id}:{time}:{value}",
+                if channel == Channel::Whatsapp {
+                    "wa"
+                } else {
+                    "fb"
+                }
+            );
+            events.push(ProviderEvent {
+                provider: Provider::Meta.as_str(),
+                kind: channel.as_str().into(),
+                consent: Some(ConsentEvent::new(
+                    channel,
+                    address.clone(),
+                    if stop {
+                        Effect::Set(Reason::ChannelOptOut)
+                    } else {
+                        Effect::OptIn
+                    },
+                    Actor::new(
+                        ActorKind::Contact,
+                        None,
+                        format!("{} user {raw_id}", channel.label()),
+                    ),
+                    meta_time(time),
+                    received_at,
+                    key.clone(),
+                )),
+                key,
+                payload: payload.clone(),
+                channel,
+                address: Some(address),
+                outcome: if stop { "opt_out" } else { "opt_in" },
+                inbound: None,
+                status: None,
+            });
+        };
     for entry in &envelope.entry {
-        for change in entry
-            .changes
-            .iter()
-            .filter(|c| c.field == "user_preferences")
-        {
-            let prefs: Vec<Preference> = serde_json::from_value(
-                change
-                    .value
-                    .get("user_preferences")
-                    .cloned()
-                    .unwrap_or_default(),
-            )
-            .map_err(|e| WebhookError::Malformed(format!("user_preferences: {e}")))?;
-            for p in prefs {
-                let stop = match p.value.as_str() {
-                    "stop" => true,
-                    "resume" => false,
+        if channel == Channel::Whatsapp {
+            for change in entry
+                .changes
+                .iter()
+                .filter(|c| c.field == "user_preferences")
+            {
+                let prefs: Vec<Preference> = serde_json::from_value(
+                    change
+                        .value
+                        .get("user_preferences")
+                        .cloned()
+                        .unwrap_or_default(),
+                )
+                .map_err(|e| WebhookError::Malformed(format!("user_preferences: {e}")))?;
+                for p in prefs {
+                    let stop = match p.value.as_str() {
+                        "stop" => true,
+                        "resume" => false,
+                        _ => continue,
+                    };
+                    let number = address::whatsapp_id(&p.wa_id, region)
+                        .map_err(|e| WebhookError::Malformed(format!("wa_id: {}", e.message)))?;
+                    signal(Channel::Whatsapp, &p.wa_id, number, stop, &p.timestamp);
+                }
+            }
+        } else {
+            for m in &entry.messaging {
+                let (Some(sender), Some(optin)) = (&m.sender, &m.optin) else {
+                    continue;
+                };
+                if optin.kind.as_deref() != Some("notification_messages") {
+                    continue;
+                }
+                let stop = match optin.notification_messages_status.as_deref() {
+                    Some("STOP NOTIFICATIONS") => true,
+                    Some("RESUME NOTIFICATIONS") => false,
                     _ => continue,
                 };
-                out.push(Signal {
-                    channel: Channel::Whatsapp,
-                    key: format!("wa:{}:{}:{}", p.wa_id, p.timestamp, p.value),
-                    who: p.wa_id,
-                    stop,
-                });
+                let psid = address::platform_id("sender.id", &sender.id)
+                    .map_err(|e| WebhookError::Malformed(e.to_string()))?;
+                signal(Channel::Facebook, &sender.id, psid, stop, &m.timestamp);
             }
-        }
-        for m in &entry.messaging {
-            let (Some(sender), Some(optin)) = (&m.sender, &m.optin) else {
-                continue;
-            };
-            if optin.kind.as_deref() != Some("notification_messages") {
-                continue;
-            }
-            let stop = match optin.notification_messages_status.as_deref() {
-                Some("STOP NOTIFICATIONS") => true,
-                Some("RESUME NOTIFICATIONS") => false,
-                _ => continue,
-            };
-            out.push(Signal {
-                channel: Channel::Facebook,
-                key: format!(
-                    "fb:{}:{}:{}",
-                    sender.id,
-                    m.timestamp,
-                    if stop { "stop" } else { "resume" }
-                ),
-                who: sender.id.clone(),
-                stop,
-            });
         }
     }
-    Ok(out)
+    Ok(Delivery {
+        location_id: context.location.id,
+        events,
+        nonce: None,
+    })
 }
 
-pub async fn receive_event(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<i64>,
-    payload: web::Payload,
-) -> Result<HttpResponse, WebhookError> {
-    let location_id = path.into_inner();
-    let signature = header(&req, "X-Hub-Signature-256");
-    let result = async {
-        let body = read_body(payload).await?;
-        let envelope: Envelope = serde_json::from_slice(&body)
-            .map_err(|e| WebhookError::Malformed(format!("the body is not a Meta webhook: {e}")))?;
-        let channel = match envelope.object.as_str() {
-            "whatsapp_business_account" => Channel::Whatsapp,
-            "page" => Channel::Facebook,
-            other => {
-                return Err(WebhookError::Malformed(format!(
-                    "unsupported object \"{other}\""
-                )))
-            }
-        };
-        db::run(&state.pool, move |conn| {
-            let refused = |why: &str| WebhookError::Refused {
-                provider: Provider::Meta,
-                why: why.to_string(),
-            };
-            let location = locations::find(conn, location_id)?
-                .ok_or(WebhookError::UnknownLocation(location_id))?;
-            let integration = integrations::find(conn, location.id, channel)?
-                .ok_or(WebhookError::NoIntegration(channel.label()))?;
-            let secret = integration
-                .secret
-                .as_deref()
-                .ok_or_else(|| refused("no app secret is set for this integration"))?;
-            let signature =
-                signature.ok_or_else(|| refused("the X-Hub-Signature-256 header is missing"))?;
-            if !meta_is_valid(secret, &body, &signature) {
-                return Err(refused("the X-Hub-Signature-256 does not match"));
-            }
-            let found = signals(&envelope)?;
-            let payload = String::from_utf8_lossy(&body).to_string();
-            conn.transaction(|conn| -> Result<usize, WebhookError> {
-                let mut applied = 0;
-                for s in &found {
-                    let contact = match s.channel {
-                        Channel::Whatsapp => {
-                            store::contact_for_whatsapp(conn, location.id, &s.who)?
-                        }
-                        _ => store::contact_for_facebook(conn, location.id, &s.who)?,
-                    };
-                    let event = NewEvent {
-                        provider: "meta",
-                        kind: s.channel.as_str(),
-                        key: &s.key,
-                        payload: &payload,
-                        contact_id: Some(contact.id),
-                        outcome: if s.stop { "opt_out" } else { "opt_in" },
-                    };
-                    if store::record_event(conn, location.id, &event)?.is_none() {
-                        continue;
-                    }
-                    let actor = Actor::new(
-                        ActorKind::Contact,
-                        Some(contact.id),
-                        format!("{} user {}", s.channel.label(), s.who),
-                    );
-                    if s.stop {
-                        set_reason(
-                            conn,
-                            &contact,
-                            s.channel,
-                            Reason::ChannelOptOut,
-                            &actor,
-                            &s.who,
-                            &s.key,
-                        )?;
-                    } else {
-                        lift_by_contact(conn, &contact, s.channel, &actor, &s.key, |r| {
-                            r == Reason::ChannelOptOut
-                        })?;
-                    }
-                    applied += 1;
-                }
-                Ok(applied)
-            })
-        })
-        .await
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_times_are_seconds_or_milliseconds() {
+        let s = meta_time(&serde_json::json!(1_700_000_000)).unwrap();
+        let ms = meta_time(&serde_json::json!(1_700_000_000_123u64)).unwrap();
+        assert_eq!(s.timestamp(), 1_700_000_000);
+        assert_eq!(ms.timestamp_millis(), 1_700_000_000_123);
+        assert_eq!(meta_time(&serde_json::json!("1700000000")).unwrap(), s);
+        assert!(meta_time(&serde_json::json!(null)).is_none());
     }
-    .await;
-    counted(
-        &state.metrics,
-        location_id,
-        result.map(|applied| ((), applied == 0)),
-    )?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/plain")
-        .body("EVENT_RECEIVED"))
 }

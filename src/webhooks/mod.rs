@@ -1,6 +1,7 @@
-//! Provider webhooks: DND that switches itself on. Each handler verifies
-//! the provider's signature, then stores the event and applies its effect
-//! in one transaction before answering 2xx; a retry of a stored event is a
+//! Provider webhooks: DND that switches itself on. Every webhook takes one
+//! path ([`pipeline`]): its signature is verified, it is parsed into
+//! provider events, and the events are stored and applied in one
+//! transaction before it is answered 2xx; a retry of a stored event is a
 //! no-op. Routes (per location):
 //!
 //! - `POST /webhooks/twilio/{location_id}/sms`     inbound SMS
@@ -9,9 +10,9 @@
 //! - `GET|POST /webhooks/meta/{location_id}`       WhatsApp / Messenger
 
 mod batch;
-pub mod inbound_sms;
 mod mailgun;
 mod meta;
+pub mod pipeline;
 pub mod signatures;
 mod twilio;
 
@@ -20,40 +21,37 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use chrono::Utc;
 use futures_util::StreamExt;
 
-use crate::db::contacts::Contact;
-use crate::db::dnd::{self as dnd_store, DndError};
 use crate::db::DbError;
-use crate::domain::dnd::{Actor, Reason};
-use crate::domain::Channel;
 use crate::metrics::Metrics;
 use crate::web::AppState;
+use pipeline::{Reply, Route, WebhookJob};
 
-pub use twilio::{status_rank, twiml};
+pub use twilio::twiml;
 
 /// Providers send small events; anything larger is refused unread.
 pub const MAX_BODY: usize = 64 * 1024;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/twilio/{location_id}/sms",
-        web::post().to(inbound_sms::receive_sms),
-    )
-    .route(
-        "/twilio/{location_id}/status",
-        web::post().to(twilio::receive_status),
-    )
-    .route(
-        "/mailgun/{location_id}",
-        web::post().to(mailgun::receive_event),
-    )
-    .route(
-        "/meta/{location_id}",
-        web::get().to(meta::verify_subscription),
-    )
-    .route("/meta/{location_id}", web::post().to(meta::receive_event))
-    .app_data(web::PathConfig::default().error_handler(|err, _| {
-        WebhookError::Malformed(format!("the location id in the URL is not a number: {err}")).into()
-    }));
+    let receive = |route: Route| {
+        web::post().to(
+            move |state: web::Data<AppState>,
+                  req: HttpRequest,
+                  path: web::Path<i64>,
+                  payload: web::Payload| receive(route, state, req, path, payload),
+        )
+    };
+    cfg.route("/twilio/{location_id}/sms", receive(Route::TwilioSms))
+        .route("/twilio/{location_id}/status", receive(Route::TwilioStatus))
+        .route("/mailgun/{location_id}", receive(Route::Mailgun))
+        .route(
+            "/meta/{location_id}",
+            web::get().to(meta::verify_subscription),
+        )
+        .route("/meta/{location_id}", receive(Route::Meta))
+        .app_data(web::PathConfig::default().error_handler(|err, _| {
+            WebhookError::Malformed(format!("the location id in the URL is not a number: {err}"))
+                .into()
+        }));
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,17 +91,6 @@ pub enum WebhookError {
 impl From<diesel::result::Error> for WebhookError {
     fn from(e: diesel::result::Error) -> Self {
         WebhookError::Db(e.into())
-    }
-}
-
-impl From<DndError> for WebhookError {
-    fn from(e: DndError) -> Self {
-        match e {
-            DndError::Db(e) => WebhookError::Db(e),
-            // The contact was found or created in this transaction; a
-            // refusal of a provider's own reason would be a bug.
-            other => WebhookError::Db(DbError::Invariant(other.to_string())),
-        }
     }
 }
 
@@ -220,45 +207,58 @@ fn called_url(req: &HttpRequest, state: &AppState) -> String {
     }
 }
 
-/// Sets a provider-derived reason (a repeat only adds to the history).
-fn set_reason(
-    conn: &mut diesel::PgConnection,
-    contact: &Contact,
-    channel: Channel,
-    reason: Reason,
-    actor: &Actor,
-    address: &str,
-    source: &str,
-) -> Result<(), WebhookError> {
-    let now = Utc::now();
-    dnd_store::apply_locked(conn, contact, |s| {
-        s.set(
-            channel,
-            reason,
-            actor,
-            now,
-            Some(address.to_string()),
-            Some(source.to_string()),
-        )
-    })?;
-    Ok(())
-}
-
-/// Lifts what the contact's own opt-in may lift; nothing to lift is fine.
-fn lift_by_contact(
-    conn: &mut diesel::PgConnection,
-    contact: &Contact,
-    channel: Channel,
-    actor: &Actor,
-    source: &str,
-    which: impl Fn(Reason) -> bool,
-) -> Result<bool, WebhookError> {
-    let now = Utc::now();
-    match dnd_store::apply_locked(conn, contact, |s| {
-        s.lift_only(channel, actor, now, Some(source.to_string()), which)
-    }) {
-        Ok(t) => Ok(!t.entries.is_empty()),
-        Err(DndError::Refused(_)) => Ok(false),
-        Err(e) => Err(e.into()),
+/// One webhook, whatever the provider: read, handed to the pipeline (which
+/// verifies, parses, stores and applies it, batched with others), answered
+/// the way its provider expects once it is committed.
+async fn receive(
+    route: Route,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<i64>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebhookError> {
+    let location_id = path.into_inner();
+    let url = called_url(&req, &state);
+    let header = match route.provider() {
+        Provider::Twilio => "X-Twilio-Signature",
+        Provider::Meta => "X-Hub-Signature-256",
+        // Mailgun signs inside the body.
+        Provider::Mailgun => "",
+    };
+    let signature = (!header.is_empty())
+        .then(|| req.headers().get(header))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let result = async {
+        let body = read_body(payload).await?;
+        let job = WebhookJob {
+            route,
+            location_id,
+            url,
+            signature,
+            body,
+            received_at: Utc::now(),
+        };
+        // The writer answers every job it takes; no answer means it died,
+        // and nothing is acknowledged that was not stored.
+        state
+            .webhooks
+            .submit(job)
+            .await
+            .map_err(|()| WebhookError::Db(DbError::Cancelled))?
     }
+    .await;
+    let reply = counted(
+        &state.metrics,
+        location_id,
+        result.map(|a| (a.reply, a.retry)),
+    )?;
+    Ok(match reply {
+        Reply::Twiml(text) => twiml(text.as_deref()),
+        Reply::Mailgun => HttpResponse::Ok().json(serde_json::json!({"message": "stored"})),
+        Reply::Meta => HttpResponse::Ok()
+            .content_type("text/plain")
+            .body("EVENT_RECEIVED"),
+    })
 }

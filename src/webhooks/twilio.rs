@@ -1,27 +1,30 @@
-//! Twilio: inbound SMS (opt-out, opt-in and help keywords) and message
-//! status callbacks (carrier error codes).
+//! Twilio: inbound SMS (opt-out, opt-in and help keywords, and every
+//! message for the timeline) and message status callbacks (carrier error
+//! codes). Verification and parsing only; storing is the common path.
 
-use actix_web::{web, HttpRequest, HttpResponse};
-use diesel::Connection;
+use actix_web::HttpResponse;
+use chrono::{DateTime, Utc};
 
 use super::signatures::twilio_is_valid;
-use super::{called_url, counted, read_body, set_reason, Provider, WebhookError};
-use crate::db;
-use crate::db::webhooks::{self as store, NewEvent, TwilioContext};
-use crate::domain::dnd::{twilio_error_reason, Actor, ActorKind, Reason};
+use super::{Provider, WebhookError};
+use crate::db::events::{InboundText, ProviderEvent, StatusReport};
+use crate::db::webhooks::WebhookContext;
+use crate::domain::dnd::{
+    match_keyword, twilio_error_reason, Actor, ActorKind, ConsentEvent, Effect, KeywordMatch,
+    Reason,
+};
 use crate::domain::{Channel, PhoneNumber};
-use crate::web::AppState;
 
 type Params = Vec<(String, String)>;
 
-pub(super) fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
+fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
 
-pub(super) fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, WebhookError> {
+fn required<'a>(params: &'a Params, name: &str) -> Result<&'a str, WebhookError> {
     param(params, name)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| WebhookError::Malformed(format!("the {name} parameter is missing")))
@@ -94,40 +97,10 @@ fn xml_escape(text: &str) -> String {
     out
 }
 
-/// Orders message statuses so a late callback never moves one backwards
-/// (a `sent` arriving after `delivered` is ignored).
-pub fn status_rank(status: &str) -> u8 {
-    match status {
-        "accepted" | "scheduled" | "queued" => 1,
-        "sending" => 2,
-        "sent" => 3,
-        "undelivered" | "failed" | "canceled" => 4,
-        "delivered" | "partially_delivered" => 5,
-        "read" => 6,
-        // Unknown (new) statuses never overwrite a known one.
-        _ => 0,
-    }
-}
-
-/// Parses and verifies a Twilio form POST; returns what the location
-/// needs to act on it, and the parameters.
-fn verified(
-    conn: &mut diesel::PgConnection,
-    location_id: i64,
-    url: &str,
-    body: &[u8],
-    signature: Option<&str>,
-) -> Result<(TwilioContext, Params), WebhookError> {
-    let context = store::twilio_context(conn, location_id)?
-        .ok_or(WebhookError::UnknownLocation(location_id))?;
-    let params = verify(&context, url, body, signature)?;
-    Ok((context, params))
-}
-
-/// Checks a Twilio form POST against the location's auth token and
+/// Checks a Twilio form POST against the location's SMS auth token and
 /// returns its parameters; an unsigned request is interpreted no further.
-pub(super) fn verify(
-    context: &TwilioContext,
+fn verify(
+    context: &WebhookContext,
     url: &str,
     body: &[u8],
     signature: Option<&str>,
@@ -136,11 +109,13 @@ pub(super) fn verify(
         provider: Provider::Twilio,
         why: why.to_string(),
     };
-    let token = match &context.auth_token {
-        None => return Err(WebhookError::NoIntegration("Twilio SMS")),
-        Some(None) => return Err(refused("no auth token is set for this integration")),
-        Some(Some(token)) => token,
-    };
+    let integration = context
+        .integration(Channel::Sms, "twilio")
+        .ok_or(WebhookError::NoIntegration("Twilio SMS"))?;
+    let token = integration
+        .secret
+        .as_deref()
+        .ok_or_else(|| refused("no auth token is set for this integration"))?;
     let signature = signature.ok_or_else(|| refused("the X-Twilio-Signature header is missing"))?;
     let params = parse_form(body)?;
     if !twilio_is_valid(url, &params, body, token, signature) {
@@ -149,107 +124,145 @@ pub(super) fn verify(
     Ok(params)
 }
 
-/// Message status callback: carrier error codes set SMS DND on the
-/// recipient; the message's status only ever moves forward.
-pub async fn receive_status(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<i64>,
-    payload: web::Payload,
-) -> Result<HttpResponse, WebhookError> {
-    let location_id = path.into_inner();
-    let url = called_url(&req, &state);
-    let signature = header(&req, "X-Twilio-Signature");
-    let result = async {
-        let body = read_body(payload).await?;
-        db::run(&state.pool, move |conn| {
-            let (TwilioContext { location, .. }, params) =
-                verified(conn, location_id, &url, &body, signature.as_deref())?;
-            let sid = required(&params, "MessageSid")?.to_string();
-            let status = required(&params, "MessageStatus")?.to_ascii_lowercase();
-            let to =
-                PhoneNumber::parse_in_region(required(&params, "To")?, &location.default_region)
-                    .map_err(|e| WebhookError::Malformed(format!("To: {}", e.message)))?;
-            let from = param(&params, "From").unwrap_or("").to_string();
-            let error_code = match param(&params, "ErrorCode").filter(|c| !c.is_empty()) {
-                None => None,
-                Some(code) => Some(code.parse::<u32>().map_err(|_| {
-                    WebhookError::Malformed(format!("ErrorCode \"{code}\" is not a number"))
-                })?),
-            };
-            let key = format!("{sid}:{status}");
-            let payload = String::from_utf8_lossy(&body).to_string();
-            let reason = error_code.and_then(twilio_error_reason);
-            conn.transaction(|conn| -> Result<bool, WebhookError> {
-                let contact = store::contact_for_phone(conn, location.id, &to)?;
-                let event = NewEvent {
-                    provider: "twilio",
-                    kind: "status",
-                    key: &key,
-                    payload: &payload,
-                    contact_id: Some(contact.id),
-                    outcome: reason.map(Reason::as_str).unwrap_or("recorded"),
-                };
-                if store::record_event(conn, location.id, &event)?.is_none() {
-                    return Ok(true);
-                }
-                store::update_outbound_status(
-                    conn,
-                    location.id,
-                    contact.id,
-                    &sid,
-                    &status,
-                    error_code.map(|c| c as i32),
-                    to.as_str(),
-                    &from,
-                    status_rank,
-                )?;
-                if let Some(reason) = reason {
-                    let actor = Actor::new(ActorKind::Provider, None, "Twilio");
-                    let source = format!("{sid} error {}", error_code.unwrap_or_default());
-                    set_reason(
-                        conn,
-                        &contact,
-                        Channel::Sms,
-                        reason,
-                        &actor,
-                        to.as_str(),
-                        &source,
-                    )?;
-                }
-                Ok(false)
-            })
-        })
-        .await
-    }
-    .await;
-    counted(
-        &state.metrics,
-        location_id,
-        result.map(|duplicate| ((), duplicate)),
-    )?;
-    Ok(twiml(None))
+fn phone(params: &Params, name: &str, region: &str) -> Result<PhoneNumber, WebhookError> {
+    PhoneNumber::parse(required(params, name)?, region)
+        .map_err(|e| WebhookError::Malformed(format!("{name}: {}", e.message)))
 }
 
-pub(super) fn header(req: &HttpRequest, name: &str) -> Option<String> {
-    req.headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+/// A verified inbound SMS: its event, and the TwiML reply it gets. The
+/// outcome is decided from the message alone, so a retry gets the same
+/// answer.
+pub fn inbound(
+    context: &WebhookContext,
+    url: &str,
+    body: &[u8],
+    signature: Option<&str>,
+    received_at: DateTime<Utc>,
+) -> Result<(ProviderEvent, Option<String>), WebhookError> {
+    let params = verify(context, url, body, signature)?;
+    let sid = required(&params, "MessageSid")?.to_string();
+    let from = phone(&params, "From", &context.location.default_region)?;
+    let text = param(&params, "Body").unwrap_or("").to_string();
+    // Twilio's Advanced Opt-Out verdict wins; otherwise the location's own
+    // keyword lists.
+    let matched = match param(&params, "OptOutType")
+        .map(str::to_ascii_uppercase)
+        .as_deref()
+    {
+        Some("STOP") => Some(KeywordMatch::OptOut),
+        Some("START") => Some(KeywordMatch::OptIn),
+        Some("HELP") => Some(KeywordMatch::Help),
+        _ => match_keyword(&text, &context.settings.keywords),
+    };
+    let settings = &context.settings;
+    let (outcome, effect, reply) = match matched {
+        Some(KeywordMatch::OptOut) => (
+            "opt_out",
+            Some(Effect::Set(Reason::SmsOptOut)),
+            Some(&settings.opt_out_reply),
+        ),
+        Some(KeywordMatch::OptIn) => ("opt_in", Some(Effect::OptIn), Some(&settings.opt_in_reply)),
+        Some(KeywordMatch::Help) => ("help", None, Some(&settings.help_reply)),
+        None => ("message", None, None),
+    };
+    // Twilio's inbound webhook carries no time: when it reached us is the
+    // time of the person's act.
+    let consent = effect.map(|effect| {
+        ConsentEvent::new(
+            Channel::Sms,
+            from.as_str().to_string(),
+            effect,
+            Actor::new(ActorKind::Contact, None, from.as_str()),
+            None,
+            received_at,
+            format!("{sid} \"{}\"", text.trim()),
+        )
+    });
+    let event = ProviderEvent {
+        provider: Provider::Twilio.as_str(),
+        kind: "inbound_sms".into(),
+        key: sid.clone(),
+        payload: String::from_utf8_lossy(body).to_string(),
+        channel: Channel::Sms,
+        address: Some(from.as_str().to_string()),
+        consent,
+        outcome,
+        inbound: Some(InboundText {
+            body: text,
+            from: from.into_inner(),
+            to: param(&params, "To").unwrap_or("").to_string(),
+            sid,
+        }),
+        status: None,
+    };
+    Ok((event, reply.cloned()))
+}
+
+/// A verified message status callback: carrier error codes that mean DND
+/// set it on the recipient's number; the message's status moves forward.
+pub fn status(
+    context: &WebhookContext,
+    url: &str,
+    body: &[u8],
+    signature: Option<&str>,
+    received_at: DateTime<Utc>,
+) -> Result<ProviderEvent, WebhookError> {
+    let params = verify(context, url, body, signature)?;
+    let sid = required(&params, "MessageSid")?.to_string();
+    let status = required(&params, "MessageStatus")?.to_ascii_lowercase();
+    let to = phone(&params, "To", &context.location.default_region)?;
+    let error_code = match param(&params, "ErrorCode").filter(|c| !c.is_empty()) {
+        None => None,
+        Some(code) => Some(code.parse::<u32>().map_err(|_| {
+            WebhookError::Malformed(format!("ErrorCode \"{code}\" is not a number"))
+        })?),
+    };
+    let reason = error_code.and_then(twilio_error_reason);
+    let consent = reason.map(|reason| {
+        ConsentEvent::new(
+            Channel::Sms,
+            to.as_str().to_string(),
+            Effect::Set(reason),
+            Actor::new(ActorKind::Provider, None, "Twilio"),
+            None,
+            received_at,
+            format!("{sid} error {}", error_code.unwrap_or_default()),
+        )
+    });
+    Ok(ProviderEvent {
+        provider: Provider::Twilio.as_str(),
+        kind: "status".into(),
+        key: format!("{sid}:{status}"),
+        payload: String::from_utf8_lossy(body).to_string(),
+        channel: Channel::Sms,
+        address: Some(to.as_str().to_string()),
+        consent,
+        outcome: reason.map(Reason::as_str).unwrap_or("recorded"),
+        inbound: None,
+        status: Some(StatusReport {
+            sid,
+            status,
+            error_code: error_code.map(|c| c as i32),
+            from: param(&params, "From").unwrap_or("").to_string(),
+            to: to.into_inner(),
+            message_id: message_id_in(url),
+        }),
+    })
+}
+
+/// Our message id in a status callback URL (`...?m=123`), which the
+/// dispatcher asks Twilio to call back.
+fn message_id_in(url: &str) -> Option<i64> {
+    let query = url.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("m="))
+        .and_then(|v| v.parse().ok())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statuses_only_move_forward() {
-        assert!(status_rank("delivered") > status_rank("sent"));
-        assert!(status_rank("sent") > status_rank("queued"));
-        assert!(status_rank("undelivered") > status_rank("sent"));
-        assert!(status_rank("read") > status_rank("delivered"));
-        assert_eq!(status_rank("something-new"), 0);
-    }
 
     #[test]
     fn forms_decode_strictly() {
@@ -270,5 +283,19 @@ mod tests {
             xml_escape("A&B <x> \"q\" 'a'"),
             "A&amp;B &lt;x&gt; &quot;q&quot; &apos;a&apos;"
         );
+    }
+
+    #[test]
+    fn the_message_id_comes_from_the_callback_url() {
+        assert_eq!(
+            message_id_in("https://h/webhooks/twilio/1/status?m=42"),
+            Some(42)
+        );
+        assert_eq!(
+            message_id_in("https://h/webhooks/twilio/1/status?x=1&m=7"),
+            Some(7)
+        );
+        assert_eq!(message_id_in("https://h/webhooks/twilio/1/status"), None);
+        assert_eq!(message_id_in("https://h/s?m=abc"), None);
     }
 }

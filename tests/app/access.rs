@@ -15,9 +15,10 @@ fn other_agency(app: &TestApp) -> (i64, i64) {
         location.id,
         &contacts::ContactInput {
             name: Some("Secret Person".into()),
-            phone: Some(dnd::domain::PhoneNumber::parse("+33142685300").unwrap()),
+            phone: Some(dnd::domain::PhoneNumber::parse_international("+33142685300").unwrap()),
             ..Default::default()
         },
+        &crate::common::test_actor(),
     )
     .unwrap();
     (location.id, contact.id)

@@ -187,7 +187,7 @@ async fn turning_on_sms_dnd_shows_partial_keeps_it_and_explains_a_permanent_reas
         dnd::db::contacts::find_by_phone(
             &mut app.db.conn(),
             downtown,
-            &dnd::domain::PhoneNumber::parse(phone).unwrap(),
+            &dnd::domain::PhoneNumber::parse_international(phone).unwrap(),
         )
         .unwrap()
         .unwrap()
@@ -303,7 +303,7 @@ async fn a_blocked_email_composer_is_disabled_and_an_sms_lands_on_the_timeline()
     let id = dnd::db::contacts::find_by_phone(
         &mut app.db.conn(),
         downtown,
-        &dnd::domain::PhoneNumber::parse("+12125550140").unwrap(),
+        &dnd::domain::PhoneNumber::parse_international("+12125550140").unwrap(),
     )
     .unwrap()
     .unwrap()

@@ -343,3 +343,8 @@ pub fn location(r: &reqwest::Response) -> String {
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default()
 }
+
+/// Who a test's own set-up acts as (an API key, as an import would).
+pub fn test_actor() -> dnd::domain::dnd::Actor {
+    dnd::domain::dnd::Actor::new(dnd::domain::dnd::ActorKind::Api, None, "test set-up")
+}

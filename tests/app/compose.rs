@@ -13,7 +13,7 @@ fn demo_contact(app: &TestApp, location_id: i64, phone: &str) -> i64 {
     dnd::db::contacts::find_by_phone(
         &mut app.db.conn(),
         location_id,
-        &PhoneNumber::parse(phone).unwrap(),
+        &PhoneNumber::parse_international(phone).unwrap(),
     )
     .unwrap()
     .unwrap()

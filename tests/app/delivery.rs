@@ -101,10 +101,11 @@ fn contact(app: &TestApp, location_id: i64, phone: &str, email: &str) -> i64 {
         &mut app.db.conn(),
         location_id,
         &ContactInput {
-            phone: Some(PhoneNumber::parse(phone).unwrap()),
+            phone: Some(PhoneNumber::parse_international(phone).unwrap()),
             email: Some(EmailAddress::parse(email).unwrap()),
             ..Default::default()
         },
+        &crate::common::test_actor(),
     )
     .unwrap()
     .0
@@ -135,7 +136,7 @@ fn point_at(app: &TestApp, location_id: i64, base: &str) {
         &mut conn,
         location_id,
         Channel::Sms,
-        "twilio",
+        dnd::domain::TransportKind::Twilio,
         Some(base),
         None,
         Some("+12125559999"),
@@ -145,7 +146,7 @@ fn point_at(app: &TestApp, location_id: i64, base: &str) {
         &mut conn,
         location_id,
         Channel::Email,
-        "mailgun",
+        dnd::domain::TransportKind::Mailgun,
         Some(base),
         Some("key-demo-mailgun-api"),
         Some("Downtown Dental <hello@mg.downtown-dental.example>"),
@@ -187,7 +188,13 @@ async fn the_real_clients_send_the_documented_requests() {
     assert_eq!(field(twilio, "Body").as_deref(), Some("See you at 10:00"));
     assert_eq!(
         field(twilio, "StatusCallback").as_deref(),
-        Some(format!("https://dnd.example.com/webhooks/twilio/{downtown}/status").as_str())
+        Some(
+            format!(
+                "https://dnd.example.com/webhooks/twilio/{downtown}/status?m={}",
+                sms
+            )
+            .as_str()
+        )
     );
     assert_eq!(
         twilio.idempotency.as_deref(),

@@ -127,7 +127,7 @@ async fn the_contact_record_shows_the_contact_and_the_location_channels() {
     let contact = dnd::db::contacts::find_by_phone(
         &mut app.db.conn(),
         downtown,
-        &dnd::domain::PhoneNumber::parse("+12125550100").unwrap(),
+        &dnd::domain::PhoneNumber::parse_international("+12125550100").unwrap(),
     )
     .unwrap()
     .unwrap();
@@ -164,6 +164,7 @@ async fn pages_escape_what_contacts_contain() {
             email: Some(dnd::domain::EmailAddress::parse("x@example.com").unwrap()),
             ..Default::default()
         },
+        &crate::common::test_actor(),
     )
     .unwrap();
     app.sign_in_as(demo::LOCATION_USER).await;

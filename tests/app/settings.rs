@@ -129,7 +129,7 @@ async fn keyword_lists_and_replies_are_saved_and_used() {
     let contact = dnd::db::contacts::find_by_phone(
         &mut app.db.conn(),
         downtown,
-        &dnd::domain::PhoneNumber::parse("+12125550121").unwrap(),
+        &dnd::domain::PhoneNumber::parse_international("+12125550121").unwrap(),
     )
     .unwrap()
     .unwrap();
@@ -257,7 +257,7 @@ async fn an_agency_user_points_sms_and_email_at_the_providers_apis() {
     let sms = dnd::db::integrations::find(&mut conn, downtown, dnd::domain::Channel::Sms)
         .unwrap()
         .unwrap();
-    assert_eq!(sms.transport, "twilio");
+    assert_eq!(sms.transport, dnd::domain::TransportKind::Twilio);
     assert_eq!(sms.api_base_url.as_deref(), Some("http://127.0.0.1:9"));
     // Saving again with a blank key keeps the stored one.
     assert_eq!(

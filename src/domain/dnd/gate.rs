@@ -6,7 +6,7 @@
 use super::{DndState, Reason};
 use crate::domain::Channel;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Origin {
     /// Sent by a person from the contact page.
     Manual,
@@ -19,6 +19,18 @@ impl Origin {
         match self {
             Origin::Manual => "manual",
             Origin::Automated => "automated",
+        }
+    }
+}
+
+impl std::str::FromStr for Origin {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "manual" => Ok(Origin::Manual),
+            "automated" => Ok(Origin::Automated),
+            _ => Err(format!("unknown origin \"{s}\"")),
         }
     }
 }
@@ -52,32 +64,67 @@ pub enum Decision {
     Allowed,
     /// Every reason that blocks it, the switch first.
     Blocked(Vec<Block>),
+    /// The contact's DND could not be read (a stored value this version
+    /// does not know): the gate fails closed, and says why.
+    Unreadable(String),
 }
 
 impl Decision {
     pub fn is_allowed(&self) -> bool {
         matches!(self, Decision::Allowed)
     }
+
+    /// The blocks as stored on a blocked message (empty otherwise).
+    pub fn block_names(&self) -> Vec<String> {
+        match self {
+            Decision::Blocked(blocks) => blocks.iter().map(|b| b.as_str().to_string()).collect(),
+            Decision::Allowed | Decision::Unreadable(_) => Vec::new(),
+        }
+    }
+
+    /// The status a message decided this way is recorded with.
+    pub fn message_status(&self) -> &'static str {
+        match self {
+            Decision::Allowed => "queued",
+            Decision::Blocked(_) => "blocked",
+            Decision::Unreadable(_) => "failed",
+        }
+    }
+}
+
+/// The gate's rule, the only copy of it: a message on a channel is blocked
+/// by the all-channels switch and by every reason active on that channel,
+/// the contact's own and its address's alike, whatever its origin ("On"
+/// blocks manual messages too). The blocks come back in one order (the
+/// switch first, then reasons in the order of [`Reason`]), duplicates
+/// removed, so every path names them alike.
+pub fn decide_blocks(
+    all_channels: bool,
+    reasons: impl IntoIterator<Item = Reason>,
+    _origin: Origin,
+) -> Decision {
+    let mut blocks: Vec<Block> = Vec::new();
+    if all_channels {
+        blocks.push(Block::AllChannels);
+    }
+    blocks.extend(reasons.into_iter().map(Block::Reason));
+    if blocks.is_empty() {
+        Decision::Allowed
+    } else {
+        blocks.sort();
+        blocks.dedup();
+        Decision::Blocked(blocks)
+    }
 }
 
 impl DndState {
-    /// The one decision every send path asks for.
-    pub fn decide(&self, channel: Channel, _origin: Origin) -> Decision {
-        let mut blocks: Vec<Block> = Vec::new();
-        if self.all {
-            blocks.push(Block::AllChannels);
-        }
-        blocks.extend(
-            self.reasons(channel)
-                .iter()
-                .map(|a| Block::Reason(a.reason)),
-        );
-        if blocks.is_empty() {
-            Decision::Allowed
-        } else {
-            blocks.sort();
-            Decision::Blocked(blocks)
-        }
+    /// The decision for a contact whose whole state is loaded.
+    pub fn decide(&self, channel: Channel, origin: Origin) -> Decision {
+        decide_blocks(
+            self.all,
+            self.reasons(channel).iter().map(|a| a.reason),
+            origin,
+        )
     }
 }
 

@@ -4,6 +4,7 @@
 //! writes exactly what the rules decided.
 
 mod codes;
+mod consent;
 mod gate;
 mod keywords;
 mod reason;
@@ -13,7 +14,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 pub use codes::{mailgun_event_reason, twilio_error_reason, whatsapp_error_reason, MailgunEvent};
-pub use gate::{Block, Decision, Origin};
+pub use consent::{ConsentEvent, Effect};
+pub use gate::{decide_blocks, Block, Decision, Origin};
 pub use keywords::{match_keyword, KeywordMatch, Keywords};
 pub use reason::{ActorKind, Kind, Reason};
 
@@ -89,6 +91,32 @@ impl Status {
         }
     }
 
+    /// The code stored in `contacts.dnd_status` (a generated column whose
+    /// formula a test compares with [`DndState::status`]).
+    pub fn code(self) -> i16 {
+        match self {
+            Status::On => 2,
+            Status::Partial => 1,
+            Status::Off => 0,
+        }
+    }
+
+    pub fn from_code(code: i16) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.code() == code)
+    }
+
+    /// The status of a contact whose switch is `all` and whose blocked
+    /// channels are the bits of `mask`.
+    pub fn of(all: bool, mask: i16) -> Status {
+        if all || mask & Channel::FULL_MASK == Channel::FULL_MASK {
+            Status::On
+        } else if mask & Channel::FULL_MASK != 0 {
+            Status::Partial
+        } else {
+            Status::Off
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Status::On => "On",
@@ -116,14 +144,41 @@ pub enum Action {
     /// The same reason arrived again (a provider retry, a second STOP): it
     /// changes nothing but the history.
     Repeated,
+    /// A consent event older than the last consent change applied to its
+    /// address (a provider's late retry): recorded, changes nothing.
+    Stale,
+    /// The contact's address on the channel changed: the reasons of the old
+    /// address stay on it, those of the new one apply.
+    AddressChanged,
 }
 
 impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::Set,
+        Action::Lifted,
+        Action::Repeated,
+        Action::Stale,
+        Action::AddressChanged,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Set => "set",
             Action::Lifted => "lifted",
             Action::Repeated => "repeated",
+            Action::Stale => "stale",
+            Action::AddressChanged => "address_changed",
+        }
+    }
+
+    /// How the history says it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Set => "turned on",
+            Action::Lifted => "lifted",
+            Action::Repeated => "received again",
+            Action::Stale => "ignored (late event)",
+            Action::AddressChanged => "address changed",
         }
     }
 }
@@ -132,12 +187,10 @@ impl std::str::FromStr for Action {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "set" => Ok(Action::Set),
-            "lifted" => Ok(Action::Lifted),
-            "repeated" => Ok(Action::Repeated),
-            _ => Err(format!("unknown action \"{s}\"")),
-        }
+        Action::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("unknown action \"{s}\""))
     }
 }
 
@@ -152,6 +205,11 @@ pub struct HistoryEntry {
     pub at: DateTime<Utc>,
     pub address: Option<String>,
     pub source: Option<String>,
+    /// When the provider says the event happened (consent events only).
+    pub event_at: Option<DateTime<Utc>>,
+    /// A sentence for the history (why an event was stale, where the
+    /// reasons of a changed address stay).
+    pub detail: Option<String>,
 }
 
 /// A change the rules allowed: the state to store and the history to append.
@@ -162,6 +220,20 @@ pub struct Transition {
     /// Reasons left in force on the channel acted on (lifting what one may
     /// lift leaves the others), so the caller can say which and why.
     pub remaining: Vec<ActiveReason>,
+}
+
+impl Transition {
+    /// [`DndState::locate`], for the state and the history entries alike.
+    pub fn locate(&mut self, address_of: impl Fn(Channel) -> Option<String>) {
+        self.state.locate(&address_of);
+        for e in &mut self.entries {
+            if let (Some(channel), Some(reason), None) = (e.channel, e.reason, &e.address) {
+                if reason.is_address_keyed() {
+                    e.address = address_of(channel);
+                }
+            }
+        }
+    }
 }
 
 /// Why a change was refused, in words a person can act on.
@@ -331,6 +403,8 @@ impl DndState {
                 at,
                 address,
                 source,
+                event_at: None,
+                detail: None,
             }],
             remaining,
         })
@@ -429,6 +503,8 @@ impl DndState {
                 at,
                 address: a.address.clone(),
                 source: source.clone(),
+                event_at: None,
+                detail: None,
             })
             .collect();
         Ok(Transition {
@@ -465,6 +541,8 @@ impl DndState {
                 at,
                 address: None,
                 source: None,
+                event_at: None,
+                detail: None,
             }]
         };
         Ok(Transition {
@@ -472,6 +550,19 @@ impl DndState {
             entries,
             remaining: Vec::new(),
         })
+    }
+
+    /// Puts every reason that is kept by address, and names none yet, on
+    /// the address `address_of` gives for its channel (a contact's address
+    /// there; `None` leaves it on the contact).
+    pub fn locate(&mut self, address_of: impl Fn(Channel) -> Option<String>) {
+        for (channel, list) in self.channels.iter_mut() {
+            for a in list.iter_mut() {
+                if a.address.is_none() && a.reason.is_address_keyed() {
+                    a.address = address_of(*channel);
+                }
+            }
+        }
     }
 
     /// Rebuilds the state from its history alone, oldest entry first.
@@ -485,7 +576,7 @@ impl DndState {
                     channel,
                     ActiveReason {
                         reason,
-                        since: e.at,
+                        since: e.event_at.unwrap_or(e.at),
                         actor: e.actor.clone(),
                         address: e.address.clone(),
                         source: e.source.clone(),

@@ -21,6 +21,18 @@ impl Kind {
     }
 }
 
+impl FromStr for Kind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "temporary" => Ok(Kind::Temporary),
+            "permanent" => Ok(Kind::Permanent),
+            _ => Err(format!("unknown kind \"{s}\"")),
+        }
+    }
+}
+
 impl fmt::Display for Kind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -99,14 +111,18 @@ pub enum Reason {
     EmailUnsubscribed,
     EmailSpamComplaint,
     ChannelOptOut,
+    /// An address on a suppression list a user imported: an opt-out that
+    /// another system recorded.
+    ImportedOptOut,
 }
 
 const SMS: &[Channel] = &[Channel::Sms];
 const EMAIL: &[Channel] = &[Channel::Email];
 const MESSENGERS: &[Channel] = &[Channel::Facebook, Channel::Whatsapp];
+const SUPPRESSION_LISTS: &[Channel] = &[Channel::Sms, Channel::Email, Channel::Whatsapp];
 
 impl Reason {
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::Manual,
         Reason::SmsOptOut,
         Reason::CarrierBlocked,
@@ -118,6 +134,7 @@ impl Reason {
         Reason::EmailUnsubscribed,
         Reason::EmailSpamComplaint,
         Reason::ChannelOptOut,
+        Reason::ImportedOptOut,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -133,6 +150,7 @@ impl Reason {
             Reason::EmailUnsubscribed => "email_unsubscribed",
             Reason::EmailSpamComplaint => "email_spam_complaint",
             Reason::ChannelOptOut => "channel_opt_out",
+            Reason::ImportedOptOut => "imported_opt_out",
         }
     }
 
@@ -148,7 +166,8 @@ impl Reason {
             | Reason::CarrierBlocked
             | Reason::SmsUnsubscribed
             | Reason::EmailSpamComplaint
-            | Reason::ChannelOptOut => Kind::Permanent,
+            | Reason::ChannelOptOut
+            | Reason::ImportedOptOut => Kind::Permanent,
         }
     }
 
@@ -164,6 +183,7 @@ impl Reason {
             | Reason::NotMobile => SMS,
             Reason::EmailBounced | Reason::EmailUnsubscribed | Reason::EmailSpamComplaint => EMAIL,
             Reason::ChannelOptOut => MESSENGERS,
+            Reason::ImportedOptOut => SUPPRESSION_LISTS,
         }
     }
 
@@ -181,6 +201,7 @@ impl Reason {
             Reason::EmailUnsubscribed => "Unsubscribed from email",
             Reason::EmailSpamComplaint => "Marked an email as spam",
             Reason::ChannelOptOut => "Opted out on this channel",
+            Reason::ImportedOptOut => "On an imported suppression list",
         }
     }
 
@@ -210,6 +231,9 @@ impl Reason {
             Reason::EmailUnsubscribed => "the contact unsubscribed from email",
             Reason::EmailSpamComplaint => "the contact marked an email as spam",
             Reason::ChannelOptOut => "the contact opted out on this channel",
+            Reason::ImportedOptOut => {
+                "the address is on a suppression list imported from another system"
+            }
         }
     }
 
@@ -233,6 +257,9 @@ impl Reason {
             Reason::ChannelOptOut => {
                 "only the contact's own resume on this channel or support can lift it"
             }
+            Reason::ImportedOptOut => {
+                "only the contact's own opt-in on this channel or support can lift it"
+            }
         }
     }
 
@@ -253,13 +280,18 @@ impl Reason {
             Reason::ChannelOptOut => {
                 "Ask support to review opt-in evidence, or wait for the contact to resume."
             }
+            Reason::ImportedOptOut => {
+                "Ask support to review opt-in evidence, or wait for the contact to opt in."
+            }
         }
     }
 
     /// Who may set it.
     pub fn may_set(self, actor: ActorKind) -> bool {
         match self {
-            Reason::Manual => actor.is_business_user() || actor == ActorKind::Api,
+            Reason::Manual | Reason::ImportedOptOut => {
+                actor.is_business_user() || actor == ActorKind::Api
+            }
             _ => matches!(actor, ActorKind::Contact | ActorKind::Provider),
         }
     }
@@ -283,8 +315,15 @@ impl Reason {
             | Reason::EmailBounced
             | Reason::EmailUnsubscribed => &[LocationUser, AgencyUser],
             Reason::EmailSpamComplaint => &[Support],
-            Reason::ChannelOptOut => &[Contact, Support],
+            Reason::ChannelOptOut | Reason::ImportedOptOut => &[Contact, Support],
         }
+    }
+
+    /// Kept against the address it concerns (the person's number, email or
+    /// id) rather than on the contact row: every reason that comes from the
+    /// person's own act or a provider. `manual` stays on the contact.
+    pub fn is_address_keyed(self) -> bool {
+        self != Reason::Manual
     }
 
     /// Lifting it needs the user to confirm the address was removed from the
@@ -293,12 +332,11 @@ impl Reason {
         matches!(self, Reason::EmailBounced | Reason::EmailUnsubscribed)
     }
 
-    /// The permanent SMS reasons, which an opt-in keyword lifts.
-    pub fn is_permanent_sms(self) -> bool {
-        matches!(
-            self,
-            Reason::SmsOptOut | Reason::CarrierBlocked | Reason::SmsUnsubscribed
-        )
+    /// What the contact's own opt-in on the channel (START, a resume)
+    /// lifts: the reasons the contact may lift. On SMS these are the
+    /// permanent ones; temporary carrier reasons stay.
+    pub fn lifted_by_opt_in(self) -> bool {
+        self.may_lift(ActorKind::Contact)
     }
 }
 

@@ -87,6 +87,12 @@ fn design_table() -> Vec<(Reason, Kind, Vec<ActorKind>, Vec<ActorKind>)> {
             vec![Contact, Provider],
             vec![Contact, Support],
         ),
+        (
+            Reason::ImportedOptOut,
+            Kind::Permanent,
+            vec![LocationUser, AgencyUser, Api],
+            vec![Contact, Support],
+        ),
     ]
 }
 
@@ -439,7 +445,7 @@ fn an_opt_in_lifts_the_permanent_sms_reasons_only() {
             &contact,
             at(6),
             Some("START".into()),
-            Reason::is_permanent_sms,
+            Reason::lifted_by_opt_in,
         )
         .unwrap();
     assert_eq!(t.entries.len(), 2);
@@ -570,7 +576,7 @@ proptest! {
                 Step::Set(c, r, a) => state.set(c, r, &actor(a), when, None, None),
                 Step::Lift(c, a, confirmed) => state.lift(c, &actor(a), when, Confirmation { suppression_removed: confirmed }),
                 Step::All(on, a) => state.switch_all(on, &actor(a), when),
-                Step::OptIn => state.lift_only(Channel::Sms, &actor(ActorKind::Contact), when, None, Reason::is_permanent_sms),
+                Step::OptIn => state.lift_only(Channel::Sms, &actor(ActorKind::Contact), when, None, Reason::lifted_by_opt_in),
             };
             if let Ok(t) = result {
                 history.extend(t.entries);

@@ -6,7 +6,7 @@ use super::{ApiError, ApiLocation};
 use crate::db;
 use crate::db::contacts::{self, ContactInput, Upserted};
 use crate::db::dnd as dnd_store;
-use crate::domain::{EmailAddress, InvalidField, PhoneNumber};
+use crate::domain::{address, EmailAddress, InvalidField, PhoneNumber};
 use crate::web::AppState;
 
 /// A contact as clients send it. Absent fields are left as stored.
@@ -29,22 +29,36 @@ fn given(value: Option<String>) -> Option<String> {
 }
 
 impl ContactBody {
-    fn validate(self) -> Result<ContactInput, InvalidField> {
+    /// Every address in its one canonical form: numbers (national ones read
+    /// in the location's region) in E.164, emails normalised, ids trimmed.
+    fn validate(self, region: &str) -> Result<ContactInput, InvalidField> {
         let name = given(self.name);
         if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
             return Err(InvalidField::new("name", "is longer than 200 characters"));
         }
+        if name
+            .as_ref()
+            .is_some_and(|n| n.chars().any(char::is_control))
+        {
+            return Err(InvalidField::new("name", "contains a control character"));
+        }
         Ok(ContactInput {
             name,
             phone: given(self.phone)
-                .map(|p| PhoneNumber::parse(&p))
+                .map(|p| PhoneNumber::parse(&p, region))
                 .transpose()?,
             email: given(self.email)
                 .map(|e| EmailAddress::parse(&e))
                 .transpose()?,
-            facebook_id: given(self.facebook_id),
-            whatsapp_id: given(self.whatsapp_id),
-            gmb_id: given(self.gmb_id),
+            facebook_id: given(self.facebook_id)
+                .map(|f| address::platform_id("facebook_id", &f))
+                .transpose()?,
+            whatsapp_id: given(self.whatsapp_id)
+                .map(|w| address::whatsapp_id(&w, region))
+                .transpose()?,
+            gmb_id: given(self.gmb_id)
+                .map(|g| address::platform_id("gmb_id", &g))
+                .transpose()?,
         })
     }
 }
@@ -53,12 +67,13 @@ impl ContactBody {
 /// 201 when created, 200 when updated.
 pub async fn upsert_contact(
     state: web::Data<AppState>,
-    ApiLocation(location, _): ApiLocation,
+    ApiLocation(location, key): ApiLocation,
     body: web::Json<ContactBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let input = body.into_inner().validate()?;
+    let input = body.into_inner().validate(&location.default_region)?;
+    let actor = key.actor();
     let (contact, outcome) = db::run(&state.pool, move |conn| {
-        contacts::upsert(conn, location.id, &input).map_err(ApiError::from)
+        contacts::upsert(conn, location.id, &input, &actor).map_err(ApiError::from)
     })
     .await?;
     let mut response = match outcome {
@@ -101,7 +116,9 @@ pub async fn find_contacts(
     query: web::Query<FindQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let FindQuery { phone, email } = query.into_inner();
-    let phone = given(phone).map(|p| PhoneNumber::parse(&p)).transpose()?;
+    let phone = given(phone)
+        .map(|p| PhoneNumber::parse(&p, &location.default_region))
+        .transpose()?;
     let email = given(email).map(|e| EmailAddress::parse(&e)).transpose()?;
     if phone.is_none() && email.is_none() {
         return Err(ApiError::BadRequest(

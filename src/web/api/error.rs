@@ -18,8 +18,12 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Invalid(#[from] InvalidField),
-    #[error("{0}")]
-    Conflict(String),
+    /// A value that belongs to another record (answered with its field).
+    #[error("{message}")]
+    Conflict {
+        field: &'static str,
+        message: String,
+    },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -37,7 +41,7 @@ impl From<UpsertError> for ApiError {
                 "phone",
                 "give a phone or an email: the contact is matched on them",
             )),
-            UpsertError::Conflict { .. } => ApiError::Conflict(e.to_string()),
+            UpsertError::Conflict { field, message } => ApiError::Conflict { field, message },
             UpsertError::Db(e) => ApiError::Db(e),
         }
     }
@@ -51,7 +55,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Db(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -63,6 +67,10 @@ impl ResponseError for ApiError {
             ApiError::Invalid(invalid) => serde_json::json!({
                 "error": invalid.to_string(),
                 "field": invalid.field,
+            }),
+            ApiError::Conflict { field, message } => serde_json::json!({
+                "error": message,
+                "field": field,
             }),
             ApiError::Db(e) => {
                 tracing::error!(error = %e, "API request failed");

@@ -87,9 +87,21 @@ pub async fn send_message(
         })),
         Decision::Blocked(_) => HttpResponse::Conflict().json(serde_json::json!({
             "error": "dnd_active",
-            "message": format!("DND is on for {} on this contact; the message was recorded as blocked and not sent.", channel.label()),
+            "message": format!(
+                "DND is on for {} on this contact (at {}); the message was recorded as blocked and not sent.",
+                channel.label(),
+                message.to_address.as_deref().unwrap_or("its address")
+            ),
             "channel": channel.as_str(),
+            "address": message.to_address,
             "reasons": message.blocked_reasons,
+            "id": message.id,
+        })),
+        // Failing closed: the message is recorded failed, never sent.
+        Decision::Unreadable(why) => HttpResponse::Conflict().json(serde_json::json!({
+            "error": "dnd_unreadable",
+            "message": format!("{why}. The message was recorded as failed and not sent."),
+            "channel": channel.as_str(),
             "id": message.id,
         })),
     })
@@ -109,9 +121,11 @@ struct BulkItem {
     contact_id: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<i64>,
-    status: String,
+    status: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
 }
 
 /// `POST /api/v1/messages/bulk`: the whole list decided in one set-based
@@ -155,6 +169,7 @@ pub async fn send_bulk(
             id: r.id,
             status: r.status,
             reasons: r.reasons,
+            error: r.error,
         })
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({

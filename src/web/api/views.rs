@@ -121,6 +121,12 @@ pub struct HistoryView {
     pub address: Option<String>,
     pub source: Option<String>,
     pub at: DateTime<Utc>,
+    /// When the provider says a consent event happened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_at: Option<DateTime<Utc>>,
+    /// Why a late event was ignored; where an old address's reasons stay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -134,18 +140,20 @@ impl From<HistoryRow> for HistoryView {
     fn from(h: HistoryRow) -> Self {
         HistoryView {
             id: h.id,
-            channel: h.channel,
-            reason: h.reason,
-            kind: h.kind,
-            action: h.action,
+            channel: h.channel.map(|c| c.as_str().to_string()),
+            reason: h.reason.map(|r| r.as_str().to_string()),
+            kind: h.kind.map(|k| k.as_str().to_string()),
+            action: h.action.as_str().to_string(),
             actor: ActorView {
-                kind: h.actor_kind,
+                kind: h.actor_kind.as_str().to_string(),
                 id: h.actor_id,
                 label: h.actor_label,
             },
             address: h.address,
             source: h.source,
             at: h.at,
+            event_at: h.event_at,
+            detail: h.detail,
         }
     }
 }

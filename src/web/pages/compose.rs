@@ -58,11 +58,9 @@ pub fn composers(state: &DndState, integrations: &[Integration], read_only: bool
     [Channel::Sms, Channel::Email, Channel::Call]
         .into_iter()
         .filter(|c| {
-            integrations.iter().any(|i| {
-                i.channel == c.as_str()
-                    && i.status.parse::<IntegrationStatus>().ok()
-                        == Some(IntegrationStatus::Connected)
-            })
+            integrations
+                .iter()
+                .any(|i| i.channel == *c && i.status == IntegrationStatus::Connected)
         })
         .filter(|_| !read_only)
         .map(|channel| Composer {
@@ -73,6 +71,7 @@ pub fn composers(state: &DndState, integrations: &[Integration], read_only: bool
             blocked: match state.decide(channel, Origin::Manual) {
                 Decision::Allowed => Vec::new(),
                 Decision::Blocked(blocks) => describe(&blocks, state, channel),
+                Decision::Unreadable(why) => vec![why],
             },
         })
         .collect()
@@ -142,9 +141,13 @@ pub async fn send_message(
                 }
                 Err(SendError::Db(e)) => return Err(e.into()),
             };
-            let dnd_state = crate::db::dnd::load_state(conn, location.id, contact_id)
-                .map_err(DbError::from)?
-                .unwrap_or_default();
+            // The reasons in words, for a blocked message.
+            let dnd_state = match decision {
+                Decision::Blocked(_) => crate::db::dnd::load_state(conn, location.id, contact_id)
+                    .map_err(DbError::from)?
+                    .unwrap_or_default(),
+                _ => DndState::default(),
+            };
             Ok((message, decision, dnd_state))
         })
         .await?;
@@ -161,6 +164,10 @@ pub async fn send_message(
         Decision::Blocked(blocks) => Err(PageError::Conflict(format!(
             "{} The attempt was recorded as blocked (message {}) and nothing was sent.",
             describe(&blocks, &dnd_state, channel).join(" "),
+            message.id
+        ))),
+        Decision::Unreadable(why) => Err(PageError::Conflict(format!(
+            "{why}. The attempt was recorded as failed (message {}) and nothing was sent.",
             message.id
         ))),
     }

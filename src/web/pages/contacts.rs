@@ -13,7 +13,7 @@ use crate::db::integrations;
 use crate::db::locations::{self, Location};
 use crate::db::webhooks::{timeline, Message};
 use crate::db::{self, DbError};
-use crate::domain::dnd::Status;
+use crate::domain::dnd::{Action, Status};
 use crate::domain::Channel;
 use crate::web::auth::CurrentUser;
 use crate::web::error::PageError;
@@ -237,7 +237,11 @@ impl ContactPage {
             channel: h.channel_label().to_string(),
             what: "DND".to_string(),
             text: format!("{} — {}", h.action_label(), h.reason_label()),
-            status: h.kind.clone().unwrap_or_else(|| "switch".into()),
+            status: match (h.kind, h.action) {
+                (_, Action::Stale | Action::AddressChanged) => h.action.as_str().to_string(),
+                (Some(kind), _) => kind.as_str().to_string(),
+                (None, _) => "switch".into(),
+            },
             status_class: "msg-dnd".to_string(),
             detail: h.actor_label.clone(),
         }));

@@ -103,8 +103,10 @@ impl DndPanel {
         let channels = Channel::ALL
             .into_iter()
             .filter_map(|channel| {
-                let integration = integrations.iter().find(|i| i.channel == channel.as_str());
-                let status = integration.and_then(|i| i.status.parse::<IntegrationStatus>().ok());
+                let status = integrations
+                    .iter()
+                    .find(|i| i.channel == channel)
+                    .map(|i| i.status);
                 let reasons = state.reasons(channel);
                 let on = !reasons.is_empty();
                 let offered = status == Some(IntegrationStatus::Connected);

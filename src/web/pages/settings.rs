@@ -15,7 +15,7 @@ use crate::db::users::User;
 use crate::db::webhooks::{self as store, SmsSettings};
 use crate::db::{self, DbError};
 use crate::domain::dnd::{match_keyword, KeywordMatch, Keywords};
-use crate::domain::{Channel, Role};
+use crate::domain::{Channel, PhoneNumber, Role, TransportKind};
 use crate::web::auth::{CsrfForm, CurrentUser};
 use crate::web::error::PageError;
 use crate::web::AppState;
@@ -138,14 +138,15 @@ fn rows(integrations: Vec<Integration>) -> Vec<IntegrationRow> {
     Channel::ALL
         .into_iter()
         .filter_map(|c| {
-            let i = integrations.iter().find(|i| i.channel == c.as_str())?;
+            let i = integrations.iter().find(|i| i.channel == c)?;
             Some(IntegrationRow {
                 channel: c.as_str(),
                 label: c.label(),
                 provider: i.provider.clone(),
-                status: i.status.clone(),
+                status: i.status.as_str().to_string(),
                 masked: i.secret.as_deref().map(mask),
-                transport: matches!(c, Channel::Sms | Channel::Email).then(|| i.transport.clone()),
+                transport: matches!(c, Channel::Sms | Channel::Email)
+                    .then(|| i.transport.as_str().to_string()),
                 api_base_url: i.api_base_url.clone().unwrap_or_default(),
                 sender: i.sender.clone().unwrap_or_default(),
                 api_key_masked: i.api_key.as_deref().map(mask),
@@ -455,21 +456,24 @@ pub async fn save_transport(
     let (location_id, channel) = path.into_inner();
     let channel: Channel = channel.parse().map_err(PageError::BadRequest)?;
     let expected = match channel {
-        Channel::Sms => "twilio",
-        Channel::Email => "mailgun",
+        Channel::Sms => TransportKind::Twilio,
+        Channel::Email => TransportKind::Mailgun,
         _ => {
             return Err(PageError::BadRequest(
                 "Only SMS and email integrations send messages from here.".into(),
             ))
         }
     };
-    let transport = form.transport.trim().to_string();
-    if transport != "log" && transport != expected {
-        return Err(PageError::BadRequest(format!(
-            "{} sends through \"log\" or \"{expected}\". Nothing was changed.",
-            channel.label()
-        )));
-    }
+    let transport: TransportKind = match form.transport.trim().parse() {
+        Ok(t) if t == TransportKind::Log || t == expected => t,
+        _ => {
+            return Err(PageError::BadRequest(format!(
+                "{} sends through \"log\" or \"{}\". Nothing was changed.",
+                channel.label(),
+                expected.as_str()
+            )))
+        }
+    };
     let base = form.api_base_url.trim().trim_end_matches('/').to_string();
     if !(base.is_empty() || base.starts_with("https://") || base.starts_with("http://")) {
         return Err(PageError::BadRequest(
@@ -477,19 +481,26 @@ pub async fn save_transport(
         ));
     }
     let sender = form.sender.trim().to_string();
-    if transport != "log" && sender.is_empty() {
+    if transport != TransportKind::Log && sender.is_empty() {
         return Err(PageError::BadRequest(format!(
-            "Give the sending {} for {expected}. Nothing was changed.",
+            "Give the sending {} for {}. Nothing was changed.",
             if channel == Channel::Sms {
                 "number"
             } else {
                 "address"
-            }
+            },
+            expected.as_str()
         )));
     }
     let api_key = form.api_key.trim().to_string();
     db::run(&state.pool, move |conn| -> Result<_, PageError> {
         let location = editable_location(conn, &user, location_id)?;
+        // A sending number is stored in E.164 like every number (an
+        // alphanumeric sender id stays as written).
+        let sender = match PhoneNumber::parse(&sender, &location.default_region) {
+            Ok(number) if channel == Channel::Sms => number.into_inner(),
+            _ => sender,
+        };
         let current = integrations::find(conn, location.id, channel)
             .map_err(DbError::from)?
             .ok_or(PageError::NotFound)?;
@@ -502,7 +513,7 @@ pub async fn save_transport(
             conn,
             location.id,
             channel,
-            &transport,
+            transport,
             (!base.is_empty()).then_some(base.as_str()),
             key.as_deref(),
             (!sender.is_empty()).then_some(sender.as_str()),

@@ -1,0 +1,109 @@
+//! The addresses a contact is reached at, one per channel, and the
+//! canonical form of each: consent is kept against these strings, so a
+//! number or an id must be spelled one way whatever path it came in by.
+
+use super::{Channel, InvalidField, PhoneNumber};
+
+/// A contact's addresses, as stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Addresses<'a> {
+    pub phone: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub facebook_id: Option<&'a str>,
+    pub gmb_id: Option<&'a str>,
+    pub whatsapp_id: Option<&'a str>,
+}
+
+impl<'a> Addresses<'a> {
+    /// Where a message on this channel goes: calls and SMS to the phone,
+    /// WhatsApp to the WhatsApp id, or to the phone when there is none (a
+    /// WhatsApp id is a number in E.164, so both are one kind of string).
+    /// The database's `dnd_contact_address()` must agree: a test compares
+    /// them.
+    pub fn on(&self, channel: Channel) -> Option<&'a str> {
+        match channel {
+            Channel::Sms | Channel::Call => self.phone,
+            Channel::Email => self.email,
+            Channel::Facebook => self.facebook_id,
+            Channel::Gmb => self.gmb_id,
+            Channel::Whatsapp => self.whatsapp_id.or(self.phone),
+        }
+    }
+}
+
+/// A WhatsApp id: Meta sends the number without its `+` (`16505551234`),
+/// people write it as a phone number. Stored in E.164, like phones.
+pub fn whatsapp_id(input: &str, region: &str) -> Result<String, InvalidField> {
+    let trimmed = input.trim();
+    let parsed = if trimmed.chars().all(|c| c.is_ascii_digit()) {
+        PhoneNumber::parse_international(trimmed)
+    } else {
+        PhoneNumber::parse(trimmed, region)
+    };
+    parsed.map(PhoneNumber::into_inner).map_err(|e| {
+        InvalidField::new(
+            "whatsapp_id",
+            format!("is not a WhatsApp number: {}", e.message),
+        )
+    })
+}
+
+/// A page-scoped Messenger id or a Google Business Messages id: opaque,
+/// but one spelling (no surrounding spaces, no inner spaces or control
+/// characters, at most 200 characters).
+pub fn platform_id(field: &'static str, input: &str) -> Result<String, InvalidField> {
+    let trimmed = input.trim();
+    if trimmed.is_empty() {
+        return Err(InvalidField::new(field, "is empty"));
+    }
+    if trimmed.chars().count() > 200 {
+        return Err(InvalidField::new(field, "is longer than 200 characters"));
+    }
+    if trimmed.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(InvalidField::new(
+            field,
+            "contains a space or a control character",
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whatsapp_falls_back_to_the_phone() {
+        let a = Addresses {
+            phone: Some("+12125550100"),
+            ..Default::default()
+        };
+        assert_eq!(a.on(Channel::Whatsapp), Some("+12125550100"));
+        let b = Addresses {
+            whatsapp_id: Some("+442079460958"),
+            ..a
+        };
+        assert_eq!(b.on(Channel::Whatsapp), Some("+442079460958"));
+        assert_eq!(b.on(Channel::Sms), Some("+12125550100"));
+        assert_eq!(b.on(Channel::Email), None);
+    }
+
+    #[test]
+    fn whatsapp_ids_are_e164() {
+        assert_eq!(whatsapp_id("16505551234", "US").unwrap(), "+16505551234");
+        assert_eq!(
+            whatsapp_id("+1 650 555 1234", "GB").unwrap(),
+            "+16505551234"
+        );
+        assert_eq!(whatsapp_id("(650) 555-1234", "US").unwrap(), "+16505551234");
+        assert_eq!(whatsapp_id("wa-me", "US").unwrap_err().field, "whatsapp_id");
+    }
+
+    #[test]
+    fn platform_ids_have_one_spelling() {
+        assert_eq!(platform_id("facebook_id", " PSID-42 ").unwrap(), "PSID-42");
+        assert!(platform_id("facebook_id", "PSID 42").is_err());
+        assert!(platform_id("facebook_id", "").is_err());
+        assert!(platform_id("gmb_id", &"x".repeat(201)).is_err());
+    }
+}
