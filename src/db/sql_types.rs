@@ -35,9 +35,10 @@ macro_rules! text_enum {
         impl FromSql<Text, Pg> for $ty {
             fn from_sql(bytes: PgValue<'_>) -> deserialize::Result<Self> {
                 let value = <String as FromSql<Text, Pg>>::from_sql(bytes)?;
-                value
-                    .parse()
-                    .map_err(|_| Box::new(UnknownValue { what: $what, value }).into())
+                value.parse().map_err(|_| {
+                    Box::new(UnknownValue { what: $what, value })
+                        as Box<dyn std::error::Error + Send + Sync>
+                })
             }
         }
 
@@ -61,10 +62,18 @@ text_enum! {
     TransportKind => TransportKindProxy, "transport";
 }
 
-/// The value a load error names, when it is one of ours.
+/// The value a load error names, when it is one of ours (diesel wraps it
+/// with the field it was read for).
 pub fn unknown_value(e: &diesel::result::Error) -> Option<&UnknownValue> {
-    match e {
-        diesel::result::Error::DeserializationError(inner) => inner.downcast_ref::<UnknownValue>(),
-        _ => None,
+    let diesel::result::Error::DeserializationError(inner) = e else {
+        return None;
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(inner.as_ref());
+    while let Some(err) = cause {
+        if let Some(unknown) = err.downcast_ref::<UnknownValue>() {
+            return Some(unknown);
+        }
+        cause = err.source();
     }
+    None
 }

@@ -104,7 +104,9 @@ impl Dispatcher {
         Ok(n)
     }
 
-    async fn deliver(&self, m: Outbound) -> Result<(), DbError> {
+    /// Hands one claimed message over: the gate once more, then the
+    /// provider, then the outcome recorded.
+    pub async fn deliver(&self, m: Outbound) -> Result<(), DbError> {
         let checked = m.clone();
         let decided = db::run(&self.pool, move |conn| outbound::hand_over(conn, &checked)).await?;
         let integration = match decided {

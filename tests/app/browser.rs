@@ -366,3 +366,96 @@ async fn a_blocked_email_composer_is_disabled_and_an_sms_lands_on_the_timeline()
     let _ = std::fs::write(run_dir("compose").with_extension("png"), png);
     c.clone().close().await.unwrap();
 }
+
+/// A number texts STOP; its contact moves to another number, and the API
+/// creates a new contact with the opted-out one. A location user opening
+/// the new contact sees it blocked on SMS, with the reason and the number
+/// it is kept on, and the SMS composer closed.
+#[actix_web::test]
+async fn a_contact_created_with_an_opted_out_number_shows_blocked_with_reason_and_address() {
+    use crate::webhooks::{inbound, twilio_post};
+
+    let Some(browser) = open_browser().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let upsert = |body: serde_json::Value| {
+        let app = &app;
+        async move {
+            app.api_post(demo::API_KEY_DOWNTOWN, "/api/v1/contacts", body)
+                .await
+        }
+    };
+    let (code, _) = upsert(serde_json::json!(
+        {"name": "Opal Newman", "email": "opal@example.com", "phone": "+13125550777"}
+    ))
+    .await;
+    assert_eq!(code, 201);
+    let (code, _) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SMBROWSER1", "+13125550777", "STOP"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (code, _) =
+        upsert(serde_json::json!({"email": "opal@example.com", "phone": "+13125550778"})).await;
+    assert_eq!(code, 200);
+    let (code, made) = upsert(serde_json::json!(
+        {"name": "Paz Ortega", "email": "paz@example.com", "phone": "(312) 555-0777"}
+    ))
+    .await;
+    assert_eq!(code, 201, "{made}");
+    let id = made["id"].as_i64().unwrap();
+
+    let c = &browser.client;
+    sign_in(c, &app.base, demo::LOCATION_USER).await;
+    c.goto(&app.url(&format!("/locations/{downtown}/contacts/{id}")))
+        .await
+        .unwrap();
+    let badge = c
+        .wait()
+        .for_element(Locator::Css("#dnd-status"))
+        .await
+        .unwrap();
+    assert_eq!(badge.text().await.unwrap(), "DND Partial");
+    let switch = c.find(Locator::Css("#switch-sms")).await.unwrap();
+    assert_eq!(
+        switch.attr("aria-checked").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert!(!switch.is_enabled().await.unwrap());
+    let reasons = c
+        .find(Locator::Css("#channel-sms .reasons"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(reasons.contains("Opted out by SMS"), "{reasons}");
+    assert!(reasons.contains("on +13125550777"), "{reasons}");
+    let send = c.find(Locator::Css("#send-sms")).await.unwrap();
+    assert!(
+        !send.is_enabled().await.unwrap(),
+        "the SMS composer is closed"
+    );
+    // The contact list says the same.
+    c.goto(&app.url(&format!("/locations/{downtown}/contacts?q=Paz&channel=sms")))
+        .await
+        .unwrap();
+    let row = c
+        .wait()
+        .for_element(Locator::Css("#contacts tbody tr"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        row.contains("Paz Ortega") && row.contains("Partial") && row.to_lowercase().contains("sms"),
+        "{row}"
+    );
+    c.clone().close().await.unwrap();
+}

@@ -316,3 +316,224 @@ async fn the_log_transport_keeps_messages_on_the_machine() {
     assert_eq!(s["status"], "sent");
     assert_eq!(s["provider_sid"], format!("log-dnd-{downtown}-{message}"));
 }
+
+/// The gate is asked again right before each provider call, not only when
+/// a batch is claimed: a STOP committed while a message waits in a claimed
+/// batch stops it.
+#[actix_web::test]
+async fn a_stop_committed_while_a_message_waits_in_a_claimed_batch_stops_it() {
+    use crate::webhooks::{inbound, twilio_post};
+
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let (base, log) = fake_provider().await;
+    point_at(&app, downtown, &base);
+    let first = contact(&app, downtown, "+14156661101", "first@example.com");
+    let second = contact(&app, downtown, "+14156661102", "second@example.com");
+    let m1 = queue(&app, first, "sms").await;
+    let m2 = queue(&app, second, "sms").await;
+    let claimed = dnd::db::outbound::claim(&mut app.db.conn(), 10).unwrap();
+    assert_eq!(claimed.len(), 2);
+    // The second recipient texts STOP while the batch is on its way.
+    let (code, _) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SMCLAIMED1", "+14156661102", "STOP"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let dispatcher = Dispatcher::new(app.db.pool(), None);
+    for m in claimed {
+        dispatcher.deliver(m).await.unwrap();
+    }
+    assert_eq!(status_of(&app, m1).await["status"], "sent");
+    let stopped = status_of(&app, m2).await;
+    assert_eq!(stopped["status"], "blocked");
+    assert_eq!(stopped["reasons"], json!(["sms_opt_out"]));
+    let sent_to: Vec<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|s| {
+            s.form
+                .iter()
+                .find(|(k, _)| k == "To")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert_eq!(sent_to, vec!["+14156661101"]);
+}
+
+async fn status_callback(app: &TestApp, location_id: i64, query: &str, sid: &str, to: &str) -> u16 {
+    let path = format!("/webhooks/twilio/{location_id}/status{query}");
+    let params = crate::webhooks::form(&[
+        ("MessageSid", sid),
+        ("MessageStatus", "delivered"),
+        ("To", to),
+        ("From", "+12125559999"),
+    ]);
+    crate::webhooks::twilio_post_signed(
+        app,
+        &path,
+        &app.url(&path),
+        &params,
+        demo::TWILIO_AUTH_TOKEN,
+    )
+    .await
+    .0
+}
+
+fn rows_with_sid(app: &TestApp, sid: &str) -> i64 {
+    crate::webhooks::count(
+        app,
+        &format!("SELECT count(*) AS n FROM messages WHERE provider_sid = '{sid}'"),
+    )
+}
+
+/// Twilio may report on a message before the dispatcher has recorded the
+/// SID it was given. The report and the dispatcher's write meet on one row,
+/// whichever comes first, and nothing is left `sending`.
+#[actix_web::test]
+async fn a_status_report_before_the_sid_is_recorded_meets_the_message_on_one_row() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    // The report carries our message id (the callback URL the dispatcher
+    // gives Twilio): it finds the message and records the SID itself.
+    let ana = contact(&app, downtown, "+14156661201", "early1@example.com");
+    let m1 = queue(&app, ana, "sms").await;
+    let mut conn = app.db.conn();
+    let claimed = dnd::db::outbound::claim(&mut conn, 10).unwrap();
+    assert!(matches!(
+        dnd::db::outbound::hand_over(&mut conn, &claimed[0]).unwrap(),
+        dnd::db::outbound::HandOver::Send(_)
+    ));
+    assert_eq!(
+        status_callback(
+            &app,
+            downtown,
+            &format!("?m={m1}"),
+            "SMEARLY1",
+            "+14156661201"
+        )
+        .await,
+        200
+    );
+    dnd::db::outbound::mark_sent(&mut conn, downtown, m1, "SMEARLY1").unwrap();
+    let s = status_of(&app, m1).await;
+    assert_eq!(
+        (s["status"].as_str(), s["provider_sid"].as_str()),
+        (Some("delivered"), Some("SMEARLY1"))
+    );
+    assert_eq!(rows_with_sid(&app, "SMEARLY1"), 1);
+
+    // A report without our id (a Messaging Service's own callback) makes a
+    // row of its own first; the dispatcher's record merges it.
+    let bo = contact(&app, downtown, "+14156661202", "early2@example.com");
+    let m2 = queue(&app, bo, "sms").await;
+    let sid = format!("log-dnd-{downtown}-{m2}");
+    assert_eq!(
+        status_callback(&app, downtown, "", &sid, "+14156661202").await,
+        200
+    );
+    assert_eq!(rows_with_sid(&app, &sid), 1);
+    Dispatcher::new(app.db.pool(), None)
+        .run_once()
+        .await
+        .unwrap();
+    let s = status_of(&app, m2).await;
+    assert_eq!(s["status"], "delivered", "{s}");
+    assert_eq!(s["provider_sid"], sid.as_str());
+    assert_eq!(rows_with_sid(&app, &sid), 1, "one row");
+}
+
+/// A message whose outcome could not be recorded, or whose dispatcher died
+/// mid-way, is found and settled: one never handed over is queued again
+/// (and asks the gate again); one handed over is `unknown`, never sent a
+/// second time, until the provider's report settles it. A failure with one
+/// message never keeps the others of its batch from going out.
+#[actix_web::test]
+async fn messages_left_sending_are_settled_and_never_sent_twice() {
+    use diesel::connection::SimpleConnection;
+
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let ids: Vec<i64> = (0..3)
+        .map(|i| {
+            contact(
+                &app,
+                downtown,
+                &format!("+1415666130{i}"),
+                &format!("stuck{i}@example.com"),
+            )
+        })
+        .collect();
+    let mut messages = Vec::new();
+    for id in &ids {
+        messages.push(queue(&app, *id, "sms").await);
+    }
+    // Recording the outcome of the second message fails.
+    app.db
+        .conn()
+        .batch_execute(&format!(
+            "CREATE FUNCTION refuse_sent() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'the disk is full'; END $$;
+             CREATE TRIGGER refuse_sent BEFORE UPDATE ON messages FOR EACH ROW
+             WHEN (NEW.id = {} AND NEW.status = 'sent') EXECUTE FUNCTION refuse_sent();",
+            messages[1]
+        ))
+        .unwrap();
+    let dispatcher = Dispatcher::new(app.db.pool(), None);
+    assert_eq!(dispatcher.run_once().await.unwrap(), 3);
+    assert_eq!(status_of(&app, messages[0]).await["status"], "sent");
+    assert_eq!(
+        status_of(&app, messages[2]).await["status"],
+        "sent",
+        "not stranded"
+    );
+    assert_eq!(status_of(&app, messages[1]).await["status"], "sending");
+    // A fourth is claimed by a dispatcher that dies before handing it over.
+    let fourth = contact(&app, downtown, "+14156661309", "stuck9@example.com");
+    let m4 = queue(&app, fourth, "sms").await;
+    assert_eq!(
+        dnd::db::outbound::claim(&mut app.db.conn(), 10)
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let settled = dispatcher
+        .reconcile(chrono::Duration::zero())
+        .await
+        .unwrap();
+    assert_eq!((settled.requeued, settled.unknown), (1, 1));
+    let unknown = status_of(&app, messages[1]).await;
+    assert_eq!(unknown["status"], "unknown");
+    assert!(unknown["error_message"]
+        .as_str()
+        .unwrap()
+        .contains("not sent again"));
+    assert_eq!(status_of(&app, m4).await["status"], "queued");
+    assert_eq!(
+        dispatcher.run_once().await.unwrap(),
+        1,
+        "only the one never handed over"
+    );
+    assert_eq!(status_of(&app, m4).await["status"], "sent");
+    assert_eq!(dispatcher.run_once().await.unwrap(), 0);
+    // The provider's report settles the unknown one.
+    assert_eq!(
+        status_callback(
+            &app,
+            downtown,
+            &format!("?m={}", messages[1]),
+            "SMSETTLED",
+            "+14156661301"
+        )
+        .await,
+        200
+    );
+    let settled = status_of(&app, messages[1]).await;
+    assert_eq!(settled["status"], "delivered");
+    assert_eq!(settled["provider_sid"], "SMSETTLED");
+}

@@ -58,7 +58,7 @@ pub async fn twilio_post(
     .await
 }
 
-fn inbound<'a>(sid: &'a str, from: &'a str, body: &'a str) -> Vec<(&'a str, &'a str)> {
+pub fn inbound<'a>(sid: &'a str, from: &'a str, body: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![
         ("MessageSid", sid),
         ("SmsSid", sid),
@@ -145,7 +145,7 @@ struct Count {
     n: i64,
 }
 
-fn count(app: &TestApp, sql: &str) -> i64 {
+pub fn count(app: &TestApp, sql: &str) -> i64 {
     diesel::sql_query(sql)
         .get_result::<Count>(&mut app.db.conn())
         .unwrap()
@@ -514,7 +514,7 @@ async fn a_disconnected_integration_still_applies() {
         .is_blocked(Channel::Sms));
 }
 
-async fn status(
+pub async fn status(
     app: &TestApp,
     location_id: i64,
     sid: &str,
@@ -621,7 +621,7 @@ async fn status_callbacks_are_idempotent_and_never_move_backwards() {
     assert_eq!(history_len(&app, downtown, id), 2);
 }
 
-fn mailgun_body(
+pub fn mailgun_body(
     key: &str,
     token: &str,
     timestamp: i64,
@@ -634,7 +634,11 @@ fn mailgun_body(
     })
 }
 
-async fn mailgun_post(app: &TestApp, location_id: i64, body: &serde_json::Value) -> (u16, String) {
+pub async fn mailgun_post(
+    app: &TestApp,
+    location_id: i64,
+    body: &serde_json::Value,
+) -> (u16, String) {
     let r = app
         .client
         .post(app.url(&format!("/webhooks/mailgun/{location_id}")))
@@ -646,7 +650,7 @@ async fn mailgun_post(app: &TestApp, location_id: i64, body: &serde_json::Value)
     (status, r.text().await.unwrap())
 }
 
-fn event(
+pub fn event(
     kind: &str,
     id: &str,
     recipient: &str,
@@ -796,7 +800,12 @@ async fn mailgun_refuses_replays_stale_and_forged_events_with_406() {
     assert_eq!(r.status().as_u16(), 400);
 }
 
-async fn meta_post(app: &TestApp, location_id: i64, body: &serde_json::Value, secret: &str) -> u16 {
+pub async fn meta_post(
+    app: &TestApp,
+    location_id: i64,
+    body: &serde_json::Value,
+    secret: &str,
+) -> u16 {
     let raw = serde_json::to_vec(body).unwrap();
     app.client
         .post(app.url(&format!("/webhooks/meta/{location_id}")))
@@ -810,7 +819,7 @@ async fn meta_post(app: &TestApp, location_id: i64, body: &serde_json::Value, se
         .as_u16()
 }
 
-fn whatsapp(wa_id: &str, value: &str, ts: u64) -> serde_json::Value {
+pub fn whatsapp(wa_id: &str, value: &str, ts: u64) -> serde_json::Value {
     json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "user_preferences",
         "value": {"messaging_product": "whatsapp", "metadata": {"phone_number_id": "123"},
                   "contacts": [{"wa_id": wa_id}],

@@ -368,6 +368,10 @@ impl DndState {
                     "Only location and agency users and the automation API turn DND on by hand."
                         .to_string()
                 }
+                Reason::ImportedOptOut => {
+                    "Only location and agency users and the automation API import suppression lists."
+                        .to_string()
+                }
                 _ => format!(
                     "\"{}\" is set only by the contact or a provider event.",
                     reason.label()

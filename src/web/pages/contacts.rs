@@ -236,7 +236,12 @@ impl ContactPage {
             at: h.at,
             channel: h.channel_label().to_string(),
             what: "DND".to_string(),
-            text: format!("{} — {}", h.action_label(), h.reason_label()),
+            text: match &h.address {
+                Some(address) => {
+                    format!("{} — {} on {address}", h.action_label(), h.reason_label())
+                }
+                None => format!("{} — {}", h.action_label(), h.reason_label()),
+            },
             status: match (h.kind, h.action) {
                 (_, Action::Stale | Action::AddressChanged) => h.action.as_str().to_string(),
                 (Some(kind), _) => kind.as_str().to_string(),
