@@ -4,9 +4,13 @@ ALTER TABLE messages DROP COLUMN handed_over_at, DROP COLUMN claimed_at;
 DROP TRIGGER contact_dnd_reasons_added ON contact_dnd_reasons;
 DROP TRIGGER contact_dnd_reasons_removed ON contact_dnd_reasons;
 DROP FUNCTION contact_dnd_reasons_refresh_masks();
+DROP FUNCTION dnd_recompute_contacts(BIGINT[], BIGINT[]);
 DROP TRIGGER address_dnd_reasons_added ON address_dnd_reasons;
 DROP TRIGGER address_dnd_reasons_removed ON address_dnd_reasons;
-DROP FUNCTION address_dnd_reasons_refresh_masks();
+DROP FUNCTION address_dnd_reasons_added();
+DROP FUNCTION address_dnd_reasons_removed();
+DROP FUNCTION dnd_mark_holders(BIGINT[], TEXT[], TEXT[]);
+DROP FUNCTION dnd_recompute_holders(BIGINT[], TEXT[]);
 DROP TRIGGER contacts_dnd_mask_on_insert ON contacts;
 DROP TRIGGER contacts_dnd_mask_on_address_change ON contacts;
 DROP FUNCTION contacts_dnd_mask();
@@ -47,6 +51,13 @@ ALTER TABLE contact_dnd_reasons ADD CONSTRAINT contact_dnd_reasons_reason_check
     CHECK (reason IN ('manual', 'sms_opt_out', 'carrier_blocked', 'sms_unsubscribed',
                       'carrier_unreachable', 'number_unknown', 'not_mobile', 'email_bounced',
                       'email_unsubscribed', 'email_spam_complaint', 'channel_opt_out'));
+
+ALTER TABLE dnd_history ALTER COLUMN address TYPE TEXT COLLATE "default";
+ALTER TABLE contacts
+    ALTER COLUMN email TYPE TEXT COLLATE "default",
+    ALTER COLUMN facebook_id TYPE TEXT COLLATE "default",
+    ALTER COLUMN whatsapp_id TYPE TEXT COLLATE "default",
+    ALTER COLUMN gmb_id TYPE TEXT COLLATE "default";
 
 DROP TABLE address_consent;
 DROP TABLE address_dnd_reasons;

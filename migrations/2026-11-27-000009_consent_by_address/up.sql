@@ -31,10 +31,20 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT hashtextextended(location_id::text || ' ' || address, 0)
 $$;
 
+-- Every address is compared byte for byte ("C"), as phones already are:
+-- the contacts' address columns, the reasons' and the history's, so a
+-- comparison between any two of them can use any of their indexes.
+ALTER TABLE contacts
+    ALTER COLUMN email TYPE TEXT COLLATE "C",
+    ALTER COLUMN facebook_id TYPE TEXT COLLATE "C",
+    ALTER COLUMN whatsapp_id TYPE TEXT COLLATE "C",
+    ALTER COLUMN gmb_id TYPE TEXT COLLATE "C";
+ALTER TABLE dnd_history ALTER COLUMN address TYPE TEXT COLLATE "C";
+
 -- The reasons in force on an address, one row per (address, channel, reason).
 CREATE TABLE address_dnd_reasons (
     location_id  BIGINT NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
-    address      TEXT NOT NULL CHECK (length(address) > 0),
+    address      TEXT COLLATE "C" NOT NULL CHECK (length(address) > 0),
     channel      TEXT NOT NULL CHECK (channel IN ('sms', 'call', 'email', 'facebook', 'gmb', 'whatsapp')),
     reason       TEXT NOT NULL CHECK (reason IN ('sms_opt_out', 'carrier_blocked', 'sms_unsubscribed',
                      'carrier_unreachable', 'number_unknown', 'not_mobile', 'email_bounced',
@@ -53,7 +63,7 @@ CREATE TABLE address_dnd_reasons (
 -- older than this is stale and changes nothing.
 CREATE TABLE address_consent (
     location_id     BIGINT NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
-    address         TEXT NOT NULL,
+    address         TEXT COLLATE "C" NOT NULL,
     channel         TEXT NOT NULL CHECK (channel IN ('sms', 'call', 'email', 'facebook', 'gmb', 'whatsapp')),
     last_change_at  TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (location_id, address, channel)
@@ -118,8 +128,11 @@ WHERE whatsapp_id IS NOT NULL AND EXISTS (
 UPDATE contacts c SET facebook_id = NULL
 WHERE facebook_id IS NOT NULL AND EXISTS (
     SELECT 1 FROM contacts o WHERE o.location_id = c.location_id AND o.facebook_id = c.facebook_id AND o.id < c.id);
-CREATE UNIQUE INDEX contacts_whatsapp_key ON contacts (location_id, whatsapp_id);
-CREATE UNIQUE INDEX contacts_facebook_key ON contacts (location_id, facebook_id);
+-- (Only contacts that have one are indexed: most have neither.)
+CREATE UNIQUE INDEX contacts_whatsapp_key ON contacts (location_id, whatsapp_id)
+    WHERE whatsapp_id IS NOT NULL;
+CREATE UNIQUE INDEX contacts_facebook_key ON contacts (location_id, facebook_id)
+    WHERE facebook_id IS NOT NULL;
 CREATE INDEX contacts_gmb_idx ON contacts (location_id, gmb_id) WHERE gmb_id IS NOT NULL;
 
 -- Today's provider reasons move to the address they concern (each records
@@ -146,18 +159,42 @@ WHERE c.location_id = r.location_id AND c.id = r.contact_id AND r.reason <> 'man
 
 -- A contact's mask, from the reasons that block it: its own, and those of
 -- the address it has now on each channel.
+-- (PL/pgSQL rather than SQL: its plan is kept for the session, where an
+-- SQL function's would be made again at every call, and it is called for
+-- every contact written. The functions here keep one plan per session,
+-- whatever the sessions' own setting: every lookup in them names a whole
+-- key, so one plan fits every call.)
 CREATE FUNCTION dnd_mask_of(c contacts) RETURNS SMALLINT
-LANGUAGE sql STABLE AS $$
-    SELECT coalesce(bit_or(dnd_channel_bit(x.channel)), 0)::smallint FROM (
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    mask SMALLINT;
+BEGIN
+    -- Each lookup names a whole key prefix (location, address, channel),
+    -- so no plan, however it was made, reads more than the key's rows.
+    SELECT coalesce(bit_or(dnd_channel_bit(x.channel)), 0)::smallint INTO mask FROM (
         SELECT r.channel FROM contact_dnd_reasons r
         WHERE r.location_id = c.location_id AND r.contact_id = c.id
         UNION ALL
         SELECT a.channel FROM address_dnd_reasons a
-        WHERE a.location_id = c.location_id
-          AND a.address = ANY (ARRAY[c.phone, c.email, c.facebook_id, c.gmb_id, c.whatsapp_id])
-          AND a.address = dnd_contact_address(a.channel, c.phone, c.email, c.facebook_id,
-                                              c.gmb_id, c.whatsapp_id)
-    ) x
+        WHERE a.location_id = c.location_id AND a.address = c.phone
+          AND a.channel IN ('sms', 'call')
+        UNION ALL
+        SELECT a.channel FROM address_dnd_reasons a
+        WHERE a.location_id = c.location_id AND a.address = c.email AND a.channel = 'email'
+        UNION ALL
+        SELECT a.channel FROM address_dnd_reasons a
+        WHERE a.location_id = c.location_id AND a.address = coalesce(c.whatsapp_id, c.phone)
+          AND a.channel = 'whatsapp'
+        UNION ALL
+        SELECT a.channel FROM address_dnd_reasons a
+        WHERE a.location_id = c.location_id AND a.address = c.facebook_id
+          AND a.channel = 'facebook'
+        UNION ALL
+        SELECT a.channel FROM address_dnd_reasons a
+        WHERE a.location_id = c.location_id AND a.address = c.gmb_id AND a.channel = 'gmb'
+    ) x;
+    RETURN mask;
+END
 $$;
 
 -- Kept by the database itself, whatever path writes a reason or an
@@ -165,7 +202,7 @@ $$;
 -- the bulk gate, which read the mask, never see a contact as reachable
 -- while its address holds a reason.
 CREATE FUNCTION contacts_dnd_mask() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     -- Wait for any consent event being written on these addresses, then
     -- read the reasons it committed.
@@ -173,7 +210,7 @@ BEGIN
         SELECT DISTINCT dnd_address_lock_key(NEW.location_id, a) AS k
         FROM unnest(ARRAY[NEW.phone, NEW.email, NEW.facebook_id, NEW.gmb_id, NEW.whatsapp_id]) AS a
         WHERE a IS NOT NULL ORDER BY 1) keys;
-    SELECT dnd_mask_of(NEW) INTO NEW.dnd_mask;
+    NEW.dnd_mask := dnd_mask_of(NEW);
     RETURN NEW;
 END
 $$;
@@ -187,52 +224,155 @@ CREATE TRIGGER contacts_dnd_mask_on_address_change
                        OR OLD.whatsapp_id IS DISTINCT FROM NEW.whatsapp_id)
     EXECUTE FUNCTION contacts_dnd_mask();
 
--- The contacts that hold one of the changed addresses get their mask again.
-CREATE FUNCTION address_dnd_reasons_refresh_masks() RETURNS trigger
-LANGUAGE plpgsql AS $$
+-- The contacts that hold an address a reason was added to get the
+-- channel's bit: one index probe per reason, on the column the channel
+-- reads. (A large statement, such as an import, takes one advisory lock per
+-- address for the rest of its transaction: keep those to thousands of
+-- addresses per transaction.)
+-- (A function of its own, called with arrays: a statement inside a
+-- trigger function that has transition tables is planned again at every
+-- call, one here keeps its plan.)
+CREATE FUNCTION dnd_mark_holders(locations BIGINT[], addresses TEXT[], channels TEXT[])
+RETURNS VOID
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(k) FROM (
-        SELECT DISTINCT dnd_address_lock_key(location_id, address) AS k FROM changed ORDER BY 1) keys;
-    UPDATE contacts c SET dnd_mask = m.mask
+    UPDATE contacts c SET dnd_mask = c.dnd_mask | b.bits
     FROM (
-        SELECT h.location_id, h.id, dnd_mask_of(h) AS mask FROM (
-            SELECT c2.* FROM (SELECT DISTINCT location_id, address FROM changed) a
+        SELECT h.location_id, h.id, bit_or(dnd_channel_bit(h.channel))::smallint AS bits FROM (
+            SELECT c2.location_id, c2.id, a.channel
+            FROM unnest(locations, addresses, channels) AS a (location_id, address, channel)
             JOIN contacts c2 ON c2.location_id = a.location_id AND c2.phone = a.address
-            UNION
-            SELECT c2.* FROM (SELECT DISTINCT location_id, address FROM changed) a
-            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.email = a.address
-            UNION
-            SELECT c2.* FROM (SELECT DISTINCT location_id, address FROM changed) a
+            WHERE a.channel IN ('sms', 'call')
+               OR (a.channel = 'whatsapp' AND c2.whatsapp_id IS NULL)
+            UNION ALL
+            SELECT c2.location_id, c2.id, a.channel
+            FROM unnest(locations, addresses, channels) AS a (location_id, address, channel)
             JOIN contacts c2 ON c2.location_id = a.location_id AND c2.whatsapp_id = a.address
-            UNION
-            SELECT c2.* FROM (SELECT DISTINCT location_id, address FROM changed) a
+            WHERE a.channel = 'whatsapp'
+            UNION ALL
+            SELECT c2.location_id, c2.id, a.channel
+            FROM unnest(locations, addresses, channels) AS a (location_id, address, channel)
+            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.email = a.address
+            WHERE a.channel = 'email'
+            UNION ALL
+            SELECT c2.location_id, c2.id, a.channel
+            FROM unnest(locations, addresses, channels) AS a (location_id, address, channel)
             JOIN contacts c2 ON c2.location_id = a.location_id AND c2.facebook_id = a.address
-            UNION
-            SELECT c2.* FROM (SELECT DISTINCT location_id, address FROM changed) a
+            WHERE a.channel = 'facebook'
+            UNION ALL
+            SELECT c2.location_id, c2.id, a.channel
+            FROM unnest(locations, addresses, channels) AS a (location_id, address, channel)
             JOIN contacts c2 ON c2.location_id = a.location_id AND c2.gmb_id = a.address
+            WHERE a.channel = 'gmb'
         ) h
-    ) m
-    WHERE c.location_id = m.location_id AND c.id = m.id AND c.dnd_mask <> m.mask;
+        GROUP BY h.location_id, h.id
+    ) b
+    WHERE c.location_id = b.location_id AND c.id = b.id AND (c.dnd_mask | b.bits) <> c.dnd_mask;
+END
+$$;
+
+CREATE FUNCTION address_dnd_reasons_added() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    locations BIGINT[];
+    addresses TEXT[];
+    channels TEXT[];
+BEGIN
+    SELECT array_agg(location_id), array_agg(address), array_agg(channel)
+    INTO locations, addresses, channels FROM changed;
+    -- A statement that changed no row (a write of other things) fires it too.
+    IF locations IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_advisory_xact_lock(k) FROM (
+        SELECT DISTINCT dnd_address_lock_key(l, a) AS k
+        FROM unnest(locations, addresses) AS x (l, a) ORDER BY 1) keys;
+    PERFORM dnd_mark_holders(locations, addresses, channels);
     RETURN NULL;
 END
 $$;
 CREATE TRIGGER address_dnd_reasons_added AFTER INSERT ON address_dnd_reasons
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
-    EXECUTE FUNCTION address_dnd_reasons_refresh_masks();
+    EXECUTE FUNCTION address_dnd_reasons_added();
+
+-- A lifted reason may leave others on the channel (the contact's own, or
+-- another on the address): the holders' masks are computed again.
+CREATE FUNCTION dnd_recompute_holders(locations BIGINT[], addresses TEXT[])
+RETURNS VOID
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+    UPDATE contacts c SET dnd_mask = m.mask
+    FROM (
+        SELECT h.location_id, h.id, dnd_mask_of(h) AS mask FROM (
+            SELECT c2.* FROM unnest(locations, addresses) AS a (location_id, address)
+            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.phone = a.address
+            UNION
+            SELECT c2.* FROM unnest(locations, addresses) AS a (location_id, address)
+            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.email = a.address
+            UNION
+            SELECT c2.* FROM unnest(locations, addresses) AS a (location_id, address)
+            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.whatsapp_id = a.address
+            UNION
+            SELECT c2.* FROM unnest(locations, addresses) AS a (location_id, address)
+            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.facebook_id = a.address
+            UNION
+            SELECT c2.* FROM unnest(locations, addresses) AS a (location_id, address)
+            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.gmb_id = a.address
+        ) h
+    ) m
+    WHERE c.location_id = m.location_id AND c.id = m.id AND c.dnd_mask <> m.mask;
+END
+$$;
+
+CREATE FUNCTION address_dnd_reasons_removed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    locations BIGINT[];
+    addresses TEXT[];
+BEGIN
+    SELECT array_agg(d.location_id), array_agg(d.address) INTO locations, addresses
+    FROM (SELECT DISTINCT location_id, address FROM changed) d;
+    -- A statement that changed no row (a write of other things) fires it too.
+    IF locations IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM pg_advisory_xact_lock(k) FROM (
+        SELECT DISTINCT dnd_address_lock_key(l, a) AS k
+        FROM unnest(locations, addresses) AS x (l, a) ORDER BY 1) keys;
+    PERFORM dnd_recompute_holders(locations, addresses);
+    RETURN NULL;
+END
+$$;
 CREATE TRIGGER address_dnd_reasons_removed AFTER DELETE ON address_dnd_reasons
     REFERENCING OLD TABLE AS changed FOR EACH STATEMENT
-    EXECUTE FUNCTION address_dnd_reasons_refresh_masks();
+    EXECUTE FUNCTION address_dnd_reasons_removed();
 
-CREATE FUNCTION contact_dnd_reasons_refresh_masks() RETURNS trigger
-LANGUAGE plpgsql AS $$
+CREATE FUNCTION dnd_recompute_contacts(locations BIGINT[], ids BIGINT[]) RETURNS VOID
+LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     UPDATE contacts c SET dnd_mask = m.mask
     FROM (
         SELECT c2.location_id, c2.id, dnd_mask_of(c2) AS mask
-        FROM (SELECT DISTINCT location_id, contact_id FROM changed) r
+        FROM unnest(locations, ids) AS r (location_id, contact_id)
         JOIN contacts c2 ON c2.location_id = r.location_id AND c2.id = r.contact_id
     ) m
     WHERE c.location_id = m.location_id AND c.id = m.id AND c.dnd_mask <> m.mask;
+END
+$$;
+
+CREATE FUNCTION contact_dnd_reasons_refresh_masks() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    locations BIGINT[];
+    ids BIGINT[];
+BEGIN
+    SELECT array_agg(d.location_id), array_agg(d.contact_id) INTO locations, ids
+    FROM (SELECT DISTINCT location_id, contact_id FROM changed) d;
+    -- A statement that changed no row (a write of other things) fires it too.
+    IF locations IS NULL THEN
+        RETURN NULL;
+    END IF;
+    PERFORM dnd_recompute_contacts(locations, ids);
     RETURN NULL;
 END
 $$;

@@ -1,10 +1,12 @@
-//! Webhook throughput benchmark: signed Twilio STOP webhooks for distinct
-//! contacts from 64 concurrent connections for 20 s against the app on the
-//! embedded database, then pgbench (when present) running the equivalent
-//! SQL (store the event, lock the contact, upsert the reason, write the
-//! history, one transaction) for the same time. Prints events/s, p50/p99
-//! and the ratio app/pgbench. Run with
-//! `cargo run --release --bin bench-webhooks`.
+//! Webhook throughput benchmark: signed Twilio STOP webhooks from 64
+//! concurrent connections for 20 s against the app on the embedded
+//! database, twice: from distinct known contacts, then from numbers no
+//! contact has (each becomes a contact, blocked by its own STOP). Then
+//! pgbench (when present) runs the equivalent SQL (lock the address, store
+//! the event, read and upsert the address's reason, which updates its
+//! contact, append the history; one transaction per event) for the same
+//! time. Prints events/s, p50/p99, the unknown/known ratio and the ratio
+//! app/pgbench. Run with `cargo run --release --bin bench-webhooks`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -63,6 +65,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
     println!("seeding {CONTACTS} contacts...");
+    // In one statement, so without the triggers that keep each contact's
+    // mask (they lock every address for the transaction): nobody has a
+    // reason yet, every mask is 0.
+    diesel::sql_query("SET session_replication_role = replica").execute(&mut conn)?;
     diesel::sql_query(
         "INSERT INTO contacts (location_id, name, phone)
          SELECT $1, 'Contact ' || i, '+1' || (2000000000 + i)::text FROM generate_series(1, $2) AS i",
@@ -70,6 +76,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     .bind::<BigInt, _>(location.id)
     .bind::<BigInt, _>(CONTACTS)
     .execute(&mut conn)?;
+    diesel::sql_query("RESET session_replication_role").execute(&mut conn)?;
     diesel::sql_query("VACUUM ANALYZE contacts").execute(&mut conn)?;
     let first_id: i64 = dnd::db::schema::contacts::table
         .filter(dnd::db::schema::contacts::location_id.eq(location.id))
@@ -85,10 +92,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or(10);
     // Each side starts right after a checkpoint, so neither pays for the
     // seeding's (or the other side's) WAL with a checkpoint of its own.
+    let base = start_app(&url, pool_size)?;
     checkpoint(&mut conn);
-    let app = run_app(&url, location.id, pool_size)?;
-    println!("\napp: signed Twilio STOP webhooks from {CONNECTIONS} connections for {SECONDS} s (each a distinct contact), database pool {pool_size}");
+    let app = load(&base, location.id, "SMBENCH", 2_000_000_000)?;
+    println!("\napp: signed Twilio STOP webhooks from {CONNECTIONS} connections for {SECONDS} s (each a distinct known contact), database pool {pool_size}");
     app.print();
+    checkpoint(&mut conn);
+    let unknown = load(&base, location.id, "SMUNKNOWN", 3_000_000_000)?;
+    println!("\napp: the same from {CONNECTIONS} connections for {SECONDS} s, every sender a number no contact has (each becomes one)");
+    unknown.print();
+    println!(
+        "\nratio unknown/known senders: {:.2} (events/s); p99 known {:.1} ms, unknown {:.1} ms",
+        unknown.per_second / app.per_second,
+        app.p99,
+        unknown.p99
+    );
 
     let pg = match (pgbench_binary(), &cluster) {
         (Some(bin), Some(cluster)) => {
@@ -111,12 +129,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     // Every acknowledged event is stored and applied once.
-    let stored: i64 = dnd::db::schema::webhook_events::table
-        .filter(dnd::db::schema::webhook_events::location_id.eq(location.id))
-        .filter(dnd::db::schema::webhook_events::event_key.like("SMBENCH%"))
-        .count()
-        .get_result(&mut conn)?;
-    println!("app events stored: {stored} (acknowledged: {})", app.count);
+    for (prefix, figures) in [("SMBENCH%", &app), ("SMUNKNOWN%", &unknown)] {
+        let stored: i64 = dnd::db::schema::webhook_events::table
+            .filter(dnd::db::schema::webhook_events::location_id.eq(location.id))
+            .filter(dnd::db::schema::webhook_events::event_key.like(prefix))
+            .count()
+            .get_result(&mut conn)?;
+        println!(
+            "app events stored ({}): {stored} (acknowledged: {})",
+            prefix.trim_end_matches('%'),
+            figures.count
+        );
+    }
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let unblocked: Count = diesel::sql_query(
+        "SELECT count(*) AS n FROM contacts WHERE location_id = $1 AND phone LIKE '+13%' AND dnd_mask & 1 = 0",
+    )
+    .bind::<BigInt, _>(location.id)
+    .get_result(&mut conn)?;
+    println!(
+        "contacts made for unknown senders and not blocked: {}",
+        unblocked.n
+    );
     drop(conn);
     drop(cluster);
     Ok(())
@@ -162,11 +200,8 @@ impl Figures {
     }
 }
 
-fn run_app(
-    url: &str,
-    location_id: i64,
-    pool_size: u32,
-) -> Result<Figures, Box<dyn std::error::Error>> {
+/// Starts the app on its own thread; its base URL.
+fn start_app(url: &str, pool_size: u32) -> Result<String, Box<dyn std::error::Error>> {
     let pool = db::build_pool(url, pool_size, Duration::from_secs(5))?;
     let config = Config {
         bind: "127.0.0.1:0".into(),
@@ -186,7 +221,18 @@ fn run_app(
         })
     });
     let port = rx.recv()?;
-    let base = format!("http://127.0.0.1:{port}");
+    Ok(format!("http://127.0.0.1:{port}"))
+}
+
+/// 64 connections posting signed STOPs for 20 s, each from a distinct
+/// number `first + i` (message SIDs with `prefix`).
+fn load(
+    base: &str,
+    location_id: i64,
+    prefix: &'static str,
+    first: i64,
+) -> Result<Figures, Box<dyn std::error::Error>> {
+    let base = base.to_string();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -212,26 +258,41 @@ fn run_app(
                     while Instant::now() < deadline {
                         let i = next.fetch_add(1, Ordering::Relaxed) as i64 % CONTACTS + 1;
                         let params = vec![
-                            ("MessageSid".to_string(), format!("SMBENCH{i:026}")),
+                            ("MessageSid".to_string(), format!("{prefix}{i:024}")),
                             (
                                 "AccountSid".to_string(),
                                 "AC00000000000000000000000000000001".to_string(),
                             ),
-                            ("From".to_string(), format!("+1{}", 2_000_000_000 + i)),
+                            ("From".to_string(), format!("+1{}", first + i)),
                             ("To".to_string(), "+12125559999".to_string()),
                             ("Body".to_string(), "STOP".to_string()),
                             ("NumMedia".to_string(), "0".to_string()),
                         ];
                         let signature = twilio_signature(&url, &params, TOKEN);
                         let start = Instant::now();
-                        let ok = client
+                        let ok = match client
                             .post(&url)
                             .header("X-Twilio-Signature", signature)
                             .form(&params)
                             .send()
                             .await
-                            .map(|r| r.status().is_success())
-                            .unwrap_or(false);
+                        {
+                            Ok(r) if r.status().is_success() => true,
+                            Ok(r) => {
+                                if errors == 0 {
+                                    let status = r.status();
+                                    let body = r.text().await.unwrap_or_default();
+                                    eprintln!("first refusal: {status} {body}");
+                                }
+                                false
+                            }
+                            Err(e) => {
+                                if errors == 0 {
+                                    eprintln!("first failure: {e}");
+                                }
+                                false
+                            }
+                        };
                         if ok {
                             latencies.push((
                                 start.duration_since(started).as_secs_f64(),
@@ -302,23 +363,22 @@ fn run_pgbench(
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     let script = dir.join("stop.sql");
-    // What one STOP does in SQL: store the event, lock the contact, upsert
-    // the reason, update the bitmask, append the history.
+    // What one STOP does in SQL: lock the address, store the event, read
+    // the address's reasons, upsert the reason (the database's trigger then
+    // updates the contact that holds the number), append the history.
     std::fs::write(
         &script,
         format!(
-            "\\set c random({first_id}, {last_id})
+            "\\set c random(1, {CONTACTS})
 \\set k random(1, 2000000000)
 BEGIN;
-INSERT INTO webhook_events (location_id, provider, kind, event_key, payload, contact_id, outcome) VALUES ({location_id}, 'twilio', 'inbound_sms', 'PGB' || :client_id || '-' || :k, 'MessageSid=SM&From=%2B12000000001&Body=STOP', :c, 'opt_out') ON CONFLICT DO NOTHING;
-SELECT dnd_all FROM contacts WHERE location_id = {location_id} AND id = :c FOR UPDATE;
-SELECT channel, reason FROM contact_dnd_reasons WHERE location_id = {location_id} AND contact_id = :c;
-INSERT INTO contact_dnd_reasons (location_id, contact_id, channel, reason, kind, address, set_at, actor_kind, actor_label, source) VALUES ({location_id}, :c, 'sms', 'sms_opt_out', 'permanent', '+12000000001', now(), 'contact', '+12000000001', 'SM') ON CONFLICT DO NOTHING;
-UPDATE contacts SET dnd_mask = dnd_mask | 1 WHERE location_id = {location_id} AND id = :c;
-INSERT INTO dnd_history (location_id, contact_id, channel, reason, kind, action, actor_kind, actor_label, address, source, at) VALUES ({location_id}, :c, 'sms', 'sms_opt_out', 'permanent', 'set', 'contact', '+12000000001', '+12000000001', 'SM', now());
+SELECT pg_advisory_xact_lock(dnd_address_lock_key({location_id}, '+1' || (2000000000 + :c)::text));
+INSERT INTO webhook_events (location_id, provider, kind, event_key, payload, contact_id, outcome) VALUES ({location_id}, 'twilio', 'inbound_sms', 'PGB' || :client_id || '-' || :k, 'MessageSid=SM&From=%2B12000000001&Body=STOP', {first_id} + :c - 1, 'opt_out') ON CONFLICT DO NOTHING;
+SELECT channel, reason FROM address_dnd_reasons WHERE location_id = {location_id} AND address = '+1' || (2000000000 + :c)::text;
+INSERT INTO address_dnd_reasons (location_id, address, channel, reason, kind, set_at, actor_kind, actor_label, source) VALUES ({location_id}, '+1' || (2000000000 + :c)::text, 'sms', 'sms_opt_out', 'permanent', now(), 'contact', '+12000000001', 'SM') ON CONFLICT DO NOTHING;
+INSERT INTO dnd_history (location_id, contact_id, channel, reason, kind, action, actor_kind, actor_label, address, source, at) VALUES ({location_id}, {first_id} + :c - 1, 'sms', 'sms_opt_out', 'permanent', 'set', 'contact', '+12000000001', '+12000000001', 'SM', now());
 COMMIT;
-",
-            last_id = first_id + CONTACTS - 1
+"
         ),
     )?;
     let url = cluster.url("bench");

@@ -163,7 +163,11 @@ impl EmbeddedCluster {
             .arg(SOCKET_PORT.to_string())
             .args(["-c", "listen_addresses="])
             .args(["-c", "unix_socket_permissions=0700"])
-            .args(["-c", "max_connections=200"]);
+            .args(["-c", "max_connections=200"])
+            // Consent events and contacts taking addresses serialise on one
+            // advisory lock per address, held to the end of the transaction:
+            // room for large batches (200 x 256 lock slots, a few MB).
+            .args(["-c", "max_locks_per_transaction=256"]);
         if !options.durable {
             cmd.args(["-c", "fsync=off"])
                 .args(["-c", "synchronous_commit=off"])

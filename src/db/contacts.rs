@@ -9,7 +9,7 @@ use super::DbError;
 use crate::domain::dnd::{Action, Actor, HistoryEntry, Status};
 use crate::domain::{Addresses, Channel, EmailAddress, PhoneNumber};
 
-#[derive(Debug, Clone, Queryable, Selectable, serde::Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName, serde::Serialize)]
 #[diesel(table_name = contacts)]
 pub struct Contact {
     pub location_id: i64,
@@ -455,9 +455,11 @@ pub fn list(
     cursor: &Cursor,
     page_size: i64,
 ) -> Result<ContactPage, DbError> {
+    // The page's ids first, from an index alone (each filter and order has
+    // one that holds what it tests), then those rows.
     let mut query = contacts::table
         .filter(contacts::location_id.eq(location_id))
-        .select(Contact::as_select())
+        .select(contacts::id)
         .into_boxed();
     // A phone search lists by number: the phone index then gives both the
     // matches and their order, whatever the share of contacts that match.
@@ -529,12 +531,23 @@ pub fn list(
     } else {
         query.order_by((sql::<Text>(key).desc(), contacts::id.desc()))
     };
-    let mut rows: Vec<Contact> = query.limit(page_size + 1).load(conn)?;
-    let more = rows.len() as i64 > page_size;
-    rows.truncate(page_size as usize);
+    let mut ids: Vec<i64> = query.limit(page_size + 1).load(conn)?;
+    let more = ids.len() as i64 > page_size;
+    ids.truncate(page_size as usize);
     if !forward {
-        rows.reverse();
+        ids.reverse();
     }
+    // Planned for its ids each time (`sql_query` is not kept prepared): a
+    // kept plan could scan the location instead.
+    let mut found: std::collections::HashMap<i64, Contact> =
+        diesel::sql_query("SELECT * FROM contacts WHERE location_id = $1 AND id = ANY($2)")
+            .bind::<BigInt, _>(location_id)
+            .bind::<diesel::sql_types::Array<BigInt>, _>(&ids)
+            .load::<Contact>(conn)?
+            .into_iter()
+            .map(|c| (c.id, c))
+            .collect();
+    let rows: Vec<Contact> = ids.iter().filter_map(|id| found.remove(id)).collect();
     Ok(ContactPage {
         contacts: rows,
         has_next: if forward { more } else { true },

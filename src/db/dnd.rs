@@ -10,7 +10,7 @@
 //! mask (the list's filter and the bulk gate's first look) in step with the
 //! reasons, and take the same address locks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -18,9 +18,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text, Timestamptz};
 
 use super::contacts::Contact;
 use super::prepared::prepared_statement;
-use super::schema::{
-    address_consent, address_dnd_reasons, contact_dnd_reasons, contacts, dnd_history,
-};
+use super::schema::{address_dnd_reasons, contact_dnd_reasons, contacts, dnd_history};
 use super::DbError;
 use crate::domain::dnd::{
     Action, ActiveReason, Actor, ActorKind, DndState, HistoryEntry, Kind, Reason, Refusal,
@@ -72,10 +70,9 @@ impl OwnRow {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = address_dnd_reasons)]
 struct AddressRow {
-    location_id: i64,
     address: String,
     channel: Channel,
     reason: Reason,
@@ -147,6 +144,26 @@ prepared_statement!(
     |s| [Array<BigInt> => &s.locations, Array<Text> => &s.addresses]
 );
 
+/// The reasons kept on these addresses of a location.
+///
+/// Lookups by a list of addresses are planned for their values each time
+/// (`sql_query` is never kept as a prepared statement): a plan kept from
+/// when the table was nearly empty went on scanning the location's reasons
+/// for each lookup once there were many (11 ms instead of 0.05 ms).
+fn reasons_on(
+    conn: &mut PgConnection,
+    location_id: i64,
+    addresses: &[&str],
+) -> QueryResult<Vec<AddressRow>> {
+    diesel::sql_query(
+        "SELECT address, channel, reason, set_at, actor_kind, actor_id, actor_label, source
+         FROM address_dnd_reasons WHERE location_id = $1 AND address = ANY($2)",
+    )
+    .bind::<BigInt, _>(location_id)
+    .bind::<Array<Text>, _>(addresses)
+    .load(conn)
+}
+
 /// The DND state of one contact of a location (`None` if there is no such
 /// contact in this location): its own reasons and switch, and the reasons
 /// of the address it has now on each channel. A stored value this binary
@@ -177,11 +194,7 @@ pub fn state_of(conn: &mut PgConnection, contact: &Contact) -> QueryResult<DndSt
     let on_addresses: Vec<AddressRow> = if held.is_empty() {
         Vec::new()
     } else {
-        address_dnd_reasons::table
-            .filter(address_dnd_reasons::location_id.eq(contact.location_id))
-            .filter(address_dnd_reasons::address.eq_any(&held))
-            .select(AddressRow::as_select())
-            .load(conn)?
+        reasons_on(conn, contact.location_id, &held)?
     };
     Ok(DndState::from_parts(
         contact.dnd_all,
@@ -319,45 +332,48 @@ pub fn address_states(
     if keys.is_empty() {
         return Ok(out);
     }
-    let mut by_location: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
-    for k in keys {
-        by_location
-            .entry(k.location_id)
-            .or_default()
-            .push(k.address.as_str());
-    }
+    let locations: Vec<i64> = keys.iter().map(|k| k.location_id).collect();
+    let addresses: Vec<&str> = keys.iter().map(|k| k.address.as_str()).collect();
+    // Reasons and clocks in one round trip (planned for its values, as
+    // `reasons_on` is).
+    let rows: Vec<KeptRow> = diesel::sql_query(
+        "WITH k AS (SELECT DISTINCT * FROM unnest($1::int8[], $2::text[]) AS k (location_id, address))
+         SELECT a.location_id, a.address, a.channel, a.reason, a.set_at, a.actor_kind, a.actor_id,
+                a.actor_label, a.source, NULL::timestamptz AS last_change_at
+         FROM k JOIN address_dnd_reasons a ON a.location_id = k.location_id AND a.address = k.address
+         UNION ALL
+         SELECT c.location_id, c.address, c.channel, NULL, NULL, NULL, NULL, NULL, NULL,
+                c.last_change_at
+         FROM k JOIN address_consent c ON c.location_id = k.location_id AND c.address = k.address",
+    )
+    .bind::<Array<BigInt>, _>(&locations)
+    .bind::<Array<Text>, _>(&addresses)
+    .load(conn)?;
     let mut reasons: HashMap<AddressKey, Vec<(Channel, ActiveReason)>> = HashMap::new();
-    for (location_id, addresses) in &by_location {
-        let rows: Vec<AddressRow> = address_dnd_reasons::table
-            .filter(address_dnd_reasons::location_id.eq(location_id))
-            .filter(address_dnd_reasons::address.eq_any(addresses))
-            .select(AddressRow::as_select())
-            .load(conn)?;
-        for row in rows {
-            let key = AddressKey {
-                location_id: row.location_id,
-                channel: row.channel,
-                address: row.address.clone(),
-            };
-            reasons.entry(key).or_default().push(row.into_active());
-        }
-        let clocks: Vec<(String, Channel, DateTime<Utc>)> = address_consent::table
-            .filter(address_consent::location_id.eq(location_id))
-            .filter(address_consent::address.eq_any(addresses))
-            .select((
-                address_consent::address,
-                address_consent::channel,
-                address_consent::last_change_at,
-            ))
-            .load(conn)?;
-        for (address, channel, at) in clocks {
-            let key = AddressKey {
-                location_id: *location_id,
-                channel,
-                address,
-            };
-            if let Some(entry) = out.get_mut(&key) {
-                entry.last_change = Some(at);
+    for row in rows {
+        let key = AddressKey {
+            location_id: row.location_id,
+            channel: row.channel,
+            address: row.address,
+        };
+        match (row.reason, row.set_at, row.actor_kind, row.actor_label) {
+            (Some(reason), Some(since), Some(kind), Some(label)) => {
+                let address = Some(key.address.clone());
+                reasons.entry(key).or_default().push((
+                    row.channel,
+                    ActiveReason {
+                        reason,
+                        since,
+                        actor: Actor::new(kind, row.actor_id, label),
+                        address,
+                        source: row.source,
+                    },
+                ));
+            }
+            _ => {
+                if let Some(entry) = out.get_mut(&key) {
+                    entry.last_change = row.last_change_at;
+                }
             }
         }
     }
@@ -367,6 +383,31 @@ pub fn address_states(
         }
     }
     Ok(out)
+}
+
+/// A reason kept on an address, or (with no reason) the address's clock.
+#[derive(QueryableByName)]
+struct KeptRow {
+    #[diesel(sql_type = BigInt)]
+    location_id: i64,
+    #[diesel(sql_type = Text)]
+    address: String,
+    #[diesel(sql_type = Text)]
+    channel: Channel,
+    #[diesel(sql_type = Nullable<Text>)]
+    reason: Option<Reason>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    set_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Text>)]
+    actor_kind: Option<ActorKind>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    actor_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    actor_label: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    source: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    last_change_at: Option<DateTime<Utc>>,
 }
 
 /// One write of DND changes, for one contact or many addresses, as one
@@ -389,57 +430,41 @@ pub struct DndWrite {
     own_new_actor_id: Vec<Option<i64>>,
     own_new_actor_label: Vec<String>,
     own_new_source: Vec<Option<String>>,
-    addr_gone_location: Vec<i64>,
-    addr_gone_address: Vec<String>,
-    addr_gone_channel: Vec<Channel>,
-    addr_gone_reason: Vec<Reason>,
-    addr_new_location: Vec<i64>,
-    addr_new_address: Vec<String>,
-    addr_new_channel: Vec<Channel>,
-    addr_new_reason: Vec<Reason>,
-    addr_new_kind: Vec<Kind>,
-    addr_new_set_at: Vec<DateTime<Utc>>,
-    addr_new_actor_kind: Vec<ActorKind>,
-    addr_new_actor_id: Vec<Option<i64>>,
-    addr_new_actor_label: Vec<String>,
-    addr_new_source: Vec<Option<String>>,
+    address: AddressWrite,
     switch_location: Vec<i64>,
     switch_contact: Vec<i64>,
     switch_all: Vec<bool>,
+    history: HistoryColumns,
+}
+
+/// Changes of the reasons kept on addresses, and of their last consent
+/// change, as one statement of their own (what provider events write).
+#[derive(Default)]
+pub struct AddressWrite {
+    gone_location: Vec<i64>,
+    gone_address: Vec<String>,
+    gone_channel: Vec<Channel>,
+    gone_reason: Vec<Reason>,
+    new_location: Vec<i64>,
+    new_address: Vec<String>,
+    new_channel: Vec<Channel>,
+    new_reason: Vec<Reason>,
+    new_kind: Vec<Kind>,
+    new_set_at: Vec<DateTime<Utc>>,
+    new_actor_kind: Vec<ActorKind>,
+    new_actor_id: Vec<Option<i64>>,
+    new_actor_label: Vec<String>,
+    new_source: Vec<Option<String>>,
     clock_location: Vec<i64>,
     clock_address: Vec<String>,
     clock_channel: Vec<Channel>,
     clock_at: Vec<DateTime<Utc>>,
-    h_location: Vec<i64>,
-    h_contact: Vec<Option<i64>>,
-    h_channel: Vec<Option<Channel>>,
-    h_reason: Vec<Option<Reason>>,
-    h_kind: Vec<Option<Kind>>,
-    h_action: Vec<Action>,
-    h_actor_kind: Vec<ActorKind>,
-    h_actor_id: Vec<Option<i64>>,
-    h_actor_label: Vec<String>,
-    h_address: Vec<Option<String>>,
-    h_source: Vec<Option<String>>,
-    h_at: Vec<DateTime<Utc>>,
-    h_event_at: Vec<Option<DateTime<Utc>>>,
-    h_detail: Vec<Option<String>>,
 }
 
-prepared_statement!(
-    DndWrite,
-    "WITH own_gone AS (
-        DELETE FROM contact_dnd_reasons r
-        USING unnest(?::int8[], ?::int8[], ?::text[], ?::text[])
-            AS d (location_id, contact_id, channel, reason)
-        WHERE r.location_id = d.location_id AND r.contact_id = d.contact_id
-          AND r.channel = d.channel AND r.reason = d.reason
-    ), own_added AS (
-        INSERT INTO contact_dnd_reasons (location_id, contact_id, channel, reason, kind,
-            set_at, actor_kind, actor_id, actor_label, source)
-        SELECT * FROM unnest(?::int8[], ?::int8[], ?::text[], ?::text[], ?::text[],
-            ?::timestamptz[], ?::text[], ?::int8[], ?::text[], ?::text[])
-    ), address_gone AS (
+/// The CTEs both statements write address changes with, and their binds.
+macro_rules! address_ctes {
+    () => {
+        "address_gone AS (
         DELETE FROM address_dnd_reasons r
         USING unnest(?::int8[], ?::text[], ?::text[], ?::text[])
             AS d (location_id, address, channel, reason)
@@ -450,21 +475,190 @@ prepared_statement!(
             set_at, actor_kind, actor_id, actor_label, source)
         SELECT * FROM unnest(?::int8[], ?::text[], ?::text[], ?::text[], ?::text[],
             ?::timestamptz[], ?::text[], ?::int8[], ?::text[], ?::text[])
-    ), switched AS (
-        UPDATE contacts c SET dnd_all = s.dnd_all
-        FROM unnest(?::int8[], ?::int8[], ?::bool[]) AS s (location_id, id, dnd_all)
-        WHERE c.location_id = s.location_id AND c.id = s.id
     ), clock AS (
         INSERT INTO address_consent (location_id, address, channel, last_change_at)
         SELECT * FROM unnest(?::int8[], ?::text[], ?::text[], ?::timestamptz[])
         ON CONFLICT (location_id, address, channel) DO UPDATE
             SET last_change_at = greatest(address_consent.last_change_at, excluded.last_change_at)
-    )
+    )"
+    };
+}
+
+prepared_statement!(
+    AddressWrite,
+    concat!("WITH ", address_ctes!(), " SELECT 1"),
+    |s| [
+        Array<BigInt> => &s.gone_location,
+        Array<Text> => &s.gone_address,
+        Array<Text> => &s.gone_channel,
+        Array<Text> => &s.gone_reason,
+        Array<BigInt> => &s.new_location,
+        Array<Text> => &s.new_address,
+        Array<Text> => &s.new_channel,
+        Array<Text> => &s.new_reason,
+        Array<Text> => &s.new_kind,
+        Array<Timestamptz> => &s.new_set_at,
+        Array<Text> => &s.new_actor_kind,
+        Array<Nullable<BigInt>> => &s.new_actor_id,
+        Array<Text> => &s.new_actor_label,
+        Array<Nullable<Text>> => &s.new_source,
+        Array<BigInt> => &s.clock_location,
+        Array<Text> => &s.clock_address,
+        Array<Text> => &s.clock_channel,
+        Array<Timestamptz> => &s.clock_at,
+    ]
+);
+
+impl AddressWrite {
+    /// What turns an address's `before` into `after` (the reasons kept on
+    /// it), and when its consent last changed.
+    pub fn change(
+        &mut self,
+        key: &AddressKey,
+        before: &DndState,
+        after: &DndState,
+        last_change: Option<DateTime<Utc>>,
+    ) {
+        for (channel, active) in before.all_reasons() {
+            if !holds(after, channel, active.reason) {
+                self.gone(key.location_id, &key.address, channel, active.reason);
+            }
+        }
+        for (channel, active) in after.all_reasons() {
+            if !holds(before, channel, active.reason) {
+                self.new_reason(key.location_id, &key.address, channel, active);
+            }
+        }
+        if let Some(at) = last_change {
+            self.clock(key.location_id, &key.address, key.channel, at);
+        }
+    }
+
+    fn gone(&mut self, location_id: i64, address: &str, channel: Channel, reason: Reason) {
+        self.gone_location.push(location_id);
+        self.gone_address.push(address.to_string());
+        self.gone_channel.push(channel);
+        self.gone_reason.push(reason);
+    }
+
+    fn new_reason(&mut self, location_id: i64, address: &str, channel: Channel, a: &ActiveReason) {
+        self.new_location.push(location_id);
+        self.new_address.push(address.to_string());
+        self.new_channel.push(channel);
+        self.new_reason.push(a.reason);
+        self.new_kind.push(a.reason.kind());
+        self.new_set_at.push(a.since);
+        self.new_actor_kind.push(a.actor.kind);
+        self.new_actor_id.push(a.actor.id);
+        self.new_actor_label.push(a.actor.label.clone());
+        self.new_source.push(a.source.clone());
+    }
+
+    /// One clock row per address and channel (a second one for the same
+    /// key in one statement would be refused): the latest time wins.
+    fn clock(&mut self, location_id: i64, address: &str, channel: Channel, at: DateTime<Utc>) {
+        let existing = (0..self.clock_location.len()).find(|&i| {
+            self.clock_location[i] == location_id
+                && self.clock_channel[i] == channel
+                && self.clock_address[i] == address
+        });
+        match existing {
+            Some(i) => self.clock_at[i] = self.clock_at[i].max(at),
+            None => {
+                self.clock_location.push(location_id);
+                self.clock_address.push(address.to_string());
+                self.clock_channel.push(channel);
+                self.clock_at.push(at);
+            }
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.gone_address.is_empty() && self.new_address.is_empty() && self.clock_address.is_empty()
+    }
+
+    /// Writes it in one statement (nothing when empty).
+    pub fn execute(self, conn: &mut PgConnection) -> QueryResult<()> {
+        if !self.is_empty() {
+            RunQueryDsl::execute(self, conn)?;
+        }
+        Ok(())
+    }
+}
+
+/// History rows, each field a column (one element per row), for the
+/// statements that append them.
+#[derive(Default)]
+pub struct HistoryColumns {
+    pub location: Vec<i64>,
+    pub contact: Vec<Option<i64>>,
+    pub channel: Vec<Option<Channel>>,
+    pub reason: Vec<Option<Reason>>,
+    pub kind: Vec<Option<Kind>>,
+    pub action: Vec<Action>,
+    pub actor_kind: Vec<ActorKind>,
+    pub actor_id: Vec<Option<i64>>,
+    pub actor_label: Vec<String>,
+    pub address: Vec<Option<String>>,
+    pub source: Vec<Option<String>>,
+    pub at: Vec<DateTime<Utc>>,
+    pub event_at: Vec<Option<DateTime<Utc>>>,
+    pub detail: Vec<Option<String>>,
+}
+
+impl HistoryColumns {
+    /// A history row, shown on `contact_id` (the contact that holds the
+    /// address, if any) and, for consent rows, on whichever contact holds
+    /// the address later.
+    pub fn push(&mut self, location_id: i64, contact_id: Option<i64>, e: &HistoryEntry) {
+        self.location.push(location_id);
+        self.contact.push(contact_id);
+        self.channel.push(e.channel);
+        self.reason.push(e.reason);
+        self.kind.push(e.reason.map(Reason::kind));
+        self.action.push(e.action);
+        self.actor_kind.push(e.actor.kind);
+        self.actor_id.push(e.actor.id);
+        self.actor_label.push(e.actor.label.clone());
+        self.address.push(e.address.clone());
+        self.source.push(e.source.clone());
+        self.at.push(e.at);
+        self.event_at.push(e.event_at);
+        self.detail.push(e.detail.clone());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.location.is_empty()
+    }
+}
+
+prepared_statement!(
+    DndWrite,
+    concat!(
+        r#"WITH own_gone AS (
+        DELETE FROM contact_dnd_reasons r
+        USING unnest(?::int8[], ?::int8[], ?::text[], ?::text[])
+            AS d (location_id, contact_id, channel, reason)
+        WHERE r.location_id = d.location_id AND r.contact_id = d.contact_id
+          AND r.channel = d.channel AND r.reason = d.reason
+    ), own_added AS (
+        INSERT INTO contact_dnd_reasons (location_id, contact_id, channel, reason, kind,
+            set_at, actor_kind, actor_id, actor_label, source)
+        SELECT * FROM unnest(?::int8[], ?::int8[], ?::text[], ?::text[], ?::text[],
+            ?::timestamptz[], ?::text[], ?::int8[], ?::text[], ?::text[])
+    ), switched AS (
+        UPDATE contacts c SET dnd_all = s.dnd_all
+        FROM unnest(?::int8[], ?::int8[], ?::bool[]) AS s (location_id, id, dnd_all)
+        WHERE c.location_id = s.location_id AND c.id = s.id
+    ), "#,
+        address_ctes!(),
+        r#"
     INSERT INTO dnd_history (location_id, contact_id, channel, reason, kind, action,
         actor_kind, actor_id, actor_label, address, source, at, event_at, detail)
     SELECT * FROM unnest(?::int8[], ?::int8[], ?::text[], ?::text[], ?::text[], ?::text[],
         ?::text[], ?::int8[], ?::text[], ?::text[], ?::text[], ?::timestamptz[],
-        ?::timestamptz[], ?::text[])",
+        ?::timestamptz[], ?::text[])"#
+    ),
     |s| [
         Array<BigInt> => &s.own_gone_location,
         Array<BigInt> => &s.own_gone_contact,
@@ -480,41 +674,41 @@ prepared_statement!(
         Array<Nullable<BigInt>> => &s.own_new_actor_id,
         Array<Text> => &s.own_new_actor_label,
         Array<Nullable<Text>> => &s.own_new_source,
-        Array<BigInt> => &s.addr_gone_location,
-        Array<Text> => &s.addr_gone_address,
-        Array<Text> => &s.addr_gone_channel,
-        Array<Text> => &s.addr_gone_reason,
-        Array<BigInt> => &s.addr_new_location,
-        Array<Text> => &s.addr_new_address,
-        Array<Text> => &s.addr_new_channel,
-        Array<Text> => &s.addr_new_reason,
-        Array<Text> => &s.addr_new_kind,
-        Array<Timestamptz> => &s.addr_new_set_at,
-        Array<Text> => &s.addr_new_actor_kind,
-        Array<Nullable<BigInt>> => &s.addr_new_actor_id,
-        Array<Text> => &s.addr_new_actor_label,
-        Array<Nullable<Text>> => &s.addr_new_source,
         Array<BigInt> => &s.switch_location,
         Array<BigInt> => &s.switch_contact,
         Array<Bool> => &s.switch_all,
-        Array<BigInt> => &s.clock_location,
-        Array<Text> => &s.clock_address,
-        Array<Text> => &s.clock_channel,
-        Array<Timestamptz> => &s.clock_at,
-        Array<BigInt> => &s.h_location,
-        Array<Nullable<BigInt>> => &s.h_contact,
-        Array<Nullable<Text>> => &s.h_channel,
-        Array<Nullable<Text>> => &s.h_reason,
-        Array<Nullable<Text>> => &s.h_kind,
-        Array<Text> => &s.h_action,
-        Array<Text> => &s.h_actor_kind,
-        Array<Nullable<BigInt>> => &s.h_actor_id,
-        Array<Text> => &s.h_actor_label,
-        Array<Nullable<Text>> => &s.h_address,
-        Array<Nullable<Text>> => &s.h_source,
-        Array<Timestamptz> => &s.h_at,
-        Array<Nullable<Timestamptz>> => &s.h_event_at,
-        Array<Nullable<Text>> => &s.h_detail,
+        Array<BigInt> => &s.address.gone_location,
+        Array<Text> => &s.address.gone_address,
+        Array<Text> => &s.address.gone_channel,
+        Array<Text> => &s.address.gone_reason,
+        Array<BigInt> => &s.address.new_location,
+        Array<Text> => &s.address.new_address,
+        Array<Text> => &s.address.new_channel,
+        Array<Text> => &s.address.new_reason,
+        Array<Text> => &s.address.new_kind,
+        Array<Timestamptz> => &s.address.new_set_at,
+        Array<Text> => &s.address.new_actor_kind,
+        Array<Nullable<BigInt>> => &s.address.new_actor_id,
+        Array<Text> => &s.address.new_actor_label,
+        Array<Nullable<Text>> => &s.address.new_source,
+        Array<BigInt> => &s.address.clock_location,
+        Array<Text> => &s.address.clock_address,
+        Array<Text> => &s.address.clock_channel,
+        Array<Timestamptz> => &s.address.clock_at,
+        Array<BigInt> => &s.history.location,
+        Array<Nullable<BigInt>> => &s.history.contact,
+        Array<Nullable<Text>> => &s.history.channel,
+        Array<Nullable<Text>> => &s.history.reason,
+        Array<Nullable<Text>> => &s.history.kind,
+        Array<Text> => &s.history.action,
+        Array<Text> => &s.history.actor_kind,
+        Array<Nullable<BigInt>> => &s.history.actor_id,
+        Array<Text> => &s.history.actor_label,
+        Array<Nullable<Text>> => &s.history.address,
+        Array<Nullable<Text>> => &s.history.source,
+        Array<Timestamptz> => &s.history.at,
+        Array<Nullable<Timestamptz>> => &s.history.event_at,
+        Array<Nullable<Text>> => &s.history.detail,
     ]
 );
 
@@ -558,8 +752,9 @@ impl DndWrite {
             match place(channel, active)? {
                 None => self.own_gone(location_id, contact_id, channel, active.reason),
                 Some(address) => {
-                    self.address_gone(location_id, &address, channel, active.reason);
-                    self.clock(location_id, &address, channel, now);
+                    self.address
+                        .gone(location_id, &address, channel, active.reason);
+                    self.address.clock(location_id, &address, channel, now);
                 }
             }
         }
@@ -570,8 +765,10 @@ impl DndWrite {
             match place(channel, active)? {
                 None => self.own_new(location_id, contact_id, channel, active),
                 Some(address) => {
-                    self.address_new(location_id, &address, channel, active);
-                    self.clock(location_id, &address, channel, active.since);
+                    self.address
+                        .new_reason(location_id, &address, channel, active);
+                    self.address
+                        .clock(location_id, &address, channel, active.since);
                 }
             }
         }
@@ -584,30 +781,6 @@ impl DndWrite {
             self.history(location_id, Some(contact_id), e);
         }
         Ok(())
-    }
-
-    /// What turns an address's `before` into `after` (the reasons kept on
-    /// it), and when its consent last changed.
-    pub fn address_change(
-        &mut self,
-        key: &AddressKey,
-        before: &DndState,
-        after: &DndState,
-        last_change: Option<DateTime<Utc>>,
-    ) {
-        for (channel, active) in before.all_reasons() {
-            if !holds(after, channel, active.reason) {
-                self.address_gone(key.location_id, &key.address, channel, active.reason);
-            }
-        }
-        for (channel, active) in after.all_reasons() {
-            if !holds(before, channel, active.reason) {
-                self.address_new(key.location_id, &key.address, channel, active);
-            }
-        }
-        if let Some(at) = last_change {
-            self.clock(key.location_id, &key.address, key.channel, at);
-        }
     }
 
     fn own_gone(&mut self, location_id: i64, contact_id: i64, channel: Channel, reason: Reason) {
@@ -630,73 +803,17 @@ impl DndWrite {
         self.own_new_source.push(a.source.clone());
     }
 
-    fn address_gone(&mut self, location_id: i64, address: &str, channel: Channel, reason: Reason) {
-        self.addr_gone_location.push(location_id);
-        self.addr_gone_address.push(address.to_string());
-        self.addr_gone_channel.push(channel);
-        self.addr_gone_reason.push(reason);
-    }
-
-    fn address_new(&mut self, location_id: i64, address: &str, channel: Channel, a: &ActiveReason) {
-        self.addr_new_location.push(location_id);
-        self.addr_new_address.push(address.to_string());
-        self.addr_new_channel.push(channel);
-        self.addr_new_reason.push(a.reason);
-        self.addr_new_kind.push(a.reason.kind());
-        self.addr_new_set_at.push(a.since);
-        self.addr_new_actor_kind.push(a.actor.kind);
-        self.addr_new_actor_id.push(a.actor.id);
-        self.addr_new_actor_label.push(a.actor.label.clone());
-        self.addr_new_source.push(a.source.clone());
-    }
-
-    /// One clock row per address and channel (a second one for the same
-    /// key in one statement would be refused): the latest time wins.
-    fn clock(&mut self, location_id: i64, address: &str, channel: Channel, at: DateTime<Utc>) {
-        let existing = (0..self.clock_location.len()).find(|&i| {
-            self.clock_location[i] == location_id
-                && self.clock_channel[i] == channel
-                && self.clock_address[i] == address
-        });
-        match existing {
-            Some(i) => self.clock_at[i] = self.clock_at[i].max(at),
-            None => {
-                self.clock_location.push(location_id);
-                self.clock_address.push(address.to_string());
-                self.clock_channel.push(channel);
-                self.clock_at.push(at);
-            }
-        }
-    }
-
-    /// A history row, shown on `contact_id` (the contact that holds the
-    /// address, if any) and, for consent rows, on whichever contact holds
-    /// the address later.
+    /// A history row (see [`HistoryColumns::push`]).
     pub fn history(&mut self, location_id: i64, contact_id: Option<i64>, e: &HistoryEntry) {
-        self.h_location.push(location_id);
-        self.h_contact.push(contact_id);
-        self.h_channel.push(e.channel);
-        self.h_reason.push(e.reason);
-        self.h_kind.push(e.reason.map(Reason::kind));
-        self.h_action.push(e.action);
-        self.h_actor_kind.push(e.actor.kind);
-        self.h_actor_id.push(e.actor.id);
-        self.h_actor_label.push(e.actor.label.clone());
-        self.h_address.push(e.address.clone());
-        self.h_source.push(e.source.clone());
-        self.h_at.push(e.at);
-        self.h_event_at.push(e.event_at);
-        self.h_detail.push(e.detail.clone());
+        self.history.push(location_id, contact_id, e);
     }
 
     fn is_empty(&self) -> bool {
         self.own_gone_contact.is_empty()
             && self.own_new_contact.is_empty()
-            && self.addr_gone_address.is_empty()
-            && self.addr_new_address.is_empty()
+            && self.address.is_empty()
             && self.switch_contact.is_empty()
-            && self.clock_address.is_empty()
-            && self.h_location.is_empty()
+            && self.history.is_empty()
     }
 
     /// Writes it all in one statement (nothing when empty).
@@ -709,7 +826,7 @@ impl DndWrite {
 }
 
 /// One stored history row.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = dnd_history)]
 pub struct HistoryRow {
     pub id: i64,
@@ -784,15 +901,20 @@ pub fn history(
     let held: Vec<&str> = contact.address_list().collect();
     let mut rows = mine;
     if !held.is_empty() {
-        let theirs: Vec<HistoryRow> = dnd_history::table
-            .filter(dnd_history::location_id.eq(location_id))
-            .filter(dnd_history::address.eq_any(&held))
-            .filter(dnd_history::action.ne(Action::AddressChanged))
-            .filter(dnd_history::contact_id.is_distinct_from(contact_id))
-            .order_by(dnd_history::id.desc())
-            .limit(limit)
-            .select(HistoryRow::as_select())
-            .load(conn)?;
+        // (Planned for its values each time, as `reasons_on` is.)
+        let theirs: Vec<HistoryRow> = diesel::sql_query(
+            "SELECT id, contact_id, channel, reason, kind, action, actor_kind, actor_id,
+                    actor_label, address, source, at, event_at, detail
+             FROM dnd_history
+             WHERE location_id = $1 AND address = ANY($2) AND action <> 'address_changed'
+               AND contact_id IS DISTINCT FROM $3
+             ORDER BY id DESC LIMIT $4",
+        )
+        .bind::<BigInt, _>(location_id)
+        .bind::<Array<Text>, _>(&held)
+        .bind::<BigInt, _>(contact_id)
+        .bind::<BigInt, _>(limit)
+        .load(conn)?;
         rows.extend(theirs.into_iter().filter(|r| {
             r.channel
                 .is_some_and(|c| addresses.on(c) == r.address.as_deref())

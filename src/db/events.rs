@@ -16,9 +16,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{Duration, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 
-use super::dnd::{self as dnd_store, AddressKey, AddressState, DndWrite};
+use super::dnd::{self as dnd_store, AddressKey, AddressState, AddressWrite, HistoryColumns};
 use super::prepared::prepared_statement;
 use super::schema::{mailgun_tokens, messages};
 use super::DbError;
@@ -210,13 +210,13 @@ fn apply_within(conn: &mut PgConnection, deliveries: &[Delivery]) -> Result<Vec<
             },
         );
     }
-    let mut reasons = DndWrite::default();
+    let mut reasons = AddressWrite::default();
     for (key, after) in &now {
         if let Some(old) = before.get(key) {
             let moved = (after.last_change != old.last_change)
                 .then_some(after.last_change)
                 .flatten();
-            reasons.address_change(key, &old.reasons, &after.reasons, moved);
+            reasons.change(key, &old.reasons, &after.reasons, moved);
         }
     }
     reasons.execute(conn)?;
@@ -225,20 +225,18 @@ fn apply_within(conn: &mut PgConnection, deliveries: &[Delivery]) -> Result<Vec<
     // trigger if their address holds a reason); then who holds what.
     let holders = holders(conn, &events, &fresh)?;
 
-    // Events and inbound messages, then the history, on their contacts.
+    // Events, inbound messages and the history, on their contacts.
     let mut rows = EventRows::default();
     for (n, ((_, location_id, e), is_new)) in events.iter().zip(&fresh).enumerate() {
         if *is_new {
             rows.push(*location_id, e, holders[n]);
         }
     }
-    rows.execute(conn)?;
-    let mut history = DndWrite::default();
     for (n, entry) in &entries {
         let (_, location_id, _) = events[*n];
-        history.history(location_id, holders[*n], entry);
+        rows.history.push(location_id, holders[*n], entry);
     }
-    history.execute(conn)?;
+    rows.execute(conn)?;
 
     for (n, ((_, location_id, e), is_new)) in events.iter().zip(&fresh).enumerate() {
         if let (Some(report), true) = (&e.status, *is_new) {
@@ -328,36 +326,74 @@ fn holders(
     events: &[(usize, i64, &ProviderEvent)],
     fresh: &[bool],
 ) -> QueryResult<Vec<Option<i64>>> {
+    let mut out = lookup_holders(conn, events, |_| true)?;
+    // Only the senders nobody holds are inserted: an insert that would
+    // conflict still runs the row's triggers first.
     let mut senders: Vec<(i64, &str)> = events
         .iter()
         .zip(fresh)
-        .filter(|(_, is_new)| **is_new)
-        .filter_map(|((_, location_id, e), _)| {
+        .zip(&out)
+        .filter(|((_, is_new), holder)| **is_new && holder.is_none())
+        .filter_map(|(((_, location_id, e), _), _)| {
             e.inbound
                 .as_ref()
                 .and(e.address.as_deref())
                 .map(|a| (*location_id, a))
         })
         .collect();
-    if !senders.is_empty() {
-        senders.sort();
-        senders.dedup();
-        let (locations, phones): (Vec<i64>, Vec<&str>) = senders.into_iter().unzip();
-        diesel::sql_query(
-            "INSERT INTO contacts (location_id, phone)
-             SELECT * FROM unnest($1::int8[], $2::text[]) ORDER BY 1, 2
-             ON CONFLICT (location_id, phone) DO NOTHING",
-        )
-        .bind::<Array<BigInt>, _>(&locations)
-        .bind::<Array<Text>, _>(&phones)
-        .execute(conn)?;
+    if senders.is_empty() {
+        return Ok(out);
     }
+    senders.sort();
+    senders.dedup();
+    let (locations, phones): (Vec<i64>, Vec<&str>) = senders.into_iter().unzip();
+    // No one else can give these numbers to a contact meanwhile: that takes
+    // the numbers' locks, which this transaction holds. (So a plain insert:
+    // one that may conflict costs more, and runs its triggers all the same.)
+    let made: Vec<MadeRow> = diesel::sql_query(
+        "INSERT INTO contacts (location_id, phone)
+         SELECT * FROM unnest($1::int8[], $2::text[]) ORDER BY 1, 2
+         RETURNING location_id, id, phone",
+    )
+    .bind::<Array<BigInt>, _>(&locations)
+    .bind::<Array<Text>, _>(&phones)
+    .load(conn)?;
+    for (n, (_, location_id, e)) in events.iter().enumerate() {
+        if out[n].is_none() && fresh[n] && e.inbound.is_some() {
+            out[n] = made
+                .iter()
+                .find(|m| {
+                    m.location_id == *location_id && Some(m.phone.as_str()) == e.address.as_deref()
+                })
+                .map(|m| m.id);
+        }
+    }
+    Ok(out)
+}
+
+#[derive(QueryableByName)]
+struct MadeRow {
+    #[diesel(sql_type = BigInt)]
+    location_id: i64,
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    phone: String,
+}
+
+/// The contact holding each event's address on its channel (for the
+/// events `which` picks; `None` for the others).
+fn lookup_holders(
+    conn: &mut PgConnection,
+    events: &[(usize, i64, &ProviderEvent)],
+    which: impl Fn(usize) -> bool,
+) -> QueryResult<Vec<Option<i64>>> {
     let mut locations = Vec::new();
     let mut channels = Vec::new();
     let mut addresses = Vec::new();
     let mut index = Vec::new();
     for (n, (_, location_id, e)) in events.iter().enumerate() {
-        if let Some(a) = &e.address {
+        if let (Some(a), true) = (&e.address, which(n)) {
             locations.push(*location_id);
             channels.push(e.channel);
             addresses.push(a.as_str());
@@ -391,9 +427,9 @@ fn holders(
     Ok(out)
 }
 
-/// New events, and the inbound messages they carried, in one statement.
-/// `ON CONFLICT DO NOTHING` is only a safety net: retries were left out
-/// under the addresses' locks already.
+/// New events, the inbound messages they carried and the history they
+/// wrote, in one statement. `ON CONFLICT DO NOTHING` is only a safety net:
+/// retries were left out under the addresses' locks already.
 #[derive(Default)]
 struct EventRows {
     location_id: Vec<i64>,
@@ -410,6 +446,7 @@ struct EventRows {
     m_from: Vec<String>,
     m_to: Vec<String>,
     m_sid: Vec<String>,
+    history: HistoryColumns,
 }
 
 prepared_statement!(
@@ -420,14 +457,20 @@ prepared_statement!(
         SELECT * FROM unnest(?::int8[], ?::text[], ?::text[], ?::text[], ?::text[],
             ?::int8[], ?::text[])
         ON CONFLICT (location_id, provider, event_key) DO NOTHING
+    ), message AS (
+        INSERT INTO messages (location_id, contact_id, channel, direction, body,
+            from_address, to_address, provider_sid, status)
+        SELECT m.location_id, m.contact_id, m.channel, 'inbound', m.body, m.from_address,
+            m.to_address, m.sid, 'received'
+        FROM unnest(?::int8[], ?::int8[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])
+            AS m (location_id, contact_id, channel, body, from_address, to_address, sid)
+        ON CONFLICT (location_id, provider_sid) DO NOTHING
     )
-    INSERT INTO messages (location_id, contact_id, channel, direction, body,
-        from_address, to_address, provider_sid, status)
-    SELECT m.location_id, m.contact_id, m.channel, 'inbound', m.body, m.from_address,
-        m.to_address, m.sid, 'received'
-    FROM unnest(?::int8[], ?::int8[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[])
-        AS m (location_id, contact_id, channel, body, from_address, to_address, sid)
-    ON CONFLICT (location_id, provider_sid) DO NOTHING",
+    INSERT INTO dnd_history (location_id, contact_id, channel, reason, kind, action,
+        actor_kind, actor_id, actor_label, address, source, at, event_at, detail)
+    SELECT * FROM unnest(?::int8[], ?::int8[], ?::text[], ?::text[], ?::text[], ?::text[],
+        ?::text[], ?::int8[], ?::text[], ?::text[], ?::text[], ?::timestamptz[],
+        ?::timestamptz[], ?::text[])",
     |s| [
         Array<BigInt> => &s.location_id,
         Array<Text> => &s.provider,
@@ -443,6 +486,20 @@ prepared_statement!(
         Array<Text> => &s.m_from,
         Array<Text> => &s.m_to,
         Array<Text> => &s.m_sid,
+        Array<BigInt> => &s.history.location,
+        Array<Nullable<BigInt>> => &s.history.contact,
+        Array<Nullable<Text>> => &s.history.channel,
+        Array<Nullable<Text>> => &s.history.reason,
+        Array<Nullable<Text>> => &s.history.kind,
+        Array<Text> => &s.history.action,
+        Array<Text> => &s.history.actor_kind,
+        Array<Nullable<BigInt>> => &s.history.actor_id,
+        Array<Text> => &s.history.actor_label,
+        Array<Nullable<Text>> => &s.history.address,
+        Array<Nullable<Text>> => &s.history.source,
+        Array<Timestamptz> => &s.history.at,
+        Array<Nullable<Timestamptz>> => &s.history.event_at,
+        Array<Nullable<Text>> => &s.history.detail,
     ]
 );
 
@@ -467,7 +524,7 @@ impl EventRows {
     }
 
     fn execute(self, conn: &mut PgConnection) -> QueryResult<()> {
-        if !self.key.is_empty() {
+        if !self.key.is_empty() || !self.history.is_empty() {
             RunQueryDsl::execute(self, conn)?;
         }
         Ok(())

@@ -122,14 +122,30 @@ fn has_extension_marker(input: &str) -> bool {
 fn possible(number: &phonenumber::PhoneNumber) -> bool {
     let national = number.national().to_string();
     let code = number.code().value();
+    let length = national.len() as u16;
     phonenumber::metadata::DATABASE
         .by_code(&code)
         .and_then(|metas| metas.into_iter().next())
         .is_some_and(|meta| {
-            meta.descriptors()
-                .general()
-                .possible_length()
-                .contains(&(national.len() as u16))
+            // The lengths are kept per kind of number (fixed line, mobile,
+            // ...), not always on the general description.
+            let d = meta.descriptors();
+            [
+                Some(d.general()),
+                d.fixed_line(),
+                d.mobile(),
+                d.toll_free(),
+                d.premium_rate(),
+                d.shared_cost(),
+                d.personal_number(),
+                d.voip(),
+                d.pager(),
+                d.uan(),
+                d.voicemail(),
+            ]
+            .into_iter()
+            .flatten()
+            .any(|desc| desc.possible_length().contains(&length))
         })
 }
 

@@ -1114,7 +1114,7 @@ async fn a_failing_batch_falls_back_to_one_event_at_a_time() {
              END IF;
              RETURN NULL;
          END $$;
-         CREATE TRIGGER refuse_many AFTER INSERT ON contact_dnd_reasons
+         CREATE TRIGGER refuse_many AFTER INSERT ON address_dnd_reasons
              REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION refuse_many();",
     )
     .unwrap();

@@ -1,0 +1,3 @@
+DROP INDEX contacts_location_name_idx;
+CREATE INDEX contacts_location_name_idx ON contacts (location_id, lower(name), id);
+DROP INDEX contacts_status_phone_idx;
