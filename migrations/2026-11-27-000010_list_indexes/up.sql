@@ -8,3 +8,10 @@ CREATE INDEX contacts_status_phone_idx ON contacts (location_id, dnd_status, pho
 -- passes over.
 DROP INDEX contacts_location_name_idx;
 CREATE INDEX contacts_location_name_idx ON contacts (location_id, lower(name), id) INCLUDE (name, email);
+
+-- Fixes of stored data that need the application's own rules (done once,
+-- after the migrations, by `db::migrate`; see src/db/data_fixes.rs).
+CREATE TABLE data_fixes (
+    name     TEXT PRIMARY KEY,
+    done_at  TIMESTAMPTZ NOT NULL DEFAULT now()
+);

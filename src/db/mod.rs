@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod cluster;
 pub mod contacts;
+pub mod data_fixes;
 pub mod demo;
 pub mod dnd;
 pub mod events;
@@ -234,11 +235,15 @@ where
 }
 
 /// Applies every embedded migration not yet applied.
+/// Applies every embedded migration not yet applied, then the data fixes
+/// not done yet (see `data_fixes`); the names of what it applied.
 pub fn migrate(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
     let applied = conn
         .run_pending_migrations(MIGRATIONS)
         .map_err(|e| DbError::Migration(e.to_string()))?;
-    Ok(applied.iter().map(|v| v.to_string()).collect())
+    let mut done: Vec<String> = applied.iter().map(|v| v.to_string()).collect();
+    done.extend(data_fixes::run(conn)?);
+    Ok(done)
 }
 
 /// Reverts every applied migration, newest first (used by the up/down/up test

@@ -28,8 +28,8 @@ fn migrations_go_up_down_and_up_again() {
     let applied = dnd::db::migrate(&mut conn).unwrap();
     assert_eq!(
         applied.len(),
-        migrations,
-        "every migration applies on an empty database"
+        migrations + 1,
+        "every migration applies on an empty database, then the data fix"
     );
     let tables = table_count(&mut conn);
     assert!(tables >= 8, "the schema has its tables, found {tables}");
@@ -42,7 +42,7 @@ fn migrations_go_up_down_and_up_again() {
     );
 
     let again = dnd::db::migrate(&mut conn).unwrap();
-    assert_eq!(again.len(), migrations);
+    assert_eq!(again.len(), migrations + 1);
     assert_eq!(table_count(&mut conn), tables);
     // And the demo tenant seeds onto the re-created schema.
     assert_eq!(
@@ -71,4 +71,53 @@ fn the_schema_refuses_what_the_app_would_never_write() {
     )
     .execute(&mut conn);
     assert!(duplicate.is_err(), "email is unique per location");
+}
+
+/// Numbers stored by the old hand-written parser keep a trunk prefix
+/// (+44 0 20...) the STOP of that person never carries: the upgrade spells
+/// them as the one parser does now, unless that spelling is taken.
+#[test]
+fn stored_numbers_are_respelled_once_by_the_upgrade() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    diesel::sql_query(
+        "INSERT INTO contacts (location_id, name, phone, whatsapp_id)
+         SELECT id, 'Legacy', '+4402079460958', '+4402079460959' FROM locations ORDER BY id LIMIT 1;
+         ",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query(
+        "INSERT INTO contacts (location_id, name, phone)
+         SELECT id, 'Taken', '+4930901820' FROM locations ORDER BY id LIMIT 1",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query(
+        "INSERT INTO contacts (location_id, name, phone)
+         SELECT id, 'Twin', '+49030901820' FROM locations ORDER BY id LIMIT 1",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query("DELETE FROM data_fixes")
+        .execute(&mut conn)
+        .unwrap();
+    let done = dnd::db::migrate(&mut conn).unwrap();
+    assert_eq!(done, vec!["canonical phone spellings".to_string()]);
+    let count = |sql: &str| {
+        diesel::sql_query(sql)
+            .get_result::<Count>(&mut db.conn())
+            .unwrap()
+            .n
+    };
+    assert_eq!(
+        count("SELECT count(*) AS n FROM contacts WHERE phone = '+442079460958' AND whatsapp_id = '+442079460959'"),
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) AS n FROM contacts WHERE phone = '+49030901820'"),
+        1,
+        "the canonical spelling is another contact's: left for a person to merge"
+    );
+    assert!(dnd::db::migrate(&mut conn).unwrap().is_empty(), "done once");
 }
