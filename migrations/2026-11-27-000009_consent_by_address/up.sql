@@ -204,12 +204,16 @@ $$;
 CREATE FUNCTION contacts_dnd_mask() RETURNS trigger
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
-    -- Wait for any consent event being written on these addresses, then
-    -- read the reasons it committed.
+    -- Wait for any consent event being written on the addresses the row
+    -- takes (on an update, those that change), then read the reasons it
+    -- committed.
     PERFORM pg_advisory_xact_lock(k) FROM (
-        SELECT DISTINCT dnd_address_lock_key(NEW.location_id, a) AS k
-        FROM unnest(ARRAY[NEW.phone, NEW.email, NEW.facebook_id, NEW.gmb_id, NEW.whatsapp_id]) AS a
-        WHERE a IS NOT NULL ORDER BY 1) keys;
+        SELECT DISTINCT dnd_address_lock_key(NEW.location_id, a.new) AS k
+        FROM unnest(ARRAY[NEW.phone, NEW.email, NEW.facebook_id, NEW.gmb_id, NEW.whatsapp_id],
+                    CASE WHEN TG_OP = 'UPDATE'
+                         THEN ARRAY[OLD.phone, OLD.email, OLD.facebook_id, OLD.gmb_id, OLD.whatsapp_id]
+                         ELSE ARRAY[NULL, NULL, NULL, NULL, NULL]::text[] END) AS a (new, old)
+        WHERE a.new IS NOT NULL AND a.new IS DISTINCT FROM a.old ORDER BY 1) keys;
     NEW.dnd_mask := dnd_mask_of(NEW);
     RETURN NEW;
 END
@@ -232,42 +236,61 @@ CREATE TRIGGER contacts_dnd_mask_on_address_change
 -- (A function of its own, called with arrays: a statement inside a
 -- trigger function that has transition tables is planned again at every
 -- call, one here keeps its plan.)
+-- The contacts that hold each (address, channel) now: one index probe on
+-- the column the channel reads.
+CREATE FUNCTION dnd_holders(locations BIGINT[], addresses TEXT[], channels TEXT[])
+RETURNS TABLE (holder_location BIGINT, holder_id BIGINT, holder_channel TEXT)
+LANGUAGE plpgsql STABLE ROWS 10 SET plan_cache_mode = force_generic_plan AS $$
+BEGIN
+    RETURN QUERY
+    SELECT c.location_id, c.id, a.channel
+    FROM unnest(locations, addresses, channels) AS a (location_id, address, channel)
+    JOIN contacts c ON c.location_id = a.location_id AND c.phone = a.address
+    WHERE a.channel IN ('sms', 'call') OR (a.channel = 'whatsapp' AND c.whatsapp_id IS NULL)
+    UNION ALL
+    SELECT c.location_id, c.id, a.channel
+    FROM unnest(locations, addresses, channels) AS a (location_id, address, channel)
+    JOIN contacts c ON c.location_id = a.location_id AND c.whatsapp_id = a.address
+    WHERE a.channel = 'whatsapp'
+    UNION ALL
+    SELECT c.location_id, c.id, a.channel
+    FROM unnest(locations, addresses, channels) AS a (location_id, address, channel)
+    JOIN contacts c ON c.location_id = a.location_id AND c.email = a.address
+    WHERE a.channel = 'email'
+    UNION ALL
+    SELECT c.location_id, c.id, a.channel
+    FROM unnest(locations, addresses, channels) AS a (location_id, address, channel)
+    JOIN contacts c ON c.location_id = a.location_id AND c.facebook_id = a.address
+    WHERE a.channel = 'facebook'
+    UNION ALL
+    SELECT c.location_id, c.id, a.channel
+    FROM unnest(locations, addresses, channels) AS a (location_id, address, channel)
+    JOIN contacts c ON c.location_id = a.location_id AND c.gmb_id = a.address
+    WHERE a.channel = 'gmb';
+END
+$$;
+
+-- The holders' rows are locked in id order first (the order bulk sends
+-- share-lock theirs in, so the two never wait on each other in a circle),
+-- then written by a statement of its own, whose snapshot is taken once
+-- the locks are held: it sees every change committed before them.
 CREATE FUNCTION dnd_mark_holders(locations BIGINT[], addresses TEXT[], channels TEXT[])
 RETURNS VOID
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
+    PERFORM 1 FROM contacts c
+    JOIN dnd_holders(locations, addresses, channels) h
+      ON c.location_id = h.holder_location AND c.id = h.holder_id
+    ORDER BY c.location_id, c.id FOR UPDATE OF c;
     UPDATE contacts c SET dnd_mask = c.dnd_mask | b.bits
     FROM (
-        SELECT h.location_id, h.id, bit_or(dnd_channel_bit(h.channel))::smallint AS bits FROM (
-            SELECT c2.location_id, c2.id, a.channel
-            FROM unnest(locations, addresses, channels) AS a (location_id, address, channel)
-            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.phone = a.address
-            WHERE a.channel IN ('sms', 'call')
-               OR (a.channel = 'whatsapp' AND c2.whatsapp_id IS NULL)
-            UNION ALL
-            SELECT c2.location_id, c2.id, a.channel
-            FROM unnest(locations, addresses, channels) AS a (location_id, address, channel)
-            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.whatsapp_id = a.address
-            WHERE a.channel = 'whatsapp'
-            UNION ALL
-            SELECT c2.location_id, c2.id, a.channel
-            FROM unnest(locations, addresses, channels) AS a (location_id, address, channel)
-            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.email = a.address
-            WHERE a.channel = 'email'
-            UNION ALL
-            SELECT c2.location_id, c2.id, a.channel
-            FROM unnest(locations, addresses, channels) AS a (location_id, address, channel)
-            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.facebook_id = a.address
-            WHERE a.channel = 'facebook'
-            UNION ALL
-            SELECT c2.location_id, c2.id, a.channel
-            FROM unnest(locations, addresses, channels) AS a (location_id, address, channel)
-            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.gmb_id = a.address
-            WHERE a.channel = 'gmb'
-        ) h
-        GROUP BY h.location_id, h.id
+        SELECT h.holder_location, h.holder_id,
+               bit_or(dnd_channel_bit(h.holder_channel))::smallint AS bits
+        FROM dnd_holders(locations, addresses, channels) h
+        GROUP BY h.holder_location, h.holder_id
     ) b
-    WHERE c.location_id = b.location_id AND c.id = b.id AND (c.dnd_mask | b.bits) <> c.dnd_mask;
+    WHERE c.location_id = b.holder_location AND c.id = b.holder_id
+      AND (c.dnd_mask | b.bits) <> c.dnd_mask;
 END
 $$;
 
@@ -297,30 +320,24 @@ CREATE TRIGGER address_dnd_reasons_added AFTER INSERT ON address_dnd_reasons
 
 -- A lifted reason may leave others on the channel (the contact's own, or
 -- another on the address): the holders' masks are computed again.
-CREATE FUNCTION dnd_recompute_holders(locations BIGINT[], addresses TEXT[])
+-- A lifted reason may leave others on the channel (the contact's own, or
+-- another on the address): the holders' masks are computed again (locked
+-- first, in id order, as in dnd_mark_holders).
+CREATE FUNCTION dnd_recompute_holders(locations BIGINT[], addresses TEXT[], channels TEXT[])
 RETURNS VOID
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
+DECLARE
+    held_locations BIGINT[];
+    held_ids BIGINT[];
 BEGIN
-    UPDATE contacts c SET dnd_mask = m.mask
-    FROM (
-        SELECT h.location_id, h.id, dnd_mask_of(h) AS mask FROM (
-            SELECT c2.* FROM unnest(locations, addresses) AS a (location_id, address)
-            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.phone = a.address
-            UNION
-            SELECT c2.* FROM unnest(locations, addresses) AS a (location_id, address)
-            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.email = a.address
-            UNION
-            SELECT c2.* FROM unnest(locations, addresses) AS a (location_id, address)
-            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.whatsapp_id = a.address
-            UNION
-            SELECT c2.* FROM unnest(locations, addresses) AS a (location_id, address)
-            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.facebook_id = a.address
-            UNION
-            SELECT c2.* FROM unnest(locations, addresses) AS a (location_id, address)
-            JOIN contacts c2 ON c2.location_id = a.location_id AND c2.gmb_id = a.address
-        ) h
-    ) m
-    WHERE c.location_id = m.location_id AND c.id = m.id AND c.dnd_mask <> m.mask;
+    SELECT array_agg(x.location_id), array_agg(x.id) INTO held_locations, held_ids FROM (
+        SELECT c.location_id, c.id FROM contacts c
+        JOIN dnd_holders(locations, addresses, channels) h
+          ON c.location_id = h.holder_location AND c.id = h.holder_id
+        ORDER BY c.location_id, c.id FOR UPDATE OF c) x;
+    IF held_ids IS NOT NULL THEN
+        PERFORM dnd_recompute_contacts(held_locations, held_ids);
+    END IF;
 END
 $$;
 
@@ -329,9 +346,11 @@ LANGUAGE plpgsql AS $$
 DECLARE
     locations BIGINT[];
     addresses TEXT[];
+    channels TEXT[];
 BEGIN
-    SELECT array_agg(d.location_id), array_agg(d.address) INTO locations, addresses
-    FROM (SELECT DISTINCT location_id, address FROM changed) d;
+    SELECT array_agg(d.location_id), array_agg(d.address), array_agg(d.channel)
+    INTO locations, addresses, channels
+    FROM (SELECT DISTINCT location_id, address, channel FROM changed) d;
     -- A statement that changed no row (a write of other things) fires it too.
     IF locations IS NULL THEN
         RETURN NULL;
@@ -339,7 +358,7 @@ BEGIN
     PERFORM pg_advisory_xact_lock(k) FROM (
         SELECT DISTINCT dnd_address_lock_key(l, a) AS k
         FROM unnest(locations, addresses) AS x (l, a) ORDER BY 1) keys;
-    PERFORM dnd_recompute_holders(locations, addresses);
+    PERFORM dnd_recompute_holders(locations, addresses, channels);
     RETURN NULL;
 END
 $$;
@@ -347,16 +366,20 @@ CREATE TRIGGER address_dnd_reasons_removed AFTER DELETE ON address_dnd_reasons
     REFERENCING OLD TABLE AS changed FOR EACH STATEMENT
     EXECUTE FUNCTION address_dnd_reasons_removed();
 
+-- Masks computed again for these contacts: their rows locked in id order
+-- first, then written by a statement that sees what was committed before
+-- the locks (as in dnd_mark_holders).
 CREATE FUNCTION dnd_recompute_contacts(locations BIGINT[], ids BIGINT[]) RETURNS VOID
 LANGUAGE plpgsql SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
-    UPDATE contacts c SET dnd_mask = m.mask
-    FROM (
-        SELECT c2.location_id, c2.id, dnd_mask_of(c2) AS mask
-        FROM unnest(locations, ids) AS r (location_id, contact_id)
-        JOIN contacts c2 ON c2.location_id = r.location_id AND c2.id = r.contact_id
-    ) m
-    WHERE c.location_id = m.location_id AND c.id = m.id AND c.dnd_mask <> m.mask;
+    PERFORM 1 FROM contacts c
+    JOIN unnest(locations, ids) AS r (location_id, contact_id)
+      ON c.location_id = r.location_id AND c.id = r.contact_id
+    ORDER BY c.location_id, c.id FOR UPDATE OF c;
+    UPDATE contacts c SET dnd_mask = dnd_mask_of(c)
+    FROM unnest(locations, ids) AS r (location_id, contact_id)
+    WHERE c.location_id = r.location_id AND c.id = r.contact_id
+      AND c.dnd_mask <> dnd_mask_of(c);
 END
 $$;
 

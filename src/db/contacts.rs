@@ -189,7 +189,8 @@ pub fn find_by_email(
         .optional()
 }
 
-/// The location's contact that holds `value` in `$column`, locked.
+/// The location's contact that holds `value` in `$column`, locked (or
+/// only read, with `read`).
 macro_rules! holder {
     ($conn:expr, $location_id:expr, $column:ident, $value:expr) => {
         contacts::table
@@ -200,6 +201,35 @@ macro_rules! holder {
             .first::<Contact>($conn)
             .optional()
     };
+    ($conn:expr, $location_id:expr, $column:ident, $value:expr, read) => {
+        contacts::table
+            .filter(contacts::location_id.eq($location_id))
+            .filter(contacts::$column.eq($value))
+            .select(Contact::as_select())
+            .first::<Contact>($conn)
+            .optional()
+    };
+}
+
+/// The contacts an upsert matches by its phone and by its email, locked
+/// or only read.
+fn matched(
+    conn: &mut PgConnection,
+    location_id: i64,
+    input: &ContactInput,
+    lock: bool,
+) -> QueryResult<(Option<Contact>, Option<Contact>)> {
+    let by_phone = match (&input.phone, lock) {
+        (Some(p), true) => holder!(conn, location_id, phone, p.as_str())?,
+        (Some(p), false) => holder!(conn, location_id, phone, p.as_str(), read)?,
+        (None, _) => None,
+    };
+    let by_email = match (&input.email, lock) {
+        (Some(e), true) => holder!(conn, location_id, email, e.as_str())?,
+        (Some(e), false) => holder!(conn, location_id, email, e.as_str(), read)?,
+        (None, _) => None,
+    };
+    Ok((by_phone, by_email))
 }
 
 /// Creates the contact, or updates the one with this phone (else this
@@ -222,14 +252,28 @@ pub fn upsert(
         return Err(UpsertError::NoKey);
     }
     conn.transaction(|conn| {
-        dnd_store::lock_addresses(conn, input.address_list().map(|a| (location_id, a)))?;
-        let by_phone = match &input.phone {
-            Some(p) => holder!(conn, location_id, phone, p.as_str())?,
-            None => None,
-        };
-        let by_email = match &input.email {
-            Some(e) => holder!(conn, location_id, email, e.as_str())?,
-            None => None,
+        // Every address involved is locked in one go, before any row: the
+        // ones given and those the matched contact has now (its row is
+        // written, and its other addresses' consent events write it too).
+        // If the match changed between the look and the locks, again.
+        let mut attempt = 0;
+        let (by_phone, by_email) = loop {
+            attempt += 1;
+            let seen = matched(conn, location_id, input, false)?;
+            let mut addresses: Vec<&str> = input.address_list().collect();
+            for c in [&seen.0, &seen.1].into_iter().flatten() {
+                addresses.extend(c.address_list());
+            }
+            dnd_store::lock_addresses(conn, addresses.into_iter().map(|a| (location_id, a)))?;
+            let locked = matched(conn, location_id, input, true)?;
+            let same = |a: &Option<Contact>, b: &Option<Contact>| match (a, b) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.id == b.id && a.addresses() == b.addresses(),
+                _ => false,
+            };
+            if (same(&seen.0, &locked.0) && same(&seen.1, &locked.1)) || attempt >= 5 {
+                break locked;
+            }
         };
         let existing = match (by_phone, by_email) {
             (Some(p), Some(e)) if p.id != e.id => {
@@ -245,13 +289,13 @@ pub fn upsert(
             (Some(c), _) | (None, Some(c)) => Some(c),
             (None, None) => None,
         };
-        let matched = existing.as_ref().map(|c| c.id);
+        let matched_id = existing.as_ref().map(|c| c.id);
         for (field, value, holder) in [
             (
                 "whatsapp_id",
                 input.whatsapp_id.as_deref(),
                 match input.whatsapp_id.as_deref() {
-                    Some(w) => holder!(conn, location_id, whatsapp_id, w)?,
+                    Some(w) => holder!(conn, location_id, whatsapp_id, w, read)?,
                     None => None,
                 },
             ),
@@ -259,13 +303,13 @@ pub fn upsert(
                 "facebook_id",
                 input.facebook_id.as_deref(),
                 match input.facebook_id.as_deref() {
-                    Some(f) => holder!(conn, location_id, facebook_id, f)?,
+                    Some(f) => holder!(conn, location_id, facebook_id, f, read)?,
                     None => None,
                 },
             ),
         ] {
             if let (Some(value), Some(other)) = (value, holder) {
-                if Some(other.id) != matched {
+                if Some(other.id) != matched_id {
                     return Err(UpsertError::Conflict {
                         field,
                         message: format!(
