@@ -21,7 +21,7 @@ use super::prepared::prepared_statement;
 use super::schema::{address_dnd_reasons, contact_dnd_reasons, contacts, dnd_history};
 use super::DbError;
 use crate::domain::dnd::{
-    Action, ActiveReason, Actor, ActorKind, DndState, HistoryEntry, Kind, Reason, Refusal,
+    Action, ActiveReason, Actor, ActorKind, Clocks, DndState, HistoryEntry, Kind, Reason, Refusal,
     Transition,
 };
 use crate::domain::Channel;
@@ -312,12 +312,12 @@ pub fn lock_contact(
     )))
 }
 
-/// What is kept on one address and channel: its reasons, and when its
-/// consent last changed (an event older than that is stale).
+/// What is kept on one address and channel: its reasons, and when consent
+/// about each reason last changed (an event older than that is stale).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddressState {
     pub reasons: DndState,
-    pub last_change: Option<DateTime<Utc>>,
+    pub clocks: Clocks,
 }
 
 /// The state of these addresses, read under their locks.
@@ -342,7 +342,7 @@ pub fn address_states(
                 a.actor_label, a.source, NULL::timestamptz AS last_change_at
          FROM k JOIN address_dnd_reasons a ON a.location_id = k.location_id AND a.address = k.address
          UNION ALL
-         SELECT c.location_id, c.address, c.channel, NULL, NULL, NULL, NULL, NULL, NULL,
+         SELECT c.location_id, c.address, c.channel, c.reason, NULL, NULL, NULL, NULL, NULL,
                 c.last_change_at
          FROM k JOIN address_consent c ON c.location_id = k.location_id AND c.address = k.address",
     )
@@ -357,6 +357,11 @@ pub fn address_states(
             address: row.address,
         };
         match (row.reason, row.set_at, row.actor_kind, row.actor_label) {
+            (Some(reason), None, _, _) => {
+                if let (Some(entry), Some(at)) = (out.get_mut(&key), row.last_change_at) {
+                    entry.clocks.advance(reason, at);
+                }
+            }
             (Some(reason), Some(since), Some(kind), Some(label)) => {
                 let address = Some(key.address.clone());
                 reasons.entry(key).or_default().push((
@@ -371,9 +376,9 @@ pub fn address_states(
                 ));
             }
             _ => {
-                if let Some(entry) = out.get_mut(&key) {
-                    entry.last_change = row.last_change_at;
-                }
+                return Err(diesel::result::Error::DeserializationError(
+                    format!("an incomplete reason row on {:?}", key).into(),
+                ))
             }
         }
     }
@@ -385,7 +390,7 @@ pub fn address_states(
     Ok(out)
 }
 
-/// A reason kept on an address, or (with no reason) the address's clock.
+/// A reason kept on an address, or (with no `set_at`) a reason's clock.
 #[derive(QueryableByName)]
 struct KeptRow {
     #[diesel(sql_type = BigInt)]
@@ -458,6 +463,7 @@ pub struct AddressWrite {
     clock_location: Vec<i64>,
     clock_address: Vec<String>,
     clock_channel: Vec<Channel>,
+    clock_reason: Vec<Reason>,
     clock_at: Vec<DateTime<Utc>>,
 }
 
@@ -476,9 +482,9 @@ macro_rules! address_ctes {
         SELECT * FROM unnest(?::int8[], ?::text[], ?::text[], ?::text[], ?::text[],
             ?::timestamptz[], ?::text[], ?::int8[], ?::text[], ?::text[])
     ), clock AS (
-        INSERT INTO address_consent (location_id, address, channel, last_change_at)
-        SELECT * FROM unnest(?::int8[], ?::text[], ?::text[], ?::timestamptz[])
-        ON CONFLICT (location_id, address, channel) DO UPDATE
+        INSERT INTO address_consent (location_id, address, channel, reason, last_change_at)
+        SELECT * FROM unnest(?::int8[], ?::text[], ?::text[], ?::text[], ?::timestamptz[])
+        ON CONFLICT (location_id, address, channel, reason) DO UPDATE
             SET last_change_at = greatest(address_consent.last_change_at, excluded.last_change_at)
     )"
     };
@@ -505,32 +511,29 @@ prepared_statement!(
         Array<BigInt> => &s.clock_location,
         Array<Text> => &s.clock_address,
         Array<Text> => &s.clock_channel,
+        Array<Text> => &s.clock_reason,
         Array<Timestamptz> => &s.clock_at,
     ]
 );
 
 impl AddressWrite {
     /// What turns an address's `before` into `after` (the reasons kept on
-    /// it), and when its consent last changed.
-    pub fn change(
-        &mut self,
-        key: &AddressKey,
-        before: &DndState,
-        after: &DndState,
-        last_change: Option<DateTime<Utc>>,
-    ) {
-        for (channel, active) in before.all_reasons() {
-            if !holds(after, channel, active.reason) {
+    /// it, and the clocks that moved).
+    pub fn change(&mut self, key: &AddressKey, before: &AddressState, after: &AddressState) {
+        for (channel, active) in before.reasons.all_reasons() {
+            if !holds(&after.reasons, channel, active.reason) {
                 self.gone(key.location_id, &key.address, channel, active.reason);
             }
         }
-        for (channel, active) in after.all_reasons() {
-            if !holds(before, channel, active.reason) {
+        for (channel, active) in after.reasons.all_reasons() {
+            if !holds(&before.reasons, channel, active.reason) {
                 self.new_reason(key.location_id, &key.address, channel, active);
             }
         }
-        if let Some(at) = last_change {
-            self.clock(key.location_id, &key.address, key.channel, at);
+        for (reason, at) in after.clocks.iter() {
+            if before.clocks.of(reason) != Some(at) {
+                self.clock(key.location_id, &key.address, key.channel, reason, at);
+            }
         }
     }
 
@@ -554,12 +557,20 @@ impl AddressWrite {
         self.new_source.push(a.source.clone());
     }
 
-    /// One clock row per address and channel (a second one for the same
-    /// key in one statement would be refused): the latest time wins.
-    fn clock(&mut self, location_id: i64, address: &str, channel: Channel, at: DateTime<Utc>) {
+    /// One clock row per address, channel and reason (a second one for the
+    /// same key in one statement would be refused): the latest time wins.
+    fn clock(
+        &mut self,
+        location_id: i64,
+        address: &str,
+        channel: Channel,
+        reason: Reason,
+        at: DateTime<Utc>,
+    ) {
         let existing = (0..self.clock_location.len()).find(|&i| {
             self.clock_location[i] == location_id
                 && self.clock_channel[i] == channel
+                && self.clock_reason[i] == reason
                 && self.clock_address[i] == address
         });
         match existing {
@@ -568,6 +579,7 @@ impl AddressWrite {
                 self.clock_location.push(location_id);
                 self.clock_address.push(address.to_string());
                 self.clock_channel.push(channel);
+                self.clock_reason.push(reason);
                 self.clock_at.push(at);
             }
         }
@@ -694,6 +706,7 @@ prepared_statement!(
         Array<BigInt> => &s.address.clock_location,
         Array<Text> => &s.address.clock_address,
         Array<Text> => &s.address.clock_channel,
+        Array<Text> => &s.address.clock_reason,
         Array<Timestamptz> => &s.address.clock_at,
         Array<BigInt> => &s.history.location,
         Array<Nullable<BigInt>> => &s.history.contact,
@@ -754,7 +767,8 @@ impl DndWrite {
                 Some(address) => {
                     self.address
                         .gone(location_id, &address, channel, active.reason);
-                    self.address.clock(location_id, &address, channel, now);
+                    self.address
+                        .clock(location_id, &address, channel, active.reason, now);
                 }
             }
         }
@@ -768,7 +782,7 @@ impl DndWrite {
                     self.address
                         .new_reason(location_id, &address, channel, active);
                     self.address
-                        .clock(location_id, &address, channel, active.since);
+                        .clock(location_id, &address, channel, active.reason, active.since);
                 }
             }
         }

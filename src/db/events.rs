@@ -191,7 +191,7 @@ fn apply_within(conn: &mut PgConnection, deliveries: &[Delivery]) -> Result<Vec<
         };
         let AddressState {
             reasons: state,
-            last_change: clock,
+            clocks,
         } = now
             .get(&key)
             .cloned()
@@ -199,24 +199,21 @@ fn apply_within(conn: &mut PgConnection, deliveries: &[Delivery]) -> Result<Vec<
         // A provider's own reason or the person's own act is never refused;
         // if the rules ever did, storing the event without it would be wrong.
         let applied = state
-            .apply_consent(consent, clock)
+            .apply_consent(consent, &clocks)
             .map_err(|r| DbError::Invariant(format!("a {} event was refused: {r}", e.provider)))?;
         entries.extend(applied.transition.entries.into_iter().map(|h| (n, h)));
         now.insert(
             key,
             AddressState {
                 reasons: applied.transition.state,
-                last_change: applied.last_change,
+                clocks: applied.clocks,
             },
         );
     }
     let mut reasons = AddressWrite::default();
     for (key, after) in &now {
         if let Some(old) = before.get(key) {
-            let moved = (after.last_change != old.last_change)
-                .then_some(after.last_change)
-                .flatten();
-            reasons.change(key, &old.reasons, &after.reasons, moved);
+            reasons.change(key, old, after);
         }
     }
     reasons.execute(conn)?;

@@ -98,11 +98,12 @@ diesel::table! {
 }
 
 diesel::table! {
-    address_consent (location_id, address, channel) {
+    address_consent (location_id, address, channel, reason) {
         location_id -> Int8,
         address -> Text,
         channel -> Text,
         last_change_at -> Timestamptz,
+        reason -> Text,
     }
 }
 

@@ -620,6 +620,69 @@ async fn a_bounce_older_than_a_users_lift_does_not_come_back() {
     assert_eq!(send(&app, id, "email").await.0, 409);
 }
 
+/// A spam complaint older than a newer bounce, or than a user's lift of
+/// the bounce, is still the person's complaint: clocks are per reason, so
+/// late signals about other reasons are never dropped as stale.
+#[actix_web::test]
+async fn a_late_complaint_survives_a_newer_bounce_and_its_lift() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let id = created(&app, json!({"name": "Cy", "email": "cy@example.com"})).await;
+    let now = Utc::now().timestamp();
+    let signed = |token: &str, mut e: serde_json::Value, at: i64| {
+        e["timestamp"] = json!(at as f64);
+        mailgun_body(demo::MAILGUN_SIGNING_KEY, token, now, e)
+    };
+    let bounce = event(
+        "failed",
+        "ev-cy-b",
+        "cy@example.com",
+        Some("permanent"),
+        Some("bounce"),
+    );
+    assert_eq!(
+        mailgun_post(&app, downtown, &signed("tk-cy-1", bounce, now - 600))
+            .await
+            .0,
+        200
+    );
+    // The user lifts the bounce after fixing the mailbox.
+    app.sign_in_as(demo::LOCATION_USER).await;
+    let page = format!("/locations/{downtown}/contacts/{id}");
+    let csrf = app.csrf_from(&page).await;
+    let r = app
+        .post_form(
+            &format!("{page}/dnd"),
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("target", "email"),
+                ("turn", "off"),
+                ("confirm_suppression_removed", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(send(&app, id, "email").await.0, 202);
+    // Mailgun delivers a complaint from before both, late.
+    let complaint = event("complained", "ev-cy-c", "cy@example.com", None, None);
+    assert_eq!(
+        mailgun_post(&app, downtown, &signed("tk-cy-2", complaint, now - 1200))
+            .await
+            .0,
+        200
+    );
+    let (status, body) = send(&app, id, "email").await;
+    assert_eq!(status, 409, "{body}");
+    let dnd = dnd_of(&app, id).await;
+    let reasons: Vec<&str> = dnd["channels"]["email"]["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, vec!["email_spam_complaint"], "{dnd}");
+}
+
 /// Twilio retries a STOP after the person already texted START: the retry
 /// is the same event and changes nothing; the person stays opted in.
 #[actix_web::test]

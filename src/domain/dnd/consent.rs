@@ -2,9 +2,15 @@
 //! one channel (an opt-out keyword, a resume, a bounce, a carrier code),
 //! applied to the reasons kept on that address. Providers retry for hours
 //! and deliver out of order, so each event carries the provider's time, and
-//! one older than the last consent change applied to its address changes
-//! nothing: a late "resume" never lifts a newer "stop", a late "stop" never
-//! re-sets DND after a newer opt-in.
+//! each reason on an address keeps the time of the last consent change
+//! about it: an event older than that changes nothing. A late "resume"
+//! never lifts a newer "stop", a late "stop" never re-sets DND after a
+//! newer opt-in. The clock is per reason because signals about different
+//! reasons are independent: a spam complaint from 10:00 arriving after a
+//! bounce from 10:05 (or after a user lifted the bounce) is still the
+//! person's complaint, and must be kept.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
@@ -39,13 +45,33 @@ pub struct ConsentEvent {
     pub source: String,
 }
 
-/// An event applied to an address: the transition (possibly a `stale` or
-/// `repeated` history entry only) and the address's new "last consent
-/// change" time.
+/// When consent about each reason on one address and channel last changed
+/// (the provider's time of the event, or when a user lifted the reason).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Clocks(BTreeMap<Reason, DateTime<Utc>>);
+
+impl Clocks {
+    pub fn of(&self, reason: Reason) -> Option<DateTime<Utc>> {
+        self.0.get(&reason).copied()
+    }
+
+    /// Moves a reason's clock forward to `at` (never back).
+    pub fn advance(&mut self, reason: Reason, at: DateTime<Utc>) {
+        let clock = self.0.entry(reason).or_insert(at);
+        *clock = (*clock).max(at);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (Reason, DateTime<Utc>)> + '_ {
+        self.0.iter().map(|(r, t)| (*r, *t))
+    }
+}
+
+/// An event applied to an address: the transition (possibly `stale` or
+/// `repeated` history entries only) and the address's clocks after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
     pub transition: Transition,
-    pub last_change: Option<DateTime<Utc>>,
+    pub clocks: Clocks,
 }
 
 impl ConsentEvent {
@@ -70,11 +96,20 @@ impl ConsentEvent {
         }
     }
 
-    /// Older than the last consent change of its address. On a tie an
+    /// The reasons it is about: the one it sets, or every reason the
+    /// person's opt-in lifts on its channel.
+    pub fn concerns(&self, reason: Reason) -> bool {
+        match self.effect {
+            Effect::Set(set) => set == reason,
+            Effect::OptIn => reason.lifted_by_opt_in() && reason.channels().contains(&self.channel),
+        }
+    }
+
+    /// Older than the last consent change about `reason`. On a tie an
     /// opt-out still applies and an opt-in does not: when two events claim
     /// the same instant, keeping the person out is the safe mistake.
-    pub fn is_stale(&self, last_change: Option<DateTime<Utc>>) -> bool {
-        match last_change {
+    pub fn is_stale_for(&self, reason: Reason, clocks: &Clocks) -> bool {
+        match clocks.of(reason) {
             None => false,
             Some(last) => {
                 self.occurred_at < last
@@ -83,14 +118,17 @@ impl ConsentEvent {
         }
     }
 
-    /// The reason the history names for it (for an opt-in, the reason it
-    /// is about on its channel).
-    fn named_reason(&self) -> Reason {
-        match self.effect {
-            Effect::Set(reason) => reason,
-            Effect::OptIn if self.channel == Channel::Sms => Reason::SmsOptOut,
-            Effect::OptIn => Reason::ChannelOptOut,
-        }
+    fn stale_entry(&self, reason: Reason, clocks: &Clocks) -> HistoryEntry {
+        let detail = format!(
+            "the event happened at {}, before the last consent change about \"{}\" on this address ({}); it changes nothing",
+            self.occurred_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            reason.label(),
+            clocks
+                .of(reason)
+                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .unwrap_or_default(),
+        );
+        self.entry(Action::Stale, reason, Some(detail))
     }
 
     fn entry(&self, action: Action, reason: Reason, detail: Option<String>) -> HistoryEntry {
@@ -110,34 +148,24 @@ impl ConsentEvent {
 
 impl DndState {
     /// Applies a consent event to the state of its address (`self` holds
-    /// the reasons kept on that address). A stale event changes nothing and
-    /// is recorded as such; an opt-in with nothing it may lift changes
-    /// nothing and leaves no entry. Any event that is not stale, whatever
-    /// it changed, is the person's latest word: it moves the address's
-    /// last consent change forward.
-    pub fn apply_consent(
-        &self,
-        e: &ConsentEvent,
-        last_change: Option<DateTime<Utc>>,
-    ) -> Result<Applied, Refusal> {
-        if e.is_stale(last_change) {
-            let detail = format!(
-                "the event happened at {}, before the last consent change on this address ({}); it changes nothing",
-                e.occurred_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                last_change
-                    .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-                    .unwrap_or_default(),
-            );
-            return Ok(Applied {
-                transition: Transition {
-                    state: self.clone(),
-                    entries: vec![e.entry(Action::Stale, e.named_reason(), Some(detail))],
-                    remaining: self.reasons(e.channel).to_vec(),
-                },
-                last_change,
-            });
-        }
+    /// the reasons kept on that address, `clocks` their last changes).
+    /// Per reason it concerns, an event older than that reason's last
+    /// change changes nothing and is recorded as stale; an opt-in with
+    /// nothing it may lift changes nothing and leaves no entry. Every
+    /// reason the event concerns has its clock moved to the event: it is
+    /// the person's latest word about it.
+    pub fn apply_consent(&self, e: &ConsentEvent, clocks: &Clocks) -> Result<Applied, Refusal> {
         let mut transition = match e.effect {
+            Effect::Set(reason) if e.is_stale_for(reason, clocks) => {
+                return Ok(Applied {
+                    transition: Transition {
+                        state: self.clone(),
+                        entries: vec![e.stale_entry(reason, clocks)],
+                        remaining: self.reasons(e.channel).to_vec(),
+                    },
+                    clocks: clocks.clone(),
+                });
+            }
             Effect::Set(reason) => self.set(
                 e.channel,
                 reason,
@@ -146,20 +174,30 @@ impl DndState {
                 Some(e.address.clone()),
                 Some(e.source.clone()),
             )?,
-            Effect::OptIn => self
-                .lift_only(
-                    e.channel,
-                    &e.actor,
-                    e.occurred_at,
-                    Some(e.source.clone()),
-                    Reason::lifted_by_opt_in,
-                )
-                // Only reasons the contact may not lift: nothing to do.
-                .unwrap_or_else(|refusal| Transition {
-                    state: self.clone(),
-                    entries: Vec::new(),
-                    remaining: refusal.remaining,
-                }),
+            Effect::OptIn => {
+                let mut lifted = self
+                    .lift_only(
+                        e.channel,
+                        &e.actor,
+                        e.occurred_at,
+                        Some(e.source.clone()),
+                        |r| e.concerns(r) && !e.is_stale_for(r, clocks),
+                    )
+                    // Nothing it may lift: nothing to do.
+                    .unwrap_or_else(|refusal| Transition {
+                        state: self.clone(),
+                        entries: Vec::new(),
+                        remaining: refusal.remaining,
+                    });
+                // What a newer opt-out keeps in place, the history says.
+                lifted.entries.extend(
+                    self.reasons(e.channel)
+                        .iter()
+                        .filter(|a| e.concerns(a.reason) && e.is_stale_for(a.reason, clocks))
+                        .map(|a| e.stale_entry(a.reason, clocks)),
+                );
+                lifted
+            }
         };
         // The history says when we learned of it, and when it happened.
         for entry in &mut transition.entries {
@@ -167,9 +205,13 @@ impl DndState {
             entry.event_at = Some(e.occurred_at);
             entry.address = Some(e.address.clone());
         }
+        let mut after = clocks.clone();
+        for reason in Reason::ALL.into_iter().filter(|r| e.concerns(*r)) {
+            after.advance(reason, e.occurred_at);
+        }
         Ok(Applied {
             transition,
-            last_change: Some(last_change.map_or(e.occurred_at, |t| t.max(e.occurred_at))),
+            clocks: after,
         })
     }
 }
@@ -200,13 +242,13 @@ mod tests {
     /// Applies events in the order given, as the address store does.
     fn deliver(events: &[ConsentEvent]) -> (DndState, Vec<Action>) {
         let mut state = DndState::default();
-        let mut clock = None;
+        let mut clocks = Clocks::default();
         let mut actions = Vec::new();
         for e in events {
-            let applied = state.apply_consent(e, clock).unwrap();
+            let applied = state.apply_consent(e, &clocks).unwrap();
             actions.extend(applied.transition.entries.iter().map(|h| h.action));
             state = applied.transition.state;
-            clock = applied.last_change;
+            clocks = applied.clocks;
         }
         (state, actions)
     }
@@ -257,6 +299,78 @@ mod tests {
     }
 
     #[test]
+    fn a_late_complaint_is_kept_after_a_newer_bounce() {
+        // Mailgun delivers a complaint from 10:00 after a bounce from 10:05:
+        // different reasons, each the person's (or their server's) word.
+        let (state, actions) = deliver(&[
+            event(Channel::Email, Effect::Set(Reason::EmailBounced), 5),
+            event(Channel::Email, Effect::Set(Reason::EmailSpamComplaint), 0),
+        ]);
+        let held: Vec<Reason> = state
+            .reasons(Channel::Email)
+            .iter()
+            .map(|a| a.reason)
+            .collect();
+        assert!(held.contains(&Reason::EmailSpamComplaint), "{held:?}");
+        assert_eq!(actions, vec![Action::Set, Action::Set]);
+    }
+
+    #[test]
+    fn a_users_lift_makes_only_that_reason_older() {
+        // A user lifted the bounce at 10:30; a complaint from 10:10 arrives.
+        let mut clocks = Clocks::default();
+        clocks.advance(Reason::EmailBounced, t(30));
+        let complaint = event(Channel::Email, Effect::Set(Reason::EmailSpamComplaint), 10);
+        let applied = DndState::default()
+            .apply_consent(&complaint, &clocks)
+            .unwrap();
+        assert!(applied.transition.state.is_blocked(Channel::Email));
+        // A bounce from before the lift is stale.
+        let bounce = event(Channel::Email, Effect::Set(Reason::EmailBounced), 20);
+        let applied = DndState::default().apply_consent(&bounce, &clocks).unwrap();
+        assert!(!applied.transition.state.is_blocked(Channel::Email));
+        assert_eq!(applied.transition.entries[0].action, Action::Stale);
+    }
+
+    #[test]
+    fn an_opt_in_lifts_only_what_it_is_newer_than() {
+        // STOP at 1, the carrier's "unsubscribed" at 20, a START from 10
+        // arriving last: the START lifts the STOP, not the newer code.
+        let (state, actions) = deliver(&[
+            event(Channel::Sms, Effect::Set(Reason::SmsOptOut), 1),
+            event(Channel::Sms, Effect::Set(Reason::SmsUnsubscribed), 20),
+            event(Channel::Sms, Effect::OptIn, 10),
+        ]);
+        let left: Vec<Reason> = state
+            .reasons(Channel::Sms)
+            .iter()
+            .map(|a| a.reason)
+            .collect();
+        assert_eq!(left, vec![Reason::SmsUnsubscribed]);
+        assert_eq!(
+            actions,
+            vec![Action::Set, Action::Set, Action::Lifted, Action::Stale]
+        );
+    }
+
+    #[test]
+    fn an_opt_in_moves_the_clock_of_every_reason_it_lifts() {
+        // START at 10 with nothing set; a carrier code from 5 arrives late.
+        let (state, actions) = deliver(&[
+            event(Channel::Sms, Effect::OptIn, 10),
+            event(Channel::Sms, Effect::Set(Reason::CarrierBlocked), 5),
+        ]);
+        assert!(!state.is_blocked(Channel::Sms));
+        assert_eq!(actions, vec![Action::Stale]);
+        // A temporary reason is not the opt-in's business.
+        let (state, _) = deliver(&[
+            event(Channel::Sms, Effect::OptIn, 10),
+            event(Channel::Sms, Effect::Set(Reason::CarrierUnreachable), 5),
+        ]);
+        assert!(state.is_blocked(Channel::Sms));
+    }
+
+    #[test]
     fn a_provider_clock_ahead_of_ours_is_read_as_now() {
         let ahead = ConsentEvent::new(
             Channel::Sms,
@@ -288,12 +402,14 @@ mod tests {
     #[test]
     fn entries_carry_the_provider_time_and_the_address() {
         let stop = event(Channel::Sms, Effect::Set(Reason::SmsOptOut), 7);
-        let applied = DndState::default().apply_consent(&stop, None).unwrap();
+        let applied = DndState::default()
+            .apply_consent(&stop, &Clocks::default())
+            .unwrap();
         let entry = &applied.transition.entries[0];
         assert_eq!(entry.event_at, Some(t(7)));
         assert_eq!(entry.at, t(59));
         assert_eq!(entry.address.as_deref(), Some("+12125550100"));
-        assert_eq!(applied.last_change, Some(t(7)));
+        assert_eq!(applied.clocks.of(Reason::SmsOptOut), Some(t(7)));
         // The reason is in force since the person's act.
         assert_eq!(
             applied.transition.state.reasons(Channel::Sms)[0].since,

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 pub use codes::{mailgun_event_reason, twilio_error_reason, whatsapp_error_reason, MailgunEvent};
-pub use consent::{ConsentEvent, Effect};
+pub use consent::{Clocks, ConsentEvent, Effect};
 pub use gate::{decide_blocks, Block, Decision, Origin};
 pub use keywords::{match_keyword, KeywordMatch, Keywords};
 pub use reason::{ActorKind, Kind, Reason};
