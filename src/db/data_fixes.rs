@@ -2,11 +2,15 @@
 //! after the migrations. SQL alone cannot spell a number the way
 //! libphonenumber does.
 
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text};
+use std::collections::BTreeSet;
 
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
+
+use super::dnd::{lock_addresses, DndWrite};
 use super::DbError;
-use crate::domain::PhoneNumber;
+use crate::domain::dnd::{Action, Actor, ActorKind, HistoryEntry};
+use crate::domain::{Channel, PhoneNumber};
 
 #[derive(QueryableByName)]
 struct Done {
@@ -17,16 +21,45 @@ struct Done {
 #[derive(QueryableByName)]
 struct Numbers {
     #[diesel(sql_type = BigInt)]
-    location_id: i64,
-    #[diesel(sql_type = BigInt)]
     id: i64,
+    #[diesel(sql_type = BigInt)]
+    location_id: i64,
     #[diesel(sql_type = Nullable<Text>)]
     phone: Option<String>,
     #[diesel(sql_type = Nullable<Text>)]
     whatsapp_id: Option<String>,
 }
 
+#[derive(QueryableByName)]
+struct Kept {
+    #[diesel(sql_type = BigInt)]
+    location_id: i64,
+    #[diesel(sql_type = Text)]
+    address: String,
+}
+
+#[derive(QueryableByName)]
+struct Respelled {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+#[derive(QueryableByName)]
+struct Held {
+    #[diesel(sql_type = Bool)]
+    phone: bool,
+    #[diesel(sql_type = Bool)]
+    whatsapp: bool,
+}
+
 const PHONE_SPELLINGS: &str = "canonical phone spellings";
+
+/// The channels whose addresses are numbers.
+const NUMBER_CHANNELS: [Channel; 3] = [Channel::Sms, Channel::Call, Channel::Whatsapp];
+
+/// How many spellings one transaction fixes: each takes two address locks,
+/// and locks live in PostgreSQL's shared lock table until commit.
+const SPELLINGS_PER_TRANSACTION: usize = 200;
 
 /// Runs the fixes not done yet; the names of those it ran.
 pub fn run(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
@@ -36,68 +69,222 @@ pub fn run(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
     if done.n > 0 {
         return Ok(Vec::new());
     }
-    conn.transaction(|conn| -> Result<(), DbError> {
-        respell_numbers(conn)?;
-        diesel::sql_query("INSERT INTO data_fixes (name) VALUES ($1)")
-            .bind::<Text, _>(PHONE_SPELLINGS)
-            .execute(conn)?;
-        Ok(())
-    })?;
+    respell_numbers(conn)?;
+    diesel::sql_query("INSERT INTO data_fixes (name) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind::<Text, _>(PHONE_SPELLINGS)
+        .execute(conn)?;
     Ok(vec![PHONE_SPELLINGS.to_string()])
 }
 
+/// A number of a location in the spelling it is stored in, and in E.164
+/// as the parser spells it now.
+type Spelling = (i64, String, String);
+
 /// Numbers stored before every path used one parser: the API kept a trunk
 /// prefix (`+44 (0)20 7946 0958` became `+4402079460958`) while that
-/// person's STOP arrived as `+442079460958`. Each is rewritten in E.164 as
-/// the parser spells it now, unless another contact of the location has
-/// that spelling already (then it is left, and said in the log: the two
-/// are one person for someone to merge).
+/// person's STOP arrived as `+442079460958`, and the reasons kept on the
+/// old spelling were on a string no provider sends. Every stored spelling
+/// (on contacts, and where reasons and clocks are kept) is fixed by
+/// [`respell`], a few hundred per transaction: each transaction leaves the
+/// data consistent, so an interrupted run is simply run again.
 fn respell_numbers(conn: &mut PgConnection) -> Result<(), DbError> {
+    let spellings: Vec<Spelling> = stored_spellings(conn)?.into_iter().collect();
+    for chunk in spellings.chunks(SPELLINGS_PER_TRANSACTION) {
+        conn.transaction(|conn| -> Result<(), DbError> {
+            lock_addresses(
+                conn,
+                chunk
+                    .iter()
+                    .flat_map(|(l, old, new)| [(*l, old.as_str()), (*l, new.as_str())]),
+            )?;
+            let mut history = DndWrite::default();
+            for spelling in chunk {
+                respell(conn, spelling, &mut history)?;
+            }
+            history.execute(conn)?;
+            Ok(())
+        })?;
+    }
+    if !spellings.is_empty() {
+        tracing::info!(count = spellings.len(), "stored numbers respelled");
+    }
+    Ok(())
+}
+
+/// Every stored number whose canonical spelling differs, read page by page
+/// in index order (outside any transaction: nothing is locked meanwhile).
+fn stored_spellings(conn: &mut PgConnection) -> Result<BTreeSet<Spelling>, DbError> {
+    let mut found = BTreeSet::new();
+    let mut note = |location_id: i64, stored: &str| {
+        if let Ok(canonical) = PhoneNumber::parse_international(stored) {
+            if canonical.as_str() != stored {
+                found.insert((location_id, stored.to_string(), canonical.into_inner()));
+            }
+        }
+    };
     let mut after = 0i64;
     loop {
         let page: Vec<Numbers> = diesel::sql_query(
-            "SELECT location_id, id, phone, whatsapp_id FROM contacts
+            "SELECT id, location_id, phone, whatsapp_id FROM contacts
              WHERE id > $1 AND (phone IS NOT NULL OR whatsapp_id IS NOT NULL)
              ORDER BY id LIMIT 5000",
         )
         .bind::<BigInt, _>(after)
         .load(conn)?;
-        let Some(last) = page.last() else {
-            return Ok(());
-        };
+        let Some(last) = page.last() else { break };
         after = last.id;
-        for c in page {
-            for (column, value) in [("phone", &c.phone), ("whatsapp_id", &c.whatsapp_id)] {
-                let Some(stored) = value else { continue };
-                let Ok(canonical) = PhoneNumber::parse_international(stored) else {
-                    continue;
-                };
-                if canonical.as_str() == stored {
-                    continue;
-                }
-                let taken: Done = diesel::sql_query(format!(
-                    "SELECT count(*) AS n FROM contacts WHERE location_id = $1 AND {column} = $2"
-                ))
-                .bind::<BigInt, _>(c.location_id)
-                .bind::<Text, _>(canonical.as_str())
-                .get_result(conn)?;
-                if taken.n > 0 {
-                    tracing::warn!(
-                        location_id = c.location_id,
-                        contact_id = c.id,
-                        column,
-                        "a stored number is another contact's in its canonical spelling; left as it is"
-                    );
-                    continue;
-                }
-                diesel::sql_query(format!(
-                    "UPDATE contacts SET {column} = $3 WHERE location_id = $1 AND id = $2"
-                ))
-                .bind::<BigInt, _>(c.location_id)
-                .bind::<BigInt, _>(c.id)
-                .bind::<Text, _>(canonical.as_str())
-                .execute(conn)?;
+        for c in &page {
+            for stored in [&c.phone, &c.whatsapp_id].into_iter().flatten() {
+                note(c.location_id, stored);
             }
         }
     }
+    let channels: Vec<&str> = NUMBER_CHANNELS.iter().map(|c| c.as_str()).collect();
+    for table in ["address_dnd_reasons", "address_consent"] {
+        let (mut location, mut address) = (0i64, String::new());
+        loop {
+            let page: Vec<Kept> = diesel::sql_query(format!(
+                "SELECT DISTINCT location_id, address FROM {table}
+                 WHERE (location_id, address) > ($1, $2) AND channel = ANY($3)
+                 ORDER BY location_id, address LIMIT 5000"
+            ))
+            .bind::<BigInt, _>(location)
+            .bind::<Text, _>(&address)
+            .bind::<Array<Text>, _>(&channels)
+            .load(conn)?;
+            let Some(last) = page.last() else { break };
+            (location, address) = (last.location_id, last.address.clone());
+            for k in &page {
+                note(k.location_id, &k.address);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Fixes one stored spelling, under the locks of both spellings:
+/// - the reasons and clocks kept on the old spelling are kept on the
+///   canonical one too (the person's STOP follows their number);
+/// - contacts holding the old spelling get the canonical one, unless
+///   another contact of the location has it already (then the two are one
+///   person for someone to merge, and it is said in the log);
+/// - where a contact still reaches the old spelling, that spelling gets the
+///   canonical one's reasons as well, so neither twin is sendable while
+///   the other is blocked; elsewhere the old spelling's rows go.
+fn respell(
+    conn: &mut PgConnection,
+    (location_id, old, new): &Spelling,
+    history: &mut DndWrite,
+) -> Result<(), DbError> {
+    let all: Vec<&str> = NUMBER_CHANNELS.iter().map(|c| c.as_str()).collect();
+    copy_kept(conn, *location_id, old, new, &all)?;
+
+    let now = chrono::Utc::now();
+    for (column, channel) in [("phone", Channel::Sms), ("whatsapp_id", Channel::Whatsapp)] {
+        let respelled: Vec<Respelled> = diesel::sql_query(format!(
+            "UPDATE contacts SET {column} = $3
+             WHERE location_id = $1 AND {column} = $2
+               AND NOT EXISTS (SELECT 1 FROM contacts o WHERE o.location_id = $1 AND o.{column} = $3)
+             RETURNING id"
+        ))
+        .bind::<BigInt, _>(location_id)
+        .bind::<Text, _>(old)
+        .bind::<Text, _>(new)
+        .load(conn)?;
+        for contact in respelled {
+            history.history(
+                *location_id,
+                Some(contact.id),
+                &HistoryEntry {
+                    channel: Some(channel),
+                    reason: None,
+                    action: Action::AddressChanged,
+                    actor: Actor::new(ActorKind::Api, None, "dnd upgrade"),
+                    at: now,
+                    address: Some(old.clone()),
+                    source: Some(new.clone()),
+                    event_at: None,
+                    detail: Some(format!(
+                        "The stored number {old} is now spelled {new}, as providers send it. \
+                         DND kept on either spelling applies to this contact."
+                    )),
+                },
+            );
+        }
+    }
+
+    let held: Held = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM contacts WHERE location_id = $1 AND phone = $2) AS phone,
+                EXISTS (SELECT 1 FROM contacts WHERE location_id = $1 AND (whatsapp_id = $2
+                        OR (whatsapp_id IS NULL AND phone = $2))) AS whatsapp",
+    )
+    .bind::<BigInt, _>(location_id)
+    .bind::<Text, _>(old)
+    .get_result(conn)?;
+    let (still, gone): (Vec<Channel>, Vec<Channel>) =
+        NUMBER_CHANNELS.into_iter().partition(|c| match c {
+            Channel::Whatsapp => held.whatsapp,
+            _ => held.phone,
+        });
+    let (still, gone): (Vec<&str>, Vec<&str>) = (
+        still.iter().map(|c| c.as_str()).collect(),
+        gone.iter().map(|c| c.as_str()).collect(),
+    );
+    if !still.is_empty() {
+        tracing::warn!(
+            location_id,
+            "a contact's stored number is another contact's in its canonical spelling; \
+             both keep the DND of either until someone merges them"
+        );
+        copy_kept(conn, *location_id, new, old, &still)?;
+    }
+    for table in ["address_dnd_reasons", "address_consent"] {
+        diesel::sql_query(format!(
+            "DELETE FROM {table} WHERE location_id = $1 AND address = $2 AND channel = ANY($3)"
+        ))
+        .bind::<BigInt, _>(location_id)
+        .bind::<Text, _>(old)
+        .bind::<Array<Text>, _>(&gone)
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Keeps the reasons and clocks of `from` on `to` as well (on these
+/// channels); what `to` has already stays.
+fn copy_kept(
+    conn: &mut PgConnection,
+    location_id: i64,
+    from: &str,
+    to: &str,
+    channels: &[&str],
+) -> Result<(), DbError> {
+    diesel::sql_query(
+        "INSERT INTO address_dnd_reasons (location_id, address, channel, reason, kind, set_at,
+             actor_kind, actor_id, actor_label, source)
+         SELECT location_id, $3, channel, reason, kind, set_at, actor_kind, actor_id,
+             actor_label, source
+         FROM address_dnd_reasons
+         WHERE location_id = $1 AND address = $2 AND channel = ANY($4)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<BigInt, _>(location_id)
+    .bind::<Text, _>(from)
+    .bind::<Text, _>(to)
+    .bind::<Array<Text>, _>(channels)
+    .execute(conn)?;
+    diesel::sql_query(
+        "INSERT INTO address_consent (location_id, address, channel, reason, last_change_at)
+         SELECT location_id, $3, channel, reason, last_change_at
+         FROM address_consent
+         WHERE location_id = $1 AND address = $2 AND channel = ANY($4)
+         ON CONFLICT (location_id, address, channel, reason) DO UPDATE
+             SET last_change_at = greatest(address_consent.last_change_at, excluded.last_change_at)",
+    )
+    .bind::<BigInt, _>(location_id)
+    .bind::<Text, _>(from)
+    .bind::<Text, _>(to)
+    .bind::<Array<Text>, _>(channels)
+    .execute(conn)?;
+    Ok(())
 }

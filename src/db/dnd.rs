@@ -20,6 +20,7 @@ use super::contacts::Contact;
 use super::prepared::prepared_statement;
 use super::schema::{address_dnd_reasons, contact_dnd_reasons, contacts, dnd_history};
 use super::DbError;
+use crate::domain::address::kept_spellings;
 use crate::domain::dnd::{
     Action, ActiveReason, Actor, ActorKind, Clocks, DndState, HistoryEntry, Kind, Reason, Refusal,
     Transition,
@@ -213,7 +214,8 @@ pub fn state_of(conn: &mut PgConnection, contact: &Contact) -> QueryResult<DndSt
 /// What the gate needs for one message about to go to `address` on
 /// `channel`: the contact's switch and own reasons on the channel, and the
 /// reasons kept on that very address (which may no longer be the contact's
-/// address: a queued message goes where it was addressed).
+/// address: a queued message goes where it was addressed), in any spelling
+/// it may be kept under.
 pub fn gate_state(
     conn: &mut PgConnection,
     location_id: i64,
@@ -236,7 +238,7 @@ pub fn gate_state(
         .load(conn)?;
     let kept: Vec<AddressRow> = address_dnd_reasons::table
         .filter(address_dnd_reasons::location_id.eq(location_id))
-        .filter(address_dnd_reasons::address.eq(address))
+        .filter(address_dnd_reasons::address.eq_any(kept_spellings(channel, address)))
         .select(AddressRow::as_select())
         .load(conn)?;
     Ok(Some(DndState::from_parts(

@@ -234,7 +234,6 @@ where
     .map_err(|_| E::from(DbError::Cancelled))?
 }
 
-/// Applies every embedded migration not yet applied.
 /// Applies every embedded migration not yet applied, then the data fixes
 /// not done yet (see `data_fixes`); the names of what it applied.
 pub fn migrate(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {

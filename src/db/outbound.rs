@@ -19,6 +19,7 @@ use super::dnd as dnd_store;
 use super::schema::{contacts, messages};
 use super::sql_types::unknown_value;
 use super::DbError;
+use crate::domain::address::kept_spellings;
 use crate::domain::dnd::{decide_blocks, Block, Decision, Origin, Reason};
 use crate::domain::message::later_status;
 use crate::domain::Channel;
@@ -88,11 +89,21 @@ super::prepared::prepared_statement!(
     |s| [Array<BigInt> => &s.locations, Array<Text> => &s.addresses]
 );
 
-/// Share-locks one address of a location (see the module documentation).
-fn share_address(conn: &mut PgConnection, location_id: i64, address: &str) -> QueryResult<()> {
+/// Share-locks one address of a location in every spelling the gate reads
+/// (see the module documentation).
+fn share_address(
+    conn: &mut PgConnection,
+    location_id: i64,
+    channel: Option<Channel>,
+    address: &str,
+) -> QueryResult<()> {
+    let addresses = match channel {
+        Some(channel) => kept_spellings(channel, address),
+        None => vec![address.to_string()],
+    };
     ShareAddresses {
-        locations: vec![location_id],
-        addresses: vec![address.to_string()],
+        locations: vec![location_id; addresses.len()],
+        addresses,
     }
     .execute(conn)?;
     Ok(())
@@ -141,7 +152,7 @@ pub fn send_one(
                 .on(m.channel)
                 .ok_or(SendError::NoAddress(m.channel.label()))?
                 .to_string();
-            share_address(conn, location_id, &to)?;
+            share_address(conn, location_id, Some(m.channel), &to)?;
             let contact: Contact = contacts::table
                 .find((location_id, m.contact_id))
                 .select(Contact::as_select())
@@ -555,7 +566,7 @@ pub fn hand_over(conn: &mut PgConnection, m: &Outbound) -> Result<HandOver, DbEr
         let Some(to) = m.to_address.clone() else {
             return fail(conn, "the message has no address to go to".into());
         };
-        share_address(conn, m.location_id, &to)?;
+        share_address(conn, m.location_id, m.channel.parse().ok(), &to)?;
         let current: Option<(String, Option<DateTime<Utc>>)> = row
             .select((messages::status, messages::handed_over_at))
             .for_update()

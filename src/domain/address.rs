@@ -31,6 +31,23 @@ impl<'a> Addresses<'a> {
     }
 }
 
+/// The spellings under which consent about an address stored on a channel
+/// may be kept: the address itself and, for a number stored before every
+/// path used one parser (`+4402079460958`), the number as providers send it
+/// (`+442079460958`). The gate reads both, so a message addressed long ago
+/// still meets the person's STOP.
+pub fn kept_spellings(channel: Channel, address: &str) -> Vec<String> {
+    let mut spellings = vec![address.to_string()];
+    if matches!(channel, Channel::Sms | Channel::Call | Channel::Whatsapp) {
+        if let Ok(canonical) = PhoneNumber::parse_international(address) {
+            if canonical.as_str() != address {
+                spellings.push(canonical.into_inner());
+            }
+        }
+    }
+    spellings
+}
+
 /// A WhatsApp id: Meta sends the number without its `+` (`16505551234`),
 /// people write it as a phone number. Stored in E.164, like phones.
 pub fn whatsapp_id(input: &str, region: &str) -> Result<String, InvalidField> {
@@ -86,6 +103,23 @@ mod tests {
         assert_eq!(b.on(Channel::Whatsapp), Some("+442079460958"));
         assert_eq!(b.on(Channel::Sms), Some("+12125550100"));
         assert_eq!(b.on(Channel::Email), None);
+    }
+
+    #[test]
+    fn a_legacy_number_is_also_read_as_providers_spell_it() {
+        assert_eq!(
+            kept_spellings(Channel::Sms, "+4402079460958"),
+            vec!["+4402079460958", "+442079460958"]
+        );
+        assert_eq!(
+            kept_spellings(Channel::Whatsapp, "+442079460958"),
+            vec!["+442079460958"]
+        );
+        // Ids on other channels are opaque, even when they are digits.
+        assert_eq!(
+            kept_spellings(Channel::Facebook, "4402079460958"),
+            vec!["4402079460958"]
+        );
     }
 
     #[test]

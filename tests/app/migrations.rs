@@ -75,49 +75,186 @@ fn the_schema_refuses_what_the_app_would_never_write() {
 
 /// Numbers stored by the old hand-written parser keep a trunk prefix
 /// (+44 0 20...) the STOP of that person never carries: the upgrade spells
-/// them as the one parser does now, unless that spelling is taken.
+/// them as the one parser does now, and the DND kept on the old spelling
+/// follows the number. Where another contact has the canonical spelling
+/// already, neither of the two is left sendable while the other is blocked.
 #[test]
 fn stored_numbers_are_respelled_once_by_the_upgrade() {
     let db = TestDb::new();
     let mut conn = db.conn();
-    diesel::sql_query(
-        "INSERT INTO contacts (location_id, name, phone, whatsapp_id)
-         SELECT id, 'Legacy', '+4402079460958', '+4402079460959' FROM locations ORDER BY id LIMIT 1;
-         ",
-    )
-    .execute(&mut conn)
-    .unwrap();
-    diesel::sql_query(
-        "INSERT INTO contacts (location_id, name, phone)
-         SELECT id, 'Taken', '+4930901820' FROM locations ORDER BY id LIMIT 1",
-    )
-    .execute(&mut conn)
-    .unwrap();
-    diesel::sql_query(
-        "INSERT INTO contacts (location_id, name, phone)
-         SELECT id, 'Twin', '+49030901820' FROM locations ORDER BY id LIMIT 1",
-    )
-    .execute(&mut conn)
-    .unwrap();
-    diesel::sql_query("DELETE FROM data_fixes")
-        .execute(&mut conn)
-        .unwrap();
+    let run = |conn: &mut diesel::PgConnection, sql: &str| {
+        diesel::sql_query(sql).execute(conn).unwrap();
+    };
+    let location = "(SELECT id FROM locations ORDER BY id LIMIT 1)";
+    let reason = |address: &str, reason: &str| {
+        format!(
+            "INSERT INTO address_dnd_reasons (location_id, address, channel, reason, kind, set_at,
+                 actor_kind, actor_label, source)
+             VALUES ({location}, '{address}', 'sms', '{reason}', 'permanent', now() - interval '1 day',
+                 'provider', 'Twilio', 'legacy')"
+        )
+    };
+    // Legacy: an API-created number whose send failed with 21610, the
+    // reason kept on the spelling the old parser gave it.
+    run(
+        &mut conn,
+        &format!(
+            "INSERT INTO contacts (location_id, name, phone, whatsapp_id)
+             VALUES ({location}, 'Legacy', '+4402079460958', '+4402079460959')"
+        ),
+    );
+    run(&mut conn, &reason("+4402079460958", "sms_unsubscribed"));
+    run(
+        &mut conn,
+        &format!(
+            "INSERT INTO address_consent (location_id, address, channel, reason, last_change_at)
+             VALUES ({location}, '+4402079460958', 'sms', 'sms_unsubscribed', now() - interval '1 day')"
+        ),
+    );
+    // Twins: the person's STOP made a contact with the canonical number.
+    run(
+        &mut conn,
+        &format!(
+            "INSERT INTO contacts (location_id, name, phone)
+             VALUES ({location}, 'Taken', '+4930901820'), ({location}, 'Twin', '+49030901820')"
+        ),
+    );
+    run(&mut conn, &reason("+4930901820", "sms_opt_out"));
+    // A reason on an old spelling no contact holds any more.
+    run(&mut conn, &reason("+4402079460950", "sms_opt_out"));
+    // More legacy numbers than one transaction of the fix takes.
+    run(
+        &mut conn,
+        &format!(
+            "INSERT INTO contacts (location_id, name, phone)
+             SELECT {location}, 'Bulk ' || n, '+440207946' || lpad(n::text, 4, '0')
+             FROM generate_series(1000, 1449) n"
+        ),
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM contacts WHERE name = 'Legacy' AND dnd_mask & 1 = 1"
+        ),
+        1,
+        "blocked before the upgrade"
+    );
+
+    run(&mut conn, "DELETE FROM data_fixes");
     let done = dnd::db::migrate(&mut conn).unwrap();
     assert_eq!(done, vec!["canonical phone spellings".to_string()]);
-    let count = |sql: &str| {
-        diesel::sql_query(sql)
-            .get_result::<Count>(&mut db.conn())
-            .unwrap()
-            .n
-    };
+
+    // The legacy contact has the canonical number, and is still blocked.
     assert_eq!(
-        count("SELECT count(*) AS n FROM contacts WHERE phone = '+442079460958' AND whatsapp_id = '+442079460959'"),
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM contacts WHERE phone = '+442079460958'
+             AND whatsapp_id = '+442079460959' AND dnd_mask & 1 = 1"
+        ),
         1
     );
     assert_eq!(
-        count("SELECT count(*) AS n FROM contacts WHERE phone = '+49030901820'"),
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM address_dnd_reasons
+             WHERE address = '+442079460958' AND reason = 'sms_unsubscribed'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM address_consent
+             WHERE address = '+442079460958' AND reason = 'sms_unsubscribed'"
+        ),
         1,
-        "the canonical spelling is another contact's: left for a person to merge"
+        "the clock follows the number"
+    );
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM address_dnd_reasons WHERE address IN ('+4402079460958', '+4402079460950')"),
+        0,
+        "nothing stays on spellings no contact holds"
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM address_dnd_reasons WHERE address = '+442079460950'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM dnd_history h JOIN contacts c ON c.id = h.contact_id
+             WHERE c.name = 'Legacy' AND h.action = 'address_changed' AND h.address = '+4402079460958'"),
+        1,
+        "the contact's history says its number was respelled"
+    );
+    // The twin keeps its spelling (a person merges the two), blocked.
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM contacts WHERE name = 'Twin'
+             AND phone = '+49030901820' AND dnd_mask & 1 = 1"
+        ),
+        1,
+        "the twin of a blocked number is blocked"
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM contacts WHERE phone LIKE '+440207946%'"
+        ),
+        0,
+        "every chunk committed"
+    );
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM contacts WHERE phone LIKE '+44207946%' AND name LIKE 'Bulk %'"),
+        450
     );
     assert!(dnd::db::migrate(&mut conn).unwrap().is_empty(), "done once");
+}
+
+/// A message queued to a number in its old spelling meets the DND kept
+/// under the spelling providers send.
+#[test]
+fn the_gate_reads_an_old_spelling_as_the_number() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    diesel::sql_query(
+        "INSERT INTO contacts (location_id, name, phone)
+         SELECT id, 'Now', '+442079460958' FROM locations ORDER BY id LIMIT 1",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query(
+        "INSERT INTO address_dnd_reasons (location_id, address, channel, reason, kind, set_at,
+             actor_kind, actor_label, source)
+         SELECT id, '+442079460958', 'sms', 'sms_opt_out', 'permanent', now(), 'contact',
+             '+442079460958', 'STOP' FROM locations ORDER BY id LIMIT 1",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Ids {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        location_id: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let c: Ids = diesel::sql_query("SELECT location_id, id FROM contacts WHERE name = 'Now'")
+        .get_result(&mut conn)
+        .unwrap();
+    let state = dnd::db::dnd::gate_state(
+        &mut conn,
+        c.location_id,
+        c.id,
+        dnd::domain::Channel::Sms,
+        "+4402079460958",
+    )
+    .unwrap()
+    .unwrap();
+    assert!(state.is_blocked(dnd::domain::Channel::Sms));
+}
+
+fn count(conn: &mut diesel::PgConnection, sql: &str) -> i64 {
+    diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
 }
