@@ -5,9 +5,8 @@
 use chrono::Utc;
 use diesel::prelude::*;
 
-use super::integrations::Integration;
 use super::locations::Location;
-use super::schema::{location_sms_settings, messages};
+use super::schema::{integrations, location_sms_settings, messages};
 use crate::domain::dnd::Keywords;
 use crate::domain::Channel;
 
@@ -80,21 +79,76 @@ impl SettingsRow {
 }
 
 /// What a webhook needs before it can verify and read a request, in one
-/// round trip per location: the location, its integrations (the secrets
-/// that sign each provider's webhooks) and its keywords and replies.
+/// round trip per location: the location, what signs each provider's
+/// webhooks, and its keywords and replies.
 pub struct WebhookContext {
     pub location: Location,
-    pub integrations: Vec<Integration>,
+    pub signers: Vec<Signer>,
     pub settings: SmsSettings,
+}
+
+/// The part of an integration that verifies its provider's webhooks. Read
+/// as text and nothing more: an integration row this binary cannot read
+/// whole (a status or transport written by a newer version) must never
+/// stop the location's consent intake on its other channels.
+#[derive(Clone)]
+pub struct Signer {
+    pub channel: Channel,
+    pub provider: String,
+    /// Redacted by `Debug`: it never reaches a log line.
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer")
+            .field("channel", &self.channel)
+            .field("provider", &self.provider)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl WebhookContext {
     /// The location's integration for a channel, if it is this provider's.
-    pub fn integration(&self, channel: Channel, provider: &str) -> Option<&Integration> {
-        self.integrations
+    pub fn integration(&self, channel: Channel, provider: &str) -> Option<&Signer> {
+        self.signers
             .iter()
             .find(|i| i.channel == channel && i.provider == provider)
     }
+}
+
+/// The location's signers; a row on a channel this version does not know
+/// is skipped, and said in the log.
+fn signers(conn: &mut PgConnection, location_id: i64) -> QueryResult<Vec<Signer>> {
+    let rows: Vec<(i64, String, String, Option<String>)> = integrations::table
+        .filter(integrations::location_id.eq(location_id))
+        .select((
+            integrations::id,
+            integrations::channel,
+            integrations::provider,
+            integrations::secret,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, channel, provider, secret)| match channel.parse() {
+            Ok(channel) => Some(Signer {
+                channel,
+                provider,
+                secret,
+            }),
+            Err(_) => {
+                tracing::warn!(
+                    location_id,
+                    integration_id = id,
+                    channel,
+                    "an integration on a channel this version does not know; its webhooks are refused"
+                );
+                None
+            }
+        })
+        .collect())
 }
 
 pub fn context(conn: &mut PgConnection, location_id: i64) -> QueryResult<Option<WebhookContext>> {
@@ -129,7 +183,7 @@ pub fn context(conn: &mut PgConnection, location_id: i64) -> QueryResult<Option<
     let Some((location, settings)) = row else {
         return Ok(None);
     };
-    let integrations = super::integrations::list(conn, location.id)?;
+    let signers = signers(conn, location.id)?;
     Ok(Some(WebhookContext {
         settings: settings
             .map(
@@ -146,7 +200,7 @@ pub fn context(conn: &mut PgConnection, location_id: i64) -> QueryResult<Option<
                 },
             )
             .unwrap_or_else(|| SmsSettings::defaults(&location.name)),
-        integrations,
+        signers,
         location,
     }))
 }

@@ -5,6 +5,7 @@
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use super::signatures::meta_is_valid;
 use super::{Provider, WebhookError};
@@ -188,19 +189,30 @@ pub fn delivery(
         )));
     }
     let payload = String::from_utf8_lossy(body).to_string();
+    // Without Meta's time, a signal's key is the delivery it came in (a
+    // retry repeats the body byte for byte) and its place in it, so a
+    // second STOP after a RESUME is never taken for a retry of the first.
+    let body_digest = &hex::encode(Sha256::digest(body))[..16];
     let region = &context.location.default_region;
     let mut events = Vec::new();
+    // Signals that cannot be read: the others in the delivery still count.
+    let mut unreadable: Vec<String> = Vec::new();
     let mut signal =
         |channel: Channel, raw_id: &str, address: String, stop: bool, time: &serde_json::Value| {
             let value = if stop { "stop" } else { "resume" };
-            let key = format!(
-                "{}:{raw_id}:{time}:{value}",
-                if channel == Channel::Whatsapp {
-                    "wa"
-                } else {
-                    "fb"
-                }
-            );
+            let prefix = if channel == Channel::Whatsapp {
+                "wa"
+            } else {
+                "fb"
+            };
+            let key = if time.is_null() {
+                format!(
+                    "{prefix}:{raw_id}:body-{body_digest}-{}:{value}",
+                    events.len()
+                )
+            } else {
+                format!("{prefix}:{raw_id}:{time}:{value}")
+            };
             events.push(ProviderEvent {
                 provider: Provider::Meta.as_str(),
                 kind: channel.as_str().into(),
@@ -237,23 +249,32 @@ pub fn delivery(
                 .iter()
                 .filter(|c| c.field == "user_preferences")
             {
-                let prefs: Vec<Preference> = serde_json::from_value(
-                    change
-                        .value
-                        .get("user_preferences")
-                        .cloned()
-                        .unwrap_or_default(),
-                )
-                .map_err(|e| WebhookError::Malformed(format!("user_preferences: {e}")))?;
-                for p in prefs {
+                let items = match change.value.get("user_preferences") {
+                    Some(serde_json::Value::Array(items)) => items.as_slice(),
+                    _ => {
+                        unreadable.push("user_preferences is not a list".into());
+                        continue;
+                    }
+                };
+                for item in items {
+                    let p: Preference = match serde_json::from_value(item.clone()) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            unreadable.push(format!("user_preferences: {e}"));
+                            continue;
+                        }
+                    };
                     let stop = match p.value.as_str() {
                         "stop" => true,
                         "resume" => false,
                         _ => continue,
                     };
-                    let number = address::whatsapp_id(&p.wa_id, region)
-                        .map_err(|e| WebhookError::Malformed(format!("wa_id: {}", e.message)))?;
-                    signal(Channel::Whatsapp, &p.wa_id, number, stop, &p.timestamp);
+                    match address::whatsapp_id(&p.wa_id, region) {
+                        Ok(number) => {
+                            signal(Channel::Whatsapp, &p.wa_id, number, stop, &p.timestamp)
+                        }
+                        Err(e) => unreadable.push(format!("wa_id: {}", e.message)),
+                    }
                 }
             }
         } else {
@@ -269,11 +290,22 @@ pub fn delivery(
                     Some("RESUME NOTIFICATIONS") => false,
                     _ => continue,
                 };
-                let psid = address::platform_id("sender.id", &sender.id)
-                    .map_err(|e| WebhookError::Malformed(e.to_string()))?;
-                signal(Channel::Facebook, &sender.id, psid, stop, &m.timestamp);
+                match address::platform_id("sender.id", &sender.id) {
+                    Ok(psid) => signal(Channel::Facebook, &sender.id, psid, stop, &m.timestamp),
+                    Err(e) => unreadable.push(e.to_string()),
+                }
             }
         }
+    }
+    if !unreadable.is_empty() {
+        if events.is_empty() {
+            return Err(WebhookError::Malformed(unreadable.join("; ")));
+        }
+        tracing::warn!(
+            location_id = context.location.id,
+            skipped = %unreadable.join("; "),
+            "a Meta webhook carried signals that cannot be read; the others are stored"
+        );
     }
     Ok(Delivery {
         location_id: context.location.id,

@@ -933,6 +933,144 @@ async fn meta_handshake_and_whatsapp_and_messenger_opt_outs() {
         .is_err());
 }
 
+/// An integration row written by a newer version (a channel, a status or
+/// a transport this binary does not know) never stops the location's
+/// consent intake on its other integrations.
+#[actix_web::test]
+async fn an_unreadable_integration_row_does_not_stop_opt_outs() {
+    use diesel::connection::SimpleConnection;
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    app.db
+        .conn()
+        .batch_execute(&format!(
+            "ALTER TABLE integrations DROP CONSTRAINT integrations_channel_check;
+             ALTER TABLE integrations DROP CONSTRAINT integrations_status_check;
+             ALTER TABLE integrations DROP CONSTRAINT integrations_transport_check;
+             INSERT INTO integrations (location_id, channel, provider, status, transport)
+             VALUES ({downtown}, 'telegram', 'telegram', 'paused', 'bot_api');
+             UPDATE integrations SET status = 'paused', transport = 'cloud_api_v2'
+             WHERE location_id = {downtown} AND channel = 'whatsapp';"
+        ))
+        .unwrap();
+    let (code, body) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SM-newer-1", "+12125550100", "STOP"),
+    )
+    .await;
+    assert_eq!(code, 200, "{body}");
+    let (_, state) = phone_state(&app, downtown, "+12125550100").unwrap();
+    assert!(state.is_blocked(Channel::Sms));
+    // The WhatsApp integration itself still verifies its webhooks.
+    assert_eq!(
+        meta_post(
+            &app,
+            downtown,
+            &whatsapp("12125550100", "stop", 1_700_000_001),
+            demo::META_APP_SECRET
+        )
+        .await,
+        200
+    );
+    let (_, state) = phone_state(&app, downtown, "+12125550100").unwrap();
+    assert!(state.is_blocked(Channel::Whatsapp));
+}
+
+/// One WhatsApp user's signal that cannot be read does not lose the other
+/// users' stops in the same delivery; a delivery with nothing readable is
+/// refused.
+#[actix_web::test]
+async fn one_unreadable_meta_signal_does_not_lose_the_others() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let mut body = whatsapp("12125550110", "stop", 1_700_000_001);
+    let prefs = body["entry"][0]["changes"][0]["value"]["user_preferences"]
+        .as_array_mut()
+        .unwrap();
+    prefs.insert(
+        0,
+        json!({"wa_id": "not-a-number", "value": "stop", "timestamp": 1_700_000_001}),
+    );
+    prefs.push(json!({"wa_id": 12125550111u64, "value": "stop"}));
+    prefs.push(json!({"wa_id": "12125550112", "value": "stop", "timestamp": 1_700_000_002}));
+    assert_eq!(
+        meta_post(&app, downtown, &body, demo::META_APP_SECRET).await,
+        200
+    );
+    for number in ["+12125550110", "+12125550112"] {
+        assert!(
+            phone_state(&app, downtown, number)
+                .unwrap()
+                .1
+                .is_blocked(Channel::Whatsapp),
+            "{number}"
+        );
+    }
+    let bad = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{
+        "field": "user_preferences", "value": {"user_preferences": [
+            {"wa_id": "not-a-number", "value": "stop", "timestamp": 1}]}}]}]});
+    assert_eq!(
+        meta_post(&app, downtown, &bad, demo::META_APP_SECRET).await,
+        400
+    );
+}
+
+/// Signals without Meta's timestamp: a second STOP after a RESUME is its
+/// own event, not a retry of the first; a retry of one delivery is.
+#[actix_web::test]
+async fn meta_signals_without_a_timestamp_are_told_apart() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let untimed = |value: &str, id: &str| {
+        json!({"object": "whatsapp_business_account", "entry": [{"id": id, "changes": [{
+            "field": "user_preferences", "value": {"user_preferences": [
+                {"wa_id": "12125550110", "value": value}]}}]}]})
+    };
+    let blocked = || {
+        phone_state(&app, downtown, "+12125550110")
+            .unwrap()
+            .1
+            .is_blocked(Channel::Whatsapp)
+    };
+    let stop = untimed("stop", "WABA-1");
+    assert_eq!(
+        meta_post(&app, downtown, &stop, demo::META_APP_SECRET).await,
+        200
+    );
+    assert!(blocked());
+    assert_eq!(
+        meta_post(
+            &app,
+            downtown,
+            &untimed("resume", "WABA-2"),
+            demo::META_APP_SECRET
+        )
+        .await,
+        200
+    );
+    assert!(!blocked());
+    // Meta retries the first delivery: the same event, nothing changes.
+    assert_eq!(
+        meta_post(&app, downtown, &stop, demo::META_APP_SECRET).await,
+        200
+    );
+    assert!(!blocked(), "a retry of the first STOP is not a new STOP");
+    // The person stops again.
+    assert_eq!(
+        meta_post(
+            &app,
+            downtown,
+            &untimed("stop", "WABA-3"),
+            demo::META_APP_SECRET
+        )
+        .await,
+        200
+    );
+    assert!(blocked(), "a second STOP after the RESUME counts");
+}
+
 /// The database goes away in the middle of a stream of webhooks: every
 /// request answers 503 while it is down (none acknowledged unstored), and
 /// once it is back the providers' retries apply each event exactly once.
