@@ -210,6 +210,70 @@ fn a_stop_and_a_new_contact_with_its_number_at_the_same_moment() {
     );
 }
 
+/// A reason lifted on one of a contact's addresses while a new reason is
+/// being set on another: the mask is computed after the contact's row is
+/// locked, from what committed before, so the lift never writes back a
+/// mask that misses the other address's new reason.
+#[test]
+fn a_lift_on_one_address_never_drops_a_reason_set_on_another() {
+    let db = TestDb::new();
+    let location = locations::find_by_name(&mut db.conn(), demo::DOWNTOWN)
+        .unwrap()
+        .unwrap()
+        .id;
+    db.conn()
+        .batch_execute(&format!(
+            "INSERT INTO contacts (location_id, name, phone, email)
+             VALUES ({location}, 'Two', '+13125550911', 'two@example.com');
+             INSERT INTO address_dnd_reasons (location_id, address, channel, reason, kind, set_at,
+                 actor_kind, actor_label)
+             VALUES ({location}, '+13125550911', 'sms', 'sms_opt_out', 'permanent', now(),
+                 'contact', '+13125550911')"
+        ))
+        .unwrap();
+    let id = contacts::find_by_phone(
+        &mut db.conn(),
+        location,
+        &PhoneNumber::parse_international("+13125550911").unwrap(),
+    )
+    .unwrap()
+    .unwrap()
+    .id;
+    assert_eq!(mask_of(&mut db.conn(), location, id).dnd_mask, Channel::Sms.bit());
+
+    // A complaint on the email, not committed yet.
+    let mut complaint = db.conn();
+    complaint
+        .batch_execute(&format!(
+            "BEGIN;
+             INSERT INTO address_dnd_reasons (location_id, address, channel, reason, kind, set_at,
+                 actor_kind, actor_label)
+             VALUES ({location}, 'two@example.com', 'email', 'email_spam_complaint', 'permanent',
+                 now(), 'provider', 'Mailgun')"
+        ))
+        .unwrap();
+    // Meanwhile the person texts START: the lift waits for the contact.
+    let url = db.url.clone();
+    let lifting = std::thread::spawn(move || {
+        dnd::db::connect(&url)
+            .unwrap()
+            .batch_execute(&format!(
+                "DELETE FROM address_dnd_reasons
+                 WHERE location_id = {location} AND address = '+13125550911'"
+            ))
+            .unwrap()
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!lifting.is_finished(), "the lift waits for the contact's row");
+    complaint.batch_execute("COMMIT").unwrap();
+    lifting.join().unwrap();
+    assert_eq!(
+        mask_of(&mut db.conn(), location, id).dnd_mask,
+        Channel::Email.bit(),
+        "SMS lifted, the complaint kept"
+    );
+}
+
 /// One random step of a property case.
 #[derive(Debug, Clone)]
 enum Step {
