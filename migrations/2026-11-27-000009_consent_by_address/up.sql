@@ -152,10 +152,33 @@ WHERE r.reason <> 'manual'
                                               c.gmb_id, c.whatsapp_id)) IS NOT NULL
 ORDER BY r.set_at
 ON CONFLICT DO NOTHING;
+-- A reason recorded on an address the contact no longer has blocked the
+-- contact before this upgrade, and still does (DND on before an upgrade is
+-- kept): besides the address it names, it stays on the contact as one of
+-- its own, and the history says why.
+INSERT INTO dnd_history (location_id, contact_id, channel, reason, kind, action, actor_kind,
+                         actor_label, address, source, detail, at)
+SELECT r.location_id, r.contact_id, r.channel, r.reason, r.kind, 'address_changed', 'provider',
+       'upgrade: consent kept by address', r.address, NULL,
+       r.reason || ' was recorded on ' || r.address || ', no longer this contact''s '
+           || r.channel || ' address. It stays on that address, and on this contact too, '
+           || 'as it blocked the contact before the upgrade.', now()
+FROM contact_dnd_reasons r
+JOIN contacts c ON c.location_id = r.location_id AND c.id = r.contact_id
+WHERE r.reason <> 'manual' AND r.address IS NOT NULL
+  AND CASE WHEN r.channel = 'whatsapp' AND r.address ~ '^[1-9][0-9]{7,14}$' THEN '+' || r.address
+           ELSE r.address END
+      IS DISTINCT FROM dnd_contact_address(r.channel, c.phone, c.email, c.facebook_id, c.gmb_id,
+                                           c.whatsapp_id);
 DELETE FROM contact_dnd_reasons r USING contacts c
 WHERE c.location_id = r.location_id AND c.id = r.contact_id AND r.reason <> 'manual'
   AND coalesce(r.address, dnd_contact_address(r.channel, c.phone, c.email, c.facebook_id,
-                                              c.gmb_id, c.whatsapp_id)) IS NOT NULL;
+                                              c.gmb_id, c.whatsapp_id)) IS NOT NULL
+  AND (r.address IS NULL
+       OR CASE WHEN r.channel = 'whatsapp' AND r.address ~ '^[1-9][0-9]{7,14}$' THEN '+' || r.address
+               ELSE r.address END
+          = dnd_contact_address(r.channel, c.phone, c.email, c.facebook_id, c.gmb_id,
+                                c.whatsapp_id));
 
 -- A contact's mask, from the reasons that block it: its own, and those of
 -- the address it has now on each channel.
@@ -415,3 +438,7 @@ ALTER TABLE messages
     ADD COLUMN claimed_at TIMESTAMPTZ,
     ADD COLUMN handed_over_at TIMESTAMPTZ;
 CREATE INDEX messages_sending_idx ON messages (claimed_at) WHERE status = 'sending';
+-- Messages the old dispatcher had in flight may have reached the provider:
+-- they count as handed over (settled as `unknown` if no answer comes,
+-- never sent again).
+UPDATE messages SET claimed_at = updated_at, handed_over_at = updated_at WHERE status = 'sending';

@@ -199,7 +199,11 @@ fn respell(
                     channel: Some(channel),
                     reason: None,
                     action: Action::AddressChanged,
-                    actor: Actor::new(ActorKind::Api, None, "dnd upgrade"),
+                    actor: Actor::new(
+                        ActorKind::Provider,
+                        None,
+                        "upgrade: one spelling per number",
+                    ),
                     at: now,
                     address: Some(old.clone()),
                     source: Some(new.clone()),

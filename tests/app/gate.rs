@@ -239,7 +239,10 @@ fn a_lift_on_one_address_never_drops_a_reason_set_on_another() {
     .unwrap()
     .unwrap()
     .id;
-    assert_eq!(mask_of(&mut db.conn(), location, id).dnd_mask, Channel::Sms.bit());
+    assert_eq!(
+        mask_of(&mut db.conn(), location, id).dnd_mask,
+        Channel::Sms.bit()
+    );
 
     // A complaint on the email, not committed yet.
     let mut complaint = db.conn();
@@ -264,7 +267,10 @@ fn a_lift_on_one_address_never_drops_a_reason_set_on_another() {
             .unwrap()
     });
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!lifting.is_finished(), "the lift waits for the contact's row");
+    assert!(
+        !lifting.is_finished(),
+        "the lift waits for the contact's row"
+    );
     complaint.batch_execute("COMMIT").unwrap();
     lifting.join().unwrap();
     assert_eq!(

@@ -258,3 +258,74 @@ fn the_gate_reads_an_old_spelling_as_the_number() {
 fn count(conn: &mut diesel::PgConnection, sql: &str) -> i64 {
     diesel::sql_query(sql).get_result::<Count>(conn).unwrap().n
 }
+
+/// An upgrade over data the version before consent-by-address wrote: a
+/// contact blocked by a reason recorded on a number it no longer has stays
+/// blocked (DND on before an upgrade is kept), and a message the old
+/// dispatcher had in flight is settled as `unknown`, never sent again.
+#[test]
+fn the_consent_upgrade_keeps_dnd_and_settles_messages_in_flight() {
+    use diesel_migrations::MigrationHarness;
+    let db = TestDb::empty();
+    let mut conn = db.conn();
+    for _ in 0..8 {
+        conn.run_next_migration(dnd::db::MIGRATIONS).unwrap();
+    }
+    diesel::sql_query(
+        "WITH a AS (INSERT INTO agencies (name) VALUES ('Old') RETURNING id),
+              l AS (INSERT INTO locations (agency_id, name) SELECT id, 'Old Town' FROM a RETURNING id),
+              c AS (INSERT INTO contacts (location_id, name, phone)
+                    SELECT id, 'Moved', '+13125550100' FROM l RETURNING location_id, id),
+              r AS (INSERT INTO contact_dnd_reasons (location_id, contact_id, channel, reason, kind,
+                        address, set_at, actor_kind, actor_label, source)
+                    SELECT location_id, id, 'sms', 'sms_opt_out', 'permanent', '+13125550199',
+                        now() - interval '30 days', 'contact', '+13125550199', 'STOP'
+                    FROM c RETURNING 1)
+         INSERT INTO messages (location_id, contact_id, channel, direction, origin, body,
+                               to_address, status, updated_at)
+         SELECT location_id, id, 'sms', 'outbound', 'manual', 'in flight', '+13125550100',
+                'sending', now() - interval '1 hour'
+         FROM c",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    dnd::db::migrate(&mut conn).unwrap();
+
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM contacts WHERE name = 'Moved' AND dnd_mask & 1 = 1"
+        ),
+        1,
+        "still blocked on SMS"
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM address_dnd_reasons
+             WHERE address = '+13125550199' AND reason = 'sms_opt_out'"
+        ),
+        1,
+        "the STOP is kept on the number it came from"
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM dnd_history
+             WHERE action = 'address_changed' AND address = '+13125550199'
+               AND detail LIKE '%before the upgrade%'"
+        ),
+        1,
+        "the history says why"
+    );
+    let settled =
+        dnd::db::outbound::reconcile_stuck(&mut conn, chrono::Duration::minutes(10)).unwrap();
+    assert_eq!((settled.requeued, settled.unknown), (0, 1));
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM messages WHERE status = 'unknown'"
+        ),
+        1
+    );
+}
