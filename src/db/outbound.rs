@@ -731,6 +731,29 @@ pub fn mark_failed(
     Ok(())
 }
 
+/// The provider may have taken the message without saying so (a timeout
+/// after the request went out, a 5xx): it is never sent again, and stays
+/// `unknown` until a status report settles it (one that came first wins).
+pub fn mark_unknown(
+    conn: &mut PgConnection,
+    location_id: i64,
+    id: i64,
+    why: &str,
+) -> QueryResult<()> {
+    diesel::update(
+        messages::table
+            .find((location_id, id))
+            .filter(messages::status.eq("sending")),
+    )
+    .set((
+        messages::status.eq("unknown"),
+        messages::error_message.eq(why),
+        messages::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
 /// What [`reconcile_stuck`] found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Reconciled {

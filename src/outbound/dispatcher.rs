@@ -185,6 +185,7 @@ impl Dispatcher {
                 Outcome::Transient(why) => {
                     outbound::mark_failed(conn, m.location_id, m.id, None, &why)?
                 }
+                Outcome::Unknown(why) => outbound::mark_unknown(conn, m.location_id, m.id, &why)?,
                 Outcome::Rejected { code, message } => {
                     let channel: Option<Channel> = m.channel.parse().ok();
                     let reason = match (channel, code) {

@@ -45,7 +45,9 @@ pub const MAILGUN_API: &str = "https://api.mailgun.net";
 /// One message to hand over.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    /// Unique per message: the provider may use it to drop a duplicate.
+    /// Unique per message, sent along with it (Twilio does not promise to
+    /// drop a duplicate on it: a request that may have been taken is never
+    /// sent again instead, see [`Outcome::Unknown`]).
     pub idempotency_key: String,
     pub to: String,
     pub body: String,
@@ -62,8 +64,38 @@ pub enum Outcome {
         code: Option<u32>,
         message: String,
     },
-    /// Worth another try later (timeouts, 429, 5xx).
+    /// Not taken, provably: worth another try later (the provider could
+    /// not be reached, or said 429 or 503).
     Transient(String),
+    /// Maybe taken: the request went out and no clear answer came back (a
+    /// timeout, a broken connection, a 5xx, a 2xx without an id). Never
+    /// sent again: a status report from the provider settles it.
+    Unknown(String),
+}
+
+/// What a request that got no answer means: a connection that was never
+/// made sent nothing; anything later may have reached the provider.
+fn no_answer(provider: &str, e: &reqwest::Error) -> Outcome {
+    if e.is_connect() {
+        Outcome::Transient(format!("{provider} unreachable: {e}"))
+    } else {
+        Outcome::Unknown(format!(
+            "{provider} did not answer ({e}); the message may have gone out, so it is not sent again"
+        ))
+    }
+}
+
+/// What a status that is neither success nor the provider's refusal
+/// means: 429 and 503 say the request was not taken; any other 5xx leaves
+/// it open.
+fn server_trouble(provider: &str, status: reqwest::StatusCode) -> Option<Outcome> {
+    match status.as_u16() {
+        429 | 503 => Some(Outcome::Transient(format!("{provider} answered {status}"))),
+        500..=599 => Some(Outcome::Unknown(format!(
+            "{provider} answered {status}; the message may have gone out, so it is not sent again"
+        ))),
+        _ => None,
+    }
 }
 
 #[derive(Deserialize)]
@@ -124,29 +156,28 @@ pub async fn send(client: &reqwest::Client, transport: &Transport, m: &Outgoing)
                 .send()
                 .await;
             match sent {
-                Err(e) => Outcome::Transient(format!("Twilio unreachable: {e}")),
+                Err(e) => no_answer("Twilio", &e),
                 Ok(r) if r.status().is_success() => match r.json::<TwilioCreated>().await {
                     Ok(created) => Outcome::Sent {
                         provider_sid: created.sid,
                     },
-                    Err(e) => Outcome::Rejected {
-                        code: None,
-                        message: format!("Twilio answered without a message SID: {e}"),
-                    },
+                    Err(e) => Outcome::Unknown(format!(
+                        "Twilio accepted the message but answered without its SID: {e}"
+                    )),
                 },
-                Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
-                    Outcome::Transient(format!("Twilio answered {}", r.status()))
-                }
-                Ok(r) => {
-                    let status = r.status();
-                    let error = r.json::<TwilioError>().await.ok();
-                    Outcome::Rejected {
-                        code: error.as_ref().and_then(|e| e.code),
-                        message: error
-                            .and_then(|e| e.message)
-                            .unwrap_or_else(|| format!("Twilio answered {status}")),
+                Ok(r) => match server_trouble("Twilio", r.status()) {
+                    Some(outcome) => outcome,
+                    None => {
+                        let status = r.status();
+                        let error = r.json::<TwilioError>().await.ok();
+                        Outcome::Rejected {
+                            code: error.as_ref().and_then(|e| e.code),
+                            message: error
+                                .and_then(|e| e.message)
+                                .unwrap_or_else(|| format!("Twilio answered {status}")),
+                        }
                     }
-                }
+                },
             }
         }
         Transport::Mailgun {
@@ -171,28 +202,27 @@ pub async fn send(client: &reqwest::Client, transport: &Transport, m: &Outgoing)
                 .send()
                 .await;
             match sent {
-                Err(e) => Outcome::Transient(format!("Mailgun unreachable: {e}")),
+                Err(e) => no_answer("Mailgun", &e),
                 Ok(r) if r.status().is_success() => match r.json::<MailgunQueued>().await {
                     Ok(q) => Outcome::Sent { provider_sid: q.id },
-                    Err(e) => Outcome::Rejected {
-                        code: None,
-                        message: format!("Mailgun answered without a message id: {e}"),
-                    },
+                    Err(e) => Outcome::Unknown(format!(
+                        "Mailgun accepted the message but answered without its id: {e}"
+                    )),
                 },
-                Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
-                    Outcome::Transient(format!("Mailgun answered {}", r.status()))
-                }
-                Ok(r) => {
-                    let status = r.status();
-                    let text = r.text().await.unwrap_or_default();
-                    Outcome::Rejected {
-                        code: Some(status.as_u16() as u32),
-                        message: format!(
-                            "Mailgun answered {status}: {}",
-                            text.chars().take(300).collect::<String>()
-                        ),
+                Ok(r) => match server_trouble("Mailgun", r.status()) {
+                    Some(outcome) => outcome,
+                    None => {
+                        let status = r.status();
+                        let text = r.text().await.unwrap_or_default();
+                        Outcome::Rejected {
+                            code: Some(status.as_u16() as u32),
+                            message: format!(
+                                "Mailgun answered {status}: {}",
+                                text.chars().take(300).collect::<String>()
+                            ),
+                        }
                     }
-                }
+                },
             }
         }
     }

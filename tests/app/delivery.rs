@@ -30,7 +30,8 @@ type Log = Arc<Mutex<Vec<Seen>>>;
 
 /// Twilio's and Mailgun's sending endpoints, as documented: 201 with a
 /// message SID, 400 with code 21610 for an unsubscribed recipient, 503 once
-/// for a number that then succeeds.
+/// for a number that then succeeds; and, for two numbers, a 500 and a 201
+/// without a SID (answers that leave open whether the message went out).
 async fn fake_provider() -> (String, Log) {
     let log: Log = Arc::default();
     let flaky = Arc::new(Mutex::new(0u32));
@@ -48,6 +49,12 @@ async fn fake_provider() -> (String, Log) {
                         return HttpResponse::BadRequest().json(json!({
                             "code": 21610, "message": "Attempt to send to unsubscribed recipient",
                             "more_info": "https://www.twilio.com/docs/errors/21610", "status": 400}));
+                    }
+                    if to == "+14156669003" {
+                        return HttpResponse::InternalServerError().finish();
+                    }
+                    if to == "+14156669005" {
+                        return HttpResponse::Created().json(json!({"status": "queued"}));
                     }
                     if to == "+14156669002" {
                         let mut n = data.1.lock().unwrap();
@@ -300,6 +307,43 @@ async fn transient_errors_retry_and_a_dnd_set_after_queueing_stops_the_message()
         .filter(|s| s.form.iter().any(|(_, v)| v == "+14156661003"))
         .count();
     assert_eq!(to_late, 0);
+}
+
+/// An answer that leaves open whether the provider took the message (a
+/// 500, a 2xx without its id) is never retried: the person could get it
+/// twice. A provider that could not be reached at all took nothing, and
+/// the message waits for another try.
+#[actix_web::test]
+async fn a_send_that_may_have_gone_out_is_never_sent_again() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let (base, log) = fake_provider().await;
+    point_at(&app, downtown, &base);
+    let crashed = contact(&app, downtown, "+14156669003", "crashed@example.com");
+    let no_sid = contact(&app, downtown, "+14156669005", "nosid@example.com");
+    let m1 = queue(&app, crashed, "sms").await;
+    let m2 = queue(&app, no_sid, "sms").await;
+    let dispatcher = Dispatcher::new(app.db.pool(), None);
+    dispatcher.run_once().await.unwrap();
+    for m in [m1, m2] {
+        let stored = status_of(&app, m).await;
+        assert_eq!(stored["status"], "unknown", "{stored}");
+    }
+    diesel::sql_query("UPDATE messages SET next_attempt_at = now()")
+        .execute(&mut app.db.conn())
+        .unwrap();
+    while dispatcher.run_once().await.unwrap() > 0 {}
+    assert_eq!(log.lock().unwrap().len(), 2, "each went out once");
+
+    // Nothing listens: the connection is never made, nothing was sent.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    point_at(&app, downtown, &nowhere);
+    let m3 = queue(&app, crashed, "sms").await;
+    dispatcher.run_once().await.unwrap();
+    let stored = status_of(&app, m3).await;
+    assert_eq!(stored["status"], "queued", "{stored}");
 }
 
 #[actix_web::test]
