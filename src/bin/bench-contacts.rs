@@ -98,7 +98,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ("phone prefix +1 617", search("+1 617"), Cursor::First),
         ("name search \"garcia\"", search("garcia"), Cursor::First),
         (
-            "status = partial + phone prefix",
+            "status = partial + phone +1 628",
+            ListFilter {
+                status: Some(Status::Partial),
+                ..search("+1 628")
+            },
+            Cursor::First,
+        ),
+        // No partial contact has a +1 212 number: the filter must find
+        // that without walking either set.
+        (
+            "status = partial + phone +1 212",
             ListFilter {
                 status: Some(Status::Partial),
                 ..search("+1 212")
