@@ -99,8 +99,8 @@ impl Stored {
     }
 }
 
-/// How long a Mailgun token is remembered: well past the 9 hours in which
-/// its timestamp is accepted at all.
+/// How long a Mailgun token is remembered: well past the 5-minute window in
+/// which its timestamp is accepted at all.
 const TOKEN_MEMORY_HOURS: i64 = 24;
 
 /// Stores the deliveries and applies their events, in one transaction.
