@@ -154,15 +154,13 @@ ORDER BY r.set_at
 ON CONFLICT DO NOTHING;
 -- A reason recorded on an address the contact no longer has blocked the
 -- contact before this upgrade, and still does (DND on before an upgrade is
--- kept): besides the address it names, it stays on the contact as one of
--- its own, and the history says why.
-INSERT INTO dnd_history (location_id, contact_id, channel, reason, kind, action, actor_kind,
-                         actor_label, address, source, detail, at)
-SELECT r.location_id, r.contact_id, r.channel, r.reason, r.kind, 'address_changed', 'provider',
-       'upgrade: consent kept by address', r.address, NULL,
-       r.reason || ' was recorded on ' || r.address || ', no longer this contact''s '
-           || r.channel || ' address. It stays on that address, and on this contact too, '
-           || 'as it blocked the contact before the upgrade.', now()
+-- kept): besides the address it names, it is kept on the address the
+-- contact has on that channel now (where the person's own opt-in from that
+-- address lifts it, as it did before), or on the contact when it has none;
+-- the history says why.
+CREATE TEMPORARY TABLE moved_reasons AS
+SELECT r.*, dnd_contact_address(r.channel, c.phone, c.email, c.facebook_id, c.gmb_id,
+                                c.whatsapp_id) AS current_address
 FROM contact_dnd_reasons r
 JOIN contacts c ON c.location_id = r.location_id AND c.id = r.contact_id
 WHERE r.reason <> 'manual' AND r.address IS NOT NULL
@@ -170,15 +168,28 @@ WHERE r.reason <> 'manual' AND r.address IS NOT NULL
            ELSE r.address END
       IS DISTINCT FROM dnd_contact_address(r.channel, c.phone, c.email, c.facebook_id, c.gmb_id,
                                            c.whatsapp_id);
+INSERT INTO address_dnd_reasons (location_id, address, channel, reason, kind, set_at, actor_kind,
+                                 actor_id, actor_label, source)
+SELECT location_id, current_address, channel, reason, kind, set_at, actor_kind, actor_id,
+       actor_label, 'kept from ' || address || ' by the upgrade'
+FROM moved_reasons WHERE current_address IS NOT NULL
+ON CONFLICT DO NOTHING;
+INSERT INTO dnd_history (location_id, contact_id, channel, reason, kind, action, actor_kind,
+                         actor_label, address, source, detail, at)
+SELECT location_id, contact_id, channel, reason, kind, 'address_changed', 'provider',
+       'upgrade: consent kept by address', address, current_address,
+       reason || ' was recorded on ' || address || ', no longer this contact''s ' || channel
+           || ' address. It stays on that address and, as it blocked this contact before the '
+           || 'upgrade, ' || CASE WHEN current_address IS NULL THEN 'on this contact too.'
+                                  ELSE 'on ' || current_address || ' too.' END, now()
+FROM moved_reasons;
+DROP TABLE moved_reasons;
+-- What is kept on addresses now leaves the contacts (a reason on a channel
+-- where the contact has no address stays on it).
 DELETE FROM contact_dnd_reasons r USING contacts c
 WHERE c.location_id = r.location_id AND c.id = r.contact_id AND r.reason <> 'manual'
-  AND coalesce(r.address, dnd_contact_address(r.channel, c.phone, c.email, c.facebook_id,
-                                              c.gmb_id, c.whatsapp_id)) IS NOT NULL
-  AND (r.address IS NULL
-       OR CASE WHEN r.channel = 'whatsapp' AND r.address ~ '^[1-9][0-9]{7,14}$' THEN '+' || r.address
-               ELSE r.address END
-          = dnd_contact_address(r.channel, c.phone, c.email, c.facebook_id, c.gmb_id,
-                                c.whatsapp_id));
+  AND dnd_contact_address(r.channel, c.phone, c.email, c.facebook_id, c.gmb_id,
+                          c.whatsapp_id) IS NOT NULL;
 
 -- A contact's mask, from the reasons that block it: its own, and those of
 -- the address it has now on each channel.

@@ -9,7 +9,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 
 use super::dnd::{lock_addresses, DndWrite};
 use super::DbError;
-use crate::domain::dnd::{Action, Actor, ActorKind, HistoryEntry};
+use crate::domain::dnd::{Action, Actor, ActorKind, HistoryEntry, Reason};
 use crate::domain::{Channel, PhoneNumber};
 
 #[derive(QueryableByName)]
@@ -52,7 +52,9 @@ struct Held {
     whatsapp: bool,
 }
 
-const PHONE_SPELLINGS: &str = "canonical phone spellings";
+/// Named anew whenever what it does changes, so a database that ran an
+/// earlier version of it runs this one too (every version is idempotent).
+const PHONE_SPELLINGS: &str = "dnd follows respelled numbers";
 
 /// The channels whose addresses are numbers.
 const NUMBER_CHANNELS: [Channel; 3] = [Channel::Sms, Channel::Call, Channel::Whatsapp];
@@ -97,6 +99,7 @@ fn respell_numbers(conn: &mut PgConnection) -> Result<(), DbError> {
                     .iter()
                     .flat_map(|(l, old, new)| [(*l, old.as_str()), (*l, new.as_str())]),
             )?;
+            lock_holders(conn, chunk)?;
             let mut history = DndWrite::default();
             for spelling in chunk {
                 respell(conn, spelling, &mut history)?;
@@ -162,6 +165,28 @@ fn stored_spellings(conn: &mut PgConnection) -> Result<BTreeSet<Spelling>, DbErr
     Ok(found)
 }
 
+/// Locks every contact holding either spelling of the chunk's numbers, in
+/// id order, as every other writer of many contacts does (a bulk send, the
+/// mask triggers): taken one spelling at a time, they could deadlock.
+fn lock_holders(conn: &mut PgConnection, chunk: &[Spelling]) -> Result<(), DbError> {
+    let (locations, addresses): (Vec<i64>, Vec<&str>) = chunk
+        .iter()
+        .flat_map(|(l, old, new)| [(*l, old.as_str()), (*l, new.as_str())])
+        .unzip();
+    diesel::sql_query(
+        "SELECT count(*) AS n FROM (
+             SELECT c.id FROM contacts c
+             JOIN unnest($1::int8[], $2::text[]) AS k (location_id, address)
+               ON c.location_id = k.location_id AND (c.phone = k.address OR c.whatsapp_id = k.address)
+             ORDER BY c.location_id, c.id
+             FOR UPDATE OF c) locked",
+    )
+    .bind::<Array<BigInt>, _>(&locations)
+    .bind::<Array<Text>, _>(&addresses)
+    .get_result::<Done>(conn)?;
+    Ok(())
+}
+
 /// Fixes one stored spelling, under the locks of both spellings:
 /// - the reasons and clocks kept on the old spelling are kept on the
 ///   canonical one too (the person's STOP follows their number);
@@ -177,7 +202,7 @@ fn respell(
     history: &mut DndWrite,
 ) -> Result<(), DbError> {
     let all: Vec<&str> = NUMBER_CHANNELS.iter().map(|c| c.as_str()).collect();
-    copy_kept(conn, *location_id, old, new, &all)?;
+    copy_kept(conn, *location_id, old, new, &all, history)?;
 
     let now = chrono::Utc::now();
     for (column, channel) in [("phone", Channel::Sms), ("whatsapp_id", Channel::Whatsapp)] {
@@ -240,7 +265,7 @@ fn respell(
             "a contact's stored number is another contact's in its canonical spelling; \
              both keep the DND of either until someone merges them"
         );
-        copy_kept(conn, *location_id, new, old, &still)?;
+        copy_kept(conn, *location_id, new, old, &still, history)?;
     }
     for table in ["address_dnd_reasons", "address_consent"] {
         diesel::sql_query(format!(
@@ -254,29 +279,56 @@ fn respell(
     Ok(())
 }
 
+#[derive(QueryableByName)]
+struct Carried {
+    #[diesel(sql_type = Text)]
+    channel: Channel,
+    #[diesel(sql_type = Text)]
+    reason: Reason,
+    #[diesel(sql_type = Bool)]
+    copied: bool,
+    #[diesel(sql_type = Bool)]
+    superseded: bool,
+}
+
 /// Keeps the reasons and clocks of `from` on `to` as well (on these
-/// channels); what `to` has already stays.
+/// channels); what `to` has already stays, and a reason that a newer
+/// consent change about it on `to` (a START there, a user's lift) has
+/// overtaken is not brought back. Each is said in `to`'s history.
 fn copy_kept(
     conn: &mut PgConnection,
     location_id: i64,
     from: &str,
     to: &str,
     channels: &[&str],
+    history: &mut DndWrite,
 ) -> Result<(), DbError> {
-    diesel::sql_query(
-        "INSERT INTO address_dnd_reasons (location_id, address, channel, reason, kind, set_at,
-             actor_kind, actor_id, actor_label, source)
-         SELECT location_id, $3, channel, reason, kind, set_at, actor_kind, actor_id,
-             actor_label, source
-         FROM address_dnd_reasons
-         WHERE location_id = $1 AND address = $2 AND channel = ANY($4)
-         ON CONFLICT DO NOTHING",
+    let carried: Vec<Carried> = diesel::sql_query(
+        "WITH kept AS (
+             SELECT r.*, EXISTS (
+                 SELECT 1 FROM address_consent c
+                 WHERE c.location_id = r.location_id AND c.address = $3
+                   AND c.channel = r.channel AND c.reason = r.reason
+                   AND c.last_change_at > r.set_at) AS superseded
+             FROM address_dnd_reasons r
+             WHERE r.location_id = $1 AND r.address = $2 AND r.channel = ANY($4)
+         ), copied AS (
+             INSERT INTO address_dnd_reasons (location_id, address, channel, reason, kind, set_at,
+                 actor_kind, actor_id, actor_label, source)
+             SELECT location_id, $3, channel, reason, kind, set_at, actor_kind, actor_id,
+                 actor_label, source
+             FROM kept WHERE NOT superseded
+             ON CONFLICT DO NOTHING
+             RETURNING channel, reason
+         )
+         SELECT k.channel, k.reason, c.reason IS NOT NULL AS copied, k.superseded
+         FROM kept k LEFT JOIN copied c ON c.channel = k.channel AND c.reason = k.reason",
     )
     .bind::<BigInt, _>(location_id)
     .bind::<Text, _>(from)
     .bind::<Text, _>(to)
     .bind::<Array<Text>, _>(channels)
-    .execute(conn)?;
+    .load(conn)?;
     diesel::sql_query(
         "INSERT INTO address_consent (location_id, address, channel, reason, last_change_at)
          SELECT location_id, $3, channel, reason, last_change_at
@@ -290,5 +342,46 @@ fn copy_kept(
     .bind::<Text, _>(to)
     .bind::<Array<Text>, _>(channels)
     .execute(conn)?;
+    let now = chrono::Utc::now();
+    for c in carried.iter().filter(|c| c.copied || c.superseded) {
+        let (action, detail) = if c.copied {
+            (
+                Action::AddressChanged,
+                format!("Kept on {from}, the same number as stored before; now kept on {to} too."),
+            )
+        } else {
+            (
+                Action::Stale,
+                format!(
+                    "Kept on {from}, the same number as stored before; not brought to {to}, \
+                     where a newer consent change about it was made."
+                ),
+            )
+        };
+        history.history(
+            location_id,
+            None,
+            &HistoryEntry {
+                channel: Some(c.channel),
+                reason: Some(c.reason),
+                action,
+                actor: upgrade(),
+                at: now,
+                address: Some(to.to_string()),
+                source: Some(from.to_string()),
+                event_at: None,
+                detail: Some(detail),
+            },
+        );
+    }
     Ok(())
+}
+
+/// Who the history names for what the upgrade did.
+fn upgrade() -> Actor {
+    Actor::new(
+        ActorKind::Provider,
+        None,
+        "upgrade: one spelling per number",
+    )
 }

@@ -120,6 +120,23 @@ fn stored_numbers_are_respelled_once_by_the_upgrade() {
         ),
     );
     run(&mut conn, &reason("+4930901820", "sms_opt_out"));
+    // A STOP kept on an old spelling, and a START since on the number as
+    // providers spell it: the STOP is not brought back.
+    run(
+        &mut conn,
+        &format!(
+            "INSERT INTO contacts (location_id, name, phone)
+             VALUES ({location}, 'Started', '+4402079460957')"
+        ),
+    );
+    run(
+        &mut conn,
+        &format!(
+            "INSERT INTO address_consent (location_id, address, channel, reason, last_change_at)
+             VALUES ({location}, '+442079460957', 'sms', 'sms_opt_out', now() - interval '1 hour')"
+        ),
+    );
+    run(&mut conn, &reason("+4402079460957", "sms_opt_out"));
     // A reason on an old spelling no contact holds any more.
     run(&mut conn, &reason("+4402079460950", "sms_opt_out"));
     // More legacy numbers than one transaction of the fix takes.
@@ -142,7 +159,7 @@ fn stored_numbers_are_respelled_once_by_the_upgrade() {
 
     run(&mut conn, "DELETE FROM data_fixes");
     let done = dnd::db::migrate(&mut conn).unwrap();
-    assert_eq!(done, vec!["canonical phone spellings".to_string()]);
+    assert_eq!(done, vec!["dnd follows respelled numbers".to_string()]);
 
     // The legacy contact has the canonical number, and is still blocked.
     assert_eq!(
@@ -187,6 +204,33 @@ fn stored_numbers_are_respelled_once_by_the_upgrade() {
              WHERE c.name = 'Legacy' AND h.action = 'address_changed' AND h.address = '+4402079460958'"),
         1,
         "the contact's history says its number was respelled"
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM dnd_history
+             WHERE contact_id IS NULL AND action = 'address_changed' AND address = '+442079460958'
+               AND source = '+4402079460958' AND reason = 'sms_unsubscribed'"
+        ),
+        1,
+        "the number's history says where its DND came from"
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM contacts WHERE name = 'Started'
+             AND phone = '+442079460957' AND dnd_mask = 0"
+        ),
+        1,
+        "a STOP older than the START on the number is not brought back"
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) AS n FROM dnd_history
+             WHERE action = 'stale' AND address = '+442079460957' AND reason = 'sms_opt_out'"
+        ),
+        1
     );
     // The twin keeps its spelling (a person merges the two), blocked.
     assert_eq!(
@@ -311,9 +355,24 @@ fn the_consent_upgrade_keeps_dnd_and_settles_messages_in_flight() {
     assert_eq!(
         count(
             &mut conn,
+            "SELECT count(*) AS n FROM address_dnd_reasons
+             WHERE address = '+13125550100' AND reason = 'sms_opt_out'
+               AND source = 'kept from +13125550199 by the upgrade'"
+        ),
+        1,
+        "and on the number the contact has now, where the person's START lifts it"
+    );
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) AS n FROM contact_dnd_reasons"),
+        0,
+        "nothing provider-set is left on the contact row"
+    );
+    assert_eq!(
+        count(
+            &mut conn,
             "SELECT count(*) AS n FROM dnd_history
              WHERE action = 'address_changed' AND address = '+13125550199'
-               AND detail LIKE '%before the upgrade%'"
+               AND source = '+13125550100' AND detail LIKE '%before the upgrade%'"
         ),
         1,
         "the history says why"
