@@ -38,14 +38,26 @@ impl<'a> Addresses<'a> {
 /// still meets the person's STOP.
 pub fn kept_spellings(channel: Channel, address: &str) -> Vec<String> {
     let mut spellings = vec![address.to_string()];
-    if matches!(channel, Channel::Sms | Channel::Call | Channel::Whatsapp) {
-        if let Ok(canonical) = PhoneNumber::parse_international(address) {
-            if canonical.as_str() != address {
-                spellings.push(canonical.into_inner());
-            }
-        }
+    let canonical = canonical_spelling(channel, address);
+    if canonical != address {
+        spellings.push(canonical);
     }
     spellings
+}
+
+/// Where consent about an address is kept: for a number, as providers send
+/// it (a message queued long ago may carry an old spelling, and what its
+/// send error says about the person must reach their number); any other
+/// address as it is.
+pub fn canonical_spelling(channel: Channel, address: &str) -> String {
+    match channel {
+        Channel::Sms | Channel::Call | Channel::Whatsapp => {
+            PhoneNumber::parse_international(address)
+                .map(PhoneNumber::into_inner)
+                .unwrap_or_else(|_| address.to_string())
+        }
+        _ => address.to_string(),
+    }
 }
 
 /// A WhatsApp id: Meta sends the number without its `+` (`16505551234`),

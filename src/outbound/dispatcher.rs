@@ -12,6 +12,7 @@ use crate::db::events::{self, Delivery, ProviderEvent};
 use crate::db::integrations::Integration;
 use crate::db::outbound::{self, HandOver, Outbound};
 use crate::db::{self, DbError, DbPool};
+use crate::domain::address::canonical_spelling;
 use crate::domain::dnd::{
     twilio_error_reason, whatsapp_error_reason, Actor, ActorKind, ConsentEvent, Effect,
 };
@@ -196,11 +197,13 @@ impl Dispatcher {
                     conn.transaction(|conn| -> Result<(), DbError> {
                         outbound::mark_failed(conn, m.location_id, m.id, code, &message)?;
                         // The error is about the address the message went
-                        // to: the reason is kept there, through the path
-                        // every provider event takes.
+                        // to: the reason is kept there (as providers spell
+                        // it), through the path every provider event takes.
                         if let (Some(channel), Some(reason), Some(to)) =
                             (channel, reason, m.to_address.as_deref())
                         {
+                            let to = canonical_spelling(channel, to);
+                            let to = to.as_str();
                             let key = format!("send:{}:{}", m.id, m.attempts);
                             let consent = ConsentEvent::new(
                                 channel,

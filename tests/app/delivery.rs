@@ -45,7 +45,7 @@ async fn fake_provider() -> (String, Log) {
                     let seen = record(&req, form.into_inner());
                     let to = seen.form.iter().find(|(k, _)| k == "To").map(|(_, v)| v.clone()).unwrap_or_default();
                     data.0.lock().unwrap().push(seen);
-                    if to == "+14156669001" {
+                    if to == "+14156669001" || to == "+4402079460958" {
                         return HttpResponse::BadRequest().json(json!({
                             "code": 21610, "message": "Attempt to send to unsubscribed recipient",
                             "more_info": "https://www.twilio.com/docs/errors/21610", "status": 400}));
@@ -257,6 +257,37 @@ async fn error_21610_fails_the_message_and_sets_permanent_sms_dnd() {
         )
         .await;
     assert_eq!(code, 409);
+    assert_eq!(body["reasons"], json!(["sms_unsubscribed"]));
+}
+
+/// A message queued before the upgrade, to the number as the old parser
+/// spelled it, meets a 21610: the reason is kept on the number as
+/// providers spell it, so the person's next message is blocked.
+#[actix_web::test]
+async fn a_send_error_on_an_old_spelling_blocks_the_number() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let (base, _log) = fake_provider().await;
+    point_at(&app, downtown, &base);
+    let id = contact(&app, downtown, "+442079460958", "uk@example.com");
+    let message = queue(&app, id, "sms").await;
+    diesel::sql_query("UPDATE messages SET to_address = '+4402079460958' WHERE id = $1")
+        .bind::<diesel::sql_types::BigInt, _>(message)
+        .execute(&mut app.db.conn())
+        .unwrap();
+    Dispatcher::new(app.db.pool(), None)
+        .run_once()
+        .await
+        .unwrap();
+    assert_eq!(status_of(&app, message).await["error_code"], 21610);
+    let (code, body) = app
+        .api_post(
+            demo::API_KEY_DOWNTOWN,
+            "/api/v1/messages",
+            json!({"contact_id": id, "channel": "sms", "body": "x"}),
+        )
+        .await;
+    assert_eq!(code, 409, "{body}");
     assert_eq!(body["reasons"], json!(["sms_unsubscribed"]));
 }
 
