@@ -197,6 +197,11 @@ pub fn delivery(
     let mut events = Vec::new();
     // Signals that cannot be read: the others in the delivery still count.
     let mut unreadable: Vec<String> = Vec::new();
+    // A resume without Meta's time cannot be ordered against the person's
+    // other signals (a retry of it, batched differently, would look new and
+    // could lift a later stop): it is not applied, and said in the log.
+    let mut untimed_resumes = 0usize;
+    let untimed_resume = |stop: bool, time: &serde_json::Value| !stop && meta_time(time).is_none();
     let mut signal =
         |channel: Channel, raw_id: &str, address: String, stop: bool, time: &serde_json::Value| {
             let value = if stop { "stop" } else { "resume" };
@@ -269,6 +274,10 @@ pub fn delivery(
                         "resume" => false,
                         _ => continue,
                     };
+                    if untimed_resume(stop, &p.timestamp) {
+                        untimed_resumes += 1;
+                        continue;
+                    }
                     match address::whatsapp_id(&p.wa_id, region) {
                         Ok(number) => {
                             signal(Channel::Whatsapp, &p.wa_id, number, stop, &p.timestamp)
@@ -290,12 +299,23 @@ pub fn delivery(
                     Some("RESUME NOTIFICATIONS") => false,
                     _ => continue,
                 };
+                if untimed_resume(stop, &m.timestamp) {
+                    untimed_resumes += 1;
+                    continue;
+                }
                 match address::platform_id("sender.id", &sender.id) {
                     Ok(psid) => signal(Channel::Facebook, &sender.id, psid, stop, &m.timestamp),
                     Err(e) => unreadable.push(e.to_string()),
                 }
             }
         }
+    }
+    if untimed_resumes > 0 {
+        tracing::warn!(
+            location_id = context.location.id,
+            untimed_resumes,
+            "a Meta webhook carried resumes without a timestamp; they are not applied"
+        );
     }
     if !unreadable.is_empty() {
         if events.is_empty() {

@@ -1018,7 +1018,9 @@ async fn one_unreadable_meta_signal_does_not_lose_the_others() {
 }
 
 /// Signals without Meta's timestamp: a second STOP after a RESUME is its
-/// own event, not a retry of the first; a retry of one delivery is.
+/// own event, not a retry of the first; a retry of one delivery is. A
+/// RESUME without a time cannot be ordered against the person's STOPs, so
+/// it lifts nothing.
 #[actix_web::test]
 async fn meta_signals_without_a_timestamp_are_told_apart() {
     let app = spawn_app().await;
@@ -1034,40 +1036,24 @@ async fn meta_signals_without_a_timestamp_are_told_apart() {
             .1
             .is_blocked(Channel::Whatsapp)
     };
+    let post = |body: serde_json::Value| {
+        let app = &app;
+        async move { meta_post(app, downtown, &body, demo::META_APP_SECRET).await }
+    };
     let stop = untimed("stop", "WABA-1");
-    assert_eq!(
-        meta_post(&app, downtown, &stop, demo::META_APP_SECRET).await,
-        200
-    );
+    assert_eq!(post(stop.clone()).await, 200);
     assert!(blocked());
-    assert_eq!(
-        meta_post(
-            &app,
-            downtown,
-            &untimed("resume", "WABA-2"),
-            demo::META_APP_SECRET
-        )
-        .await,
-        200
-    );
+    assert_eq!(post(untimed("resume", "WABA-2")).await, 200);
+    assert!(blocked(), "a resume without a time lifts nothing");
+    // With its time (a second on, past the stop's sub-second arrival).
+    let later = Utc::now().timestamp() as u64 + 1;
+    assert_eq!(post(whatsapp("12125550110", "resume", later)).await, 200);
     assert!(!blocked());
     // Meta retries the first delivery: the same event, nothing changes.
-    assert_eq!(
-        meta_post(&app, downtown, &stop, demo::META_APP_SECRET).await,
-        200
-    );
+    assert_eq!(post(stop).await, 200);
     assert!(!blocked(), "a retry of the first STOP is not a new STOP");
     // The person stops again.
-    assert_eq!(
-        meta_post(
-            &app,
-            downtown,
-            &untimed("stop", "WABA-3"),
-            demo::META_APP_SECRET
-        )
-        .await,
-        200
-    );
+    assert_eq!(post(untimed("stop", "WABA-3")).await, 200);
     assert!(blocked(), "a second STOP after the RESUME counts");
 }
 
