@@ -42,6 +42,26 @@ async fn dnd_of(app: &TestApp, contact_id: i64) -> serde_json::Value {
     body["dnd"].clone()
 }
 
+/// A location user lifts the email reasons they may lift, confirming the
+/// address left the provider's suppression list.
+async fn lift_email_as_a_user(app: &TestApp, location_id: i64, id: i64) {
+    app.sign_in_as(demo::LOCATION_USER).await;
+    let page = format!("/locations/{location_id}/contacts/{id}");
+    let csrf = app.csrf_from(&page).await;
+    let r = app
+        .post_form(
+            &format!("{page}/dnd"),
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("target", "email"),
+                ("turn", "off"),
+                ("confirm_suppression_removed", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 303);
+}
+
 async fn history_of(app: &TestApp, contact_id: i64) -> Vec<serde_json::Value> {
     let (code, body) = app
         .api_get(KEY, &format!("/api/v1/contacts/{contact_id}/dnd/history"))
@@ -570,21 +590,7 @@ async fn a_bounce_older_than_a_users_lift_does_not_come_back() {
     );
     assert_eq!(send(&app, id, "email").await.0, 409);
     // The user removes the address from Mailgun's list and lifts it.
-    app.sign_in_as(demo::LOCATION_USER).await;
-    let page = format!("/locations/{downtown}/contacts/{id}");
-    let csrf = app.csrf_from(&page).await;
-    let r = app
-        .post_form(
-            &format!("{page}/dnd"),
-            &[
-                ("csrf_token", csrf.as_str()),
-                ("target", "email"),
-                ("turn", "off"),
-                ("confirm_suppression_removed", "yes"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status().as_u16(), 303);
+    lift_email_as_a_user(&app, downtown, id).await;
     // Mailgun retries a bounce from before the lift, hours late.
     assert_eq!(
         mailgun_post(
@@ -647,21 +653,7 @@ async fn a_late_complaint_survives_a_newer_bounce_and_its_lift() {
         200
     );
     // The user lifts the bounce after fixing the mailbox.
-    app.sign_in_as(demo::LOCATION_USER).await;
-    let page = format!("/locations/{downtown}/contacts/{id}");
-    let csrf = app.csrf_from(&page).await;
-    let r = app
-        .post_form(
-            &format!("{page}/dnd"),
-            &[
-                ("csrf_token", csrf.as_str()),
-                ("target", "email"),
-                ("turn", "off"),
-                ("confirm_suppression_removed", "yes"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status().as_u16(), 303);
+    lift_email_as_a_user(&app, downtown, id).await;
     assert_eq!(send(&app, id, "email").await.0, 202);
     // Mailgun delivers a complaint from before both, late.
     let complaint = event("complained", "ev-cy-c", "cy@example.com", None, None);

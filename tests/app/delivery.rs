@@ -131,6 +131,19 @@ async fn queue(app: &TestApp, id: i64, channel: &str) -> i64 {
     body["id"].as_i64().unwrap()
 }
 
+/// The next SMS to the contact is refused at the gate, for this reason.
+async fn assert_sms_blocked_by(app: &TestApp, id: i64, reason: &str) {
+    let (code, body) = app
+        .api_post(
+            demo::API_KEY_DOWNTOWN,
+            "/api/v1/messages",
+            json!({"contact_id": id, "channel": "sms", "body": "x"}),
+        )
+        .await;
+    assert_eq!(code, 409, "{body}");
+    assert_eq!(body["reasons"], json!([reason]));
+}
+
 async fn status_of(app: &TestApp, id: i64) -> serde_json::Value {
     app.api_get(demo::API_KEY_DOWNTOWN, &format!("/api/v1/messages/{id}"))
         .await
@@ -249,15 +262,7 @@ async fn error_21610_fails_the_message_and_sets_permanent_sms_dnd() {
         Reason::SmsUnsubscribed
     );
     // The next message to them is blocked at the gate.
-    let (code, body) = app
-        .api_post(
-            demo::API_KEY_DOWNTOWN,
-            "/api/v1/messages",
-            json!({"contact_id": id, "channel": "sms", "body": "x"}),
-        )
-        .await;
-    assert_eq!(code, 409);
-    assert_eq!(body["reasons"], json!(["sms_unsubscribed"]));
+    assert_sms_blocked_by(&app, id, "sms_unsubscribed").await;
 }
 
 /// A message queued before the upgrade, to the number as the old parser
@@ -280,15 +285,7 @@ async fn a_send_error_on_an_old_spelling_blocks_the_number() {
         .await
         .unwrap();
     assert_eq!(status_of(&app, message).await["error_code"], 21610);
-    let (code, body) = app
-        .api_post(
-            demo::API_KEY_DOWNTOWN,
-            "/api/v1/messages",
-            json!({"contact_id": id, "channel": "sms", "body": "x"}),
-        )
-        .await;
-    assert_eq!(code, 409, "{body}");
-    assert_eq!(body["reasons"], json!(["sms_unsubscribed"]));
+    assert_sms_blocked_by(&app, id, "sms_unsubscribed").await;
 }
 
 #[actix_web::test]
