@@ -9,6 +9,7 @@ DROP TRIGGER address_dnd_reasons_added ON address_dnd_reasons;
 DROP TRIGGER address_dnd_reasons_removed ON address_dnd_reasons;
 DROP FUNCTION address_dnd_reasons_added();
 DROP FUNCTION address_dnd_reasons_removed();
+DROP FUNCTION dnd_lock_addresses(BIGINT[], TEXT[]);
 DROP FUNCTION dnd_mark_holders(BIGINT[], TEXT[], TEXT[]);
 DROP FUNCTION dnd_recompute_holders(BIGINT[], TEXT[], TEXT[]);
 DROP FUNCTION dnd_holders(BIGINT[], TEXT[], TEXT[]);

@@ -328,6 +328,17 @@ BEGIN
 END
 $$;
 
+-- Takes the locks of these addresses, in key order (the order every writer
+-- takes them in, `lock_addresses` in the application too).
+CREATE FUNCTION dnd_lock_addresses(locations BIGINT[], addresses TEXT[]) RETURNS VOID
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(k) FROM (
+        SELECT DISTINCT dnd_address_lock_key(l, a) AS k
+        FROM unnest(locations, addresses) AS x (l, a) ORDER BY 1) keys;
+END
+$$;
+
 CREATE FUNCTION address_dnd_reasons_added() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -341,9 +352,7 @@ BEGIN
     IF locations IS NULL THEN
         RETURN NULL;
     END IF;
-    PERFORM pg_advisory_xact_lock(k) FROM (
-        SELECT DISTINCT dnd_address_lock_key(l, a) AS k
-        FROM unnest(locations, addresses) AS x (l, a) ORDER BY 1) keys;
+    PERFORM dnd_lock_addresses(locations, addresses);
     PERFORM dnd_mark_holders(locations, addresses, channels);
     RETURN NULL;
 END
@@ -352,8 +361,6 @@ CREATE TRIGGER address_dnd_reasons_added AFTER INSERT ON address_dnd_reasons
     REFERENCING NEW TABLE AS changed FOR EACH STATEMENT
     EXECUTE FUNCTION address_dnd_reasons_added();
 
--- A lifted reason may leave others on the channel (the contact's own, or
--- another on the address): the holders' masks are computed again.
 -- A lifted reason may leave others on the channel (the contact's own, or
 -- another on the address): the holders' masks are computed again (locked
 -- first, in id order, as in dnd_mark_holders).
@@ -389,9 +396,7 @@ BEGIN
     IF locations IS NULL THEN
         RETURN NULL;
     END IF;
-    PERFORM pg_advisory_xact_lock(k) FROM (
-        SELECT DISTINCT dnd_address_lock_key(l, a) AS k
-        FROM unnest(locations, addresses) AS x (l, a) ORDER BY 1) keys;
+    PERFORM dnd_lock_addresses(locations, addresses);
     PERFORM dnd_recompute_holders(locations, addresses, channels);
     RETURN NULL;
 END

@@ -120,6 +120,19 @@ async fn sign_in(c: &Client, base: &str, email: &str) {
         .unwrap();
 }
 
+/// Signs in as the demo location user and opens a contact's page.
+async fn open_contact_as_location_user(
+    c: &Client,
+    app: &crate::common::TestApp,
+    location_id: i64,
+    id: i64,
+) {
+    sign_in(c, &app.base, demo::LOCATION_USER).await;
+    c.goto(&app.url(&format!("/locations/{location_id}/contacts/{id}")))
+        .await
+        .unwrap();
+}
+
 #[actix_web::test]
 async fn a_location_user_signs_in_and_sees_the_contact_list() {
     let Some(browser) = open_browser().await else {
@@ -320,10 +333,7 @@ async fn a_blocked_email_composer_is_disabled_and_an_sms_lands_on_the_timeline()
     })
     .unwrap();
     let c = &browser.client;
-    sign_in(c, &app.base, demo::LOCATION_USER).await;
-    c.goto(&app.url(&format!("/locations/{downtown}/contacts/{id}")))
-        .await
-        .unwrap();
+    open_contact_as_location_user(c, &app, downtown, id).await;
     let send_email = c
         .wait()
         .for_element(Locator::Css("#send-email"))
@@ -411,10 +421,7 @@ async fn a_contact_created_with_an_opted_out_number_shows_blocked_with_reason_an
     let id = made["id"].as_i64().unwrap();
 
     let c = &browser.client;
-    sign_in(c, &app.base, demo::LOCATION_USER).await;
-    c.goto(&app.url(&format!("/locations/{downtown}/contacts/{id}")))
-        .await
-        .unwrap();
+    open_contact_as_location_user(c, &app, downtown, id).await;
     let badge = c
         .wait()
         .for_element(Locator::Css("#dnd-status"))
