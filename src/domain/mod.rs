@@ -6,6 +6,7 @@ mod channel;
 pub mod dnd;
 mod email;
 pub mod message;
+pub mod optin;
 mod phone;
 mod role;
 

@@ -338,6 +338,13 @@ impl Reason {
     pub fn lifted_by_opt_in(self) -> bool {
         self.may_lift(ActorKind::Contact)
     }
+
+    /// What support's approval of opt-in evidence lifts: the permanent
+    /// reasons (all of which support may lift). Temporary reasons and
+    /// `manual` stay; users lift those themselves.
+    pub fn lifted_by_approval(self) -> bool {
+        self.kind() == Kind::Permanent && self.may_lift(ActorKind::Support)
+    }
 }
 
 impl fmt::Display for Reason {
