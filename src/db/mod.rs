@@ -10,6 +10,7 @@ pub mod dnd;
 pub mod events;
 pub mod integrations;
 pub mod locations;
+pub mod optin;
 pub mod outbound;
 mod prepared;
 pub mod schema;

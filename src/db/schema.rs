@@ -220,6 +220,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    optin_requests (location_id, id) {
+        location_id -> Int8,
+        id -> Int8,
+        contact_id -> Int8,
+        channel -> Text,
+        address -> Text,
+        relationship_numbers -> Array<Text>,
+        recording_url -> Text,
+        opted_in_on -> Date,
+        note -> Text,
+        requested_by -> Int8,
+        requested_by_label -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    optin_decisions (location_id, request_id) {
+        location_id -> Int8,
+        request_id -> Int8,
+        decision -> Text,
+        note -> Text,
+        decided_by -> Int8,
+        decided_by_label -> Text,
+        decided_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(locations -> agencies (agency_id));
 diesel::joinable!(location_sms_settings -> locations (location_id));
 diesel::joinable!(users -> agencies (agency_id));
@@ -246,4 +275,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_events,
     mailgun_tokens,
     messages,
+    optin_requests,
+    optin_decisions,
 );

@@ -11,6 +11,7 @@ use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 
 use crate::domain::dnd::{Action, ActorKind, Kind, Origin, Reason};
+use crate::domain::optin::Decision;
 use crate::domain::{Channel, IntegrationStatus, TransportKind};
 
 /// A stored value the binary cannot read.
@@ -60,6 +61,7 @@ text_enum! {
     Origin => OriginProxy, "message origin";
     IntegrationStatus => IntegrationStatusProxy, "integration status";
     TransportKind => TransportKindProxy, "transport";
+    Decision => DecisionProxy, "opt-in decision";
 }
 
 /// The value a load error names, when it is one of ours (diesel wraps it
