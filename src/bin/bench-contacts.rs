@@ -134,6 +134,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     role: "Agency user",
                     csrf: "x".repeat(64),
                     settings: true,
+                    support: false,
                 },
                 location.clone(),
                 page,

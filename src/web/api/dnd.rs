@@ -4,7 +4,7 @@ use actix_web::{web, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::views::{DndView, HistoryView};
+use super::views::{DndView, HistoryView, OptinRequestView};
 use super::{ApiError, ApiLocation};
 use crate::db::dnd::{self as dnd_store, DndError};
 use crate::db::{self, contacts};
@@ -107,4 +107,27 @@ pub async fn list_history(
     .await?;
     let history: Vec<HistoryView> = rows.into_iter().map(HistoryView::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "history": history })))
+}
+
+/// A contact's opt-in evidence requests, newest first, for automations that
+/// wait on support's decision.
+pub async fn list_optin_requests(
+    state: web::Data<AppState>,
+    ApiLocation(location, _): ApiLocation,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let contact_id = path.into_inner();
+    let records = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        contacts::find(conn, location.id, contact_id)?.ok_or_else(|| {
+            ApiError::NotFound(format!("no contact {contact_id} in this location"))
+        })?;
+        Ok(crate::db::optin::for_contact(
+            conn,
+            location.id,
+            contact_id,
+        )?)
+    })
+    .await?;
+    let requests: Vec<OptinRequestView> = records.iter().map(OptinRequestView::from).collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "optin_requests": requests })))
 }

@@ -48,6 +48,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/contacts/{contact_id}/dnd/history",
         web::get().to(dnd::list_history),
     )
+    .route(
+        "/contacts/{contact_id}/optin-requests",
+        web::get().to(dnd::list_optin_requests),
+    )
     .default_service(web::to(|| async {
         Err::<HttpResponse, _>(ApiError::NotFound(
             "No such API route; see the README for the routes of /api/v1.".into(),

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use crate::db::contacts::Contact;
 use crate::db::dnd::HistoryRow;
+use crate::db::optin::RequestRecord;
 use crate::domain::dnd::{ActiveReason, DndState};
 use crate::domain::Channel;
 
@@ -154,6 +155,36 @@ impl From<HistoryRow> for HistoryView {
             at: h.at,
             event_at: h.event_at,
             detail: h.detail,
+        }
+    }
+}
+
+/// An opt-in evidence request as automations see it.
+#[derive(Debug, Serialize)]
+pub struct OptinRequestView {
+    pub id: i64,
+    pub channel: &'static str,
+    /// `open`, `approved` or `rejected`.
+    pub state: &'static str,
+    pub created_at: DateTime<Utc>,
+    pub decided_at: Option<DateTime<Utc>>,
+    /// Support's note (the reason, for a rejection).
+    pub decision_note: Option<String>,
+}
+
+impl From<&RequestRecord> for OptinRequestView {
+    fn from(r: &RequestRecord) -> Self {
+        OptinRequestView {
+            id: r.request.id,
+            channel: r.request.channel.as_str(),
+            state: r.state().as_str(),
+            created_at: r.request.created_at,
+            decided_at: r.decision.as_ref().map(|d| d.decided_at),
+            decision_note: r
+                .decision
+                .as_ref()
+                .map(|d| d.note.clone())
+                .filter(|n| !n.is_empty()),
         }
     }
 }

@@ -11,6 +11,7 @@ use crate::db::contacts::{self, Contact, ContactPage as Page, Cursor, ListFilter
 use crate::db::dnd::{self as dnd_store, HistoryRow};
 use crate::db::integrations;
 use crate::db::locations::{self, Location};
+use crate::db::optin::{self, RequestRecord};
 use crate::db::webhooks::{timeline, Message};
 use crate::db::{self, DbError};
 use crate::domain::dnd::{Action, Status};
@@ -181,6 +182,7 @@ pub struct ContactPage {
     history: Vec<HistoryRow>,
     messages: Vec<Message>,
     composers: Vec<Composer>,
+    requests: Vec<RequestRecord>,
     flash: Option<String>,
 }
 
@@ -264,7 +266,7 @@ pub async fn show_contact(
     let (location_id, contact_id) = path.into_inner();
     let nav = Nav::new(&user, &session)?;
     let flash = take_flash(&session);
-    let (location, contact, dnd, history, messages, composers) =
+    let (location, contact, dnd, history, messages, composers, requests) =
         db::run(&state.pool, move |conn| -> Result<_, PageError> {
             let location = locations::find_visible(conn, &user, location_id)
                 .map_err(DbError::from)?
@@ -278,11 +280,15 @@ pub async fn show_contact(
                 .ok_or(PageError::NotFound)?;
             let history = dnd_store::history(conn, location.id, contact.id, HISTORY_SHOWN)
                 .map_err(DbError::from)?;
-            let panel = DndPanel::build(&dnd_state, &integrations, &user);
+            let requests =
+                optin::for_contact(conn, location.id, contact.id).map_err(DbError::from)?;
+            let panel = DndPanel::build(&dnd_state, &integrations, &user).with_requests(&requests);
             let composers = composers(&dnd_state, &integrations, user.role().is_read_only());
             let messages =
                 timeline(conn, location.id, contact.id, MESSAGES_SHOWN).map_err(DbError::from)?;
-            Ok((location, contact, panel, history, messages, composers))
+            Ok((
+                location, contact, panel, history, messages, composers, requests,
+            ))
         })
         .await?;
     Ok(ContactPage {
@@ -293,6 +299,7 @@ pub async fn show_contact(
         history,
         messages,
         composers,
+        requests,
         flash,
     })
 }

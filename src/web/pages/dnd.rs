@@ -8,11 +8,13 @@ use serde::Deserialize;
 use super::session::redirect;
 use crate::db::dnd::{self as dnd_store, DndError};
 use crate::db::integrations::Integration;
+use crate::db::optin::RequestRecord;
 use crate::db::users::User;
 use crate::db::{self, locations, DbError};
 use crate::domain::dnd::{
     ActiveReason, Actor, ActorKind, Confirmation, DndState, Reason, Status, Transition,
 };
+use crate::domain::optin::{has_something_to_lift, RequestState};
 use crate::domain::{Channel, IntegrationStatus, Role};
 use crate::web::auth::{CsrfForm, CurrentUser};
 use crate::web::error::PageError;
@@ -40,7 +42,7 @@ pub struct ReasonView {
 }
 
 impl ReasonView {
-    fn new(a: &ActiveReason) -> Self {
+    pub fn new(a: &ActiveReason) -> Self {
         ReasonView {
             label: a.reason.label(),
             kind: a.reason.kind().as_str(),
@@ -75,6 +77,11 @@ pub struct ChannelView {
     pub stays: Vec<String>,
     /// For a channel not offered: why its DND is only shown.
     pub read_only_note: Option<String>,
+    /// The channel holds a permanent reason the user can ask support to
+    /// lift with opt-in evidence.
+    pub can_request: bool,
+    /// The request already waiting for support on this channel.
+    pub open_request: Option<i64>,
 }
 
 pub struct DndPanel {
@@ -159,6 +166,8 @@ impl DndPanel {
                         kept.iter().map(|a| a.reason.label().to_string()).collect()
                     },
                     read_only_note,
+                    can_request: !read_only && has_something_to_lift(reasons),
+                    open_request: None,
                 })
             })
             .collect();
@@ -174,11 +183,33 @@ impl DndPanel {
     }
 }
 
+impl DndPanel {
+    /// Marks the channels with a request waiting for support (the page
+    /// links to it instead of offering a second one).
+    pub fn with_requests(mut self, requests: &[RequestRecord]) -> Self {
+        for ch in &mut self.channels {
+            ch.open_request = requests
+                .iter()
+                .find(|r| {
+                    r.request.channel.as_str() == ch.channel && r.state() == RequestState::Open
+                })
+                .map(|r| r.request.id);
+        }
+        self
+    }
+}
+
 fn capitalised(s: &str) -> String {
     let mut c = s.chars();
     c.next()
         .map(|f| f.to_uppercase().chain(c).collect())
         .unwrap_or_default()
+}
+
+/// Leaves a one-time notice for the next page.
+pub fn set_flash(session: &Session, message: String) -> Result<(), PageError> {
+    session.insert(FLASH, message)?;
+    Ok(())
 }
 
 /// Takes the one-time notice left by the last change, if any.

@@ -4,8 +4,10 @@ mod compose;
 pub mod contacts;
 pub mod dnd;
 mod locations;
+mod optin;
 mod session;
 pub mod settings;
+mod support;
 
 use actix_session::Session;
 use actix_web::web;
@@ -37,6 +39,31 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(dnd::change_dnd),
         )
         .route(
+            "/locations/{location_id}/contacts/{contact_id}/optin-requests/new",
+            web::get().to(optin::new_request),
+        )
+        .route(
+            "/locations/{location_id}/contacts/{contact_id}/optin-requests",
+            web::post().to(optin::create_request),
+        )
+        .route(
+            "/locations/{location_id}/optin-requests",
+            web::get().to(optin::list_requests),
+        )
+        .route("/support/requests", web::get().to(support::queue))
+        .route(
+            "/support/requests/{request_id}",
+            web::get().to(support::show_request),
+        )
+        .route(
+            "/support/requests/{request_id}/approve",
+            web::post().to(support::approve),
+        )
+        .route(
+            "/support/requests/{request_id}/reject",
+            web::post().to(support::reject),
+        )
+        .route(
             "/locations/{location_id}/contacts/{contact_id}/messages",
             web::post().to(compose::send_message),
         )
@@ -66,6 +93,8 @@ pub struct Nav {
     pub csrf: String,
     /// Agency users and support see a location's settings page.
     pub settings: bool,
+    /// Support reviews opt-in evidence: the queue is in the navigation.
+    pub support: bool,
 }
 
 impl Nav {
@@ -75,6 +104,7 @@ impl Nav {
             role: user.role().label(),
             csrf: csrf_token(session)?,
             settings: user.role() != crate::domain::Role::Location,
+            support: user.role() == crate::domain::Role::Support,
         })
     }
 }
