@@ -284,6 +284,13 @@ impl TestApp {
         .await
     }
 
+    /// Starts over as another user: a fresh browser (no cookie of the one
+    /// before), signed in.
+    pub async fn switch_to(&mut self, email: &str) {
+        self.client = new_client();
+        self.sign_in_as(email).await;
+    }
+
     /// Signs in and checks it worked.
     pub async fn sign_in_as(&self, email: &str) {
         let r = self.sign_in(email, dnd::db::demo::PASSWORD).await;

@@ -15,6 +15,7 @@ mod embedded;
 mod gate;
 mod messages;
 mod migrations;
+mod optin;
 mod pages;
 mod settings;
 mod sign_in;
