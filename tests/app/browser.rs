@@ -466,3 +466,224 @@ async fn a_contact_created_with_an_opted_out_number_shows_blocked_with_reason_an
     );
     c.clone().close().await.unwrap();
 }
+
+/// Signs out through the navigation's button and waits for the sign-in
+/// page.
+async fn sign_out(c: &Client) {
+    click_submit(c, Locator::Css("nav.user button.link")).await;
+    c.wait().for_element(Locator::Css("#email")).await.unwrap();
+}
+
+async fn fill(c: &Client, css: &str, text: &str) {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn a_stopped_contact_is_unblocked_after_support_approves_the_evidence() {
+    use crate::webhooks::{inbound, twilio_post};
+
+    let Some(browser) = open_browser().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let (code, made) = app
+        .api_post(
+            demo::API_KEY_DOWNTOWN,
+            "/api/v1/contacts",
+            serde_json::json!({"name": "Quinn Reyes", "phone": "+13125550901"}),
+        )
+        .await;
+    assert_eq!(code, 201, "{made}");
+    let id = made["id"].as_i64().unwrap();
+    let (code, _) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SMEVIDENCE1", "+13125550901", "STOP"),
+    )
+    .await;
+    assert_eq!(code, 200);
+
+    // The location user files the evidence from the locked switch.
+    let c = &browser.client;
+    open_contact_as_location_user(c, &app, downtown, id).await;
+    let switch = c
+        .wait()
+        .for_element(Locator::Css("#switch-sms"))
+        .await
+        .unwrap();
+    assert_eq!(
+        switch.attr("aria-checked").await.unwrap().as_deref(),
+        Some("true")
+    );
+    c.find(Locator::Css("#request-removal-sms"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("#relationship_numbers"))
+        .await
+        .unwrap();
+    fill(c, "#relationship_numbers", "+1 212 555 0000").await;
+    fill(c, "#recording_url", "https://recordings.example.com/quinn").await;
+    // A date input takes keys in the browser's locale; set its value.
+    let today = chrono::Utc::now().date_naive().to_string();
+    c.execute(
+        "document.getElementById('opted_in_on').value = arguments[0]",
+        vec![serde_json::json!(today)],
+    )
+    .await
+    .unwrap();
+    fill(
+        c,
+        "#note",
+        "Quinn asked at the desk to get reminders again.",
+    )
+    .await;
+    click_submit(c, Locator::Css("#file-request")).await;
+    let flash = c
+        .wait()
+        .for_element(Locator::Css("#flash"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(flash.contains("sent to support"), "{flash}");
+    let request =
+        dnd::db::optin::open_request(&mut app.db.conn(), downtown, id, dnd::domain::Channel::Sms)
+            .unwrap()
+            .expect("the request is stored");
+    let row = c
+        .find(Locator::Css(&format!("#optin-{request}")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(row.contains("open"), "{row}");
+    assert!(c.find(Locator::Css("#request-open-sms")).await.is_ok());
+    sign_out(c).await;
+
+    // Support finds it in the queue and approves.
+    sign_in(c, &app.base, demo::SUPPORT_USER).await;
+    c.find(Locator::LinkText("Opt-in review queue"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css(&format!("#review-{request}")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let recording = c
+        .wait()
+        .for_element(Locator::Css("#recording-link"))
+        .await
+        .unwrap();
+    assert_eq!(
+        recording.attr("target").await.unwrap().as_deref(),
+        Some("_blank")
+    );
+    assert!(recording
+        .attr("rel")
+        .await
+        .unwrap()
+        .is_some_and(|r| r.contains("noopener")));
+    let events = c
+        .find(Locator::Css("#source-events"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        events.contains("SMEVIDENCE1"),
+        "the inbound STOP is shown: {events}"
+    );
+    fill(c, "#note", "Recording shows consent.").await;
+    click_submit(c, Locator::Css("#approve")).await;
+    let flash = c
+        .wait()
+        .for_element(Locator::Css("#flash"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(flash.contains("approved"), "{flash}");
+    assert_eq!(
+        c.find(Locator::Css("#request-state"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "approved"
+    );
+    sign_out(c).await;
+
+    // The location user sees SMS unblocked, and who lifted it and why.
+    open_contact_as_location_user(c, &app, downtown, id).await;
+    let switch = c
+        .wait()
+        .for_element(Locator::Css("#switch-sms"))
+        .await
+        .unwrap();
+    assert_eq!(
+        switch.attr("aria-checked").await.unwrap().as_deref(),
+        Some("false")
+    );
+    assert_eq!(
+        c.find(Locator::Css("#dnd-status"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "DND Off"
+    );
+    let history = c
+        .find(Locator::Css("#history"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        history.contains(demo::SUPPORT_USER)
+            && history.contains(&format!("opt-in request #{request}")),
+        "{history}"
+    );
+    let row = c
+        .find(Locator::Css(&format!("#optin-{request}")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        row.contains("approved") && row.contains("Recording shows consent."),
+        "{row}"
+    );
+    assert!(c
+        .find(Locator::Css("#send-sms"))
+        .await
+        .unwrap()
+        .is_enabled()
+        .await
+        .unwrap());
+    c.clone().close().await.unwrap();
+}
