@@ -864,3 +864,71 @@ async fn the_queue_filters_and_pages_oldest_first() {
     );
     assert_eq!(app.get_text("/support/requests?state=closed").await.0, 400);
 }
+
+/// A second browser signed in as `email`, beside the app's own.
+async fn second_session(app: &TestApp, email: &str) -> reqwest::Client {
+    let client = crate::common::new_client();
+    let login = client.get(app.url("/login")).send().await.unwrap();
+    let csrf = crate::common::csrf_in(&login.text().await.unwrap()).unwrap();
+    let r = client
+        .post(app.url("/login"))
+        .header("Origin", &app.base)
+        .form(&[
+            ("email", email),
+            ("password", demo::PASSWORD),
+            ("csrf_token", csrf.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    client
+}
+
+#[actix_web::test]
+async fn two_reviewers_deciding_at_once_decide_once() {
+    let mut app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let id = new_contact(&app, downtown, "+14155550125", "ev125@example.com");
+    set(&app, downtown, id, Channel::Sms, Reason::SmsOptOut);
+    app.switch_to(demo::LOCATION_USER).await;
+    file(&app, downtown, id, "sms", &good_evidence(&today())).await;
+    let request = open_request(&app, downtown, id, Channel::Sms).unwrap();
+
+    app.switch_to(demo::SUPPORT_USER).await;
+    let other = second_session(&app, demo::SUPPORT_USER).await;
+    let page = other
+        .get(app.url(&format!("/support/requests/{request}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let other_csrf = crate::common::csrf_in(&page).unwrap();
+    let approve = decide(&app, request, "approve", &[]);
+    let reject = async {
+        other
+            .post(app.url(&format!("/support/requests/{request}/reject")))
+            .header("Origin", &app.base)
+            .form(&[
+                ("csrf_token", other_csrf.as_str()),
+                ("reason", "not convincing"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let ((approved, _), rejected) = tokio::join!(approve, reject);
+    let mut codes = [approved, rejected];
+    codes.sort();
+    assert_eq!(codes, [303, 409], "one decision wins, the other is refused");
+    assert_eq!(count(&app, "optin_decisions"), 1);
+    // The state matches the decision that won.
+    assert_eq!(
+        state_of(&app, downtown, id).is_blocked(Channel::Sms),
+        approved == 409
+    );
+}
