@@ -892,6 +892,16 @@ impl HistoryRow {
     pub fn action_label(&self) -> &'static str {
         self.action.label()
     }
+
+    /// The source as pages show it: support acts only by approving an
+    /// opt-in request, whose id is the source of its rows.
+    pub fn source_label(&self) -> Option<String> {
+        let source = self.source.as_deref()?;
+        Some(match (self.actor_kind, source.parse::<i64>()) {
+            (ActorKind::Support, Ok(id)) => format!("opt-in request #{id}"),
+            _ => source.to_string(),
+        })
+    }
 }
 
 /// A contact's history, newest first: the rows written on it, and the

@@ -451,9 +451,10 @@ fn approve(
         )));
     }
     if let Some(newest) = newest_opt_out(conn, contact, channel, &request.address)? {
-        if evidence_is_stale(request.opted_in_on, Some(newest)) {
+        if evidence_is_stale(request.opted_in_on, request.created_at, Some(newest)) {
             return Err(OptinError::Stale(stale_explanation(
                 request.opted_in_on,
+                request.created_at,
                 newest,
             )));
         }
@@ -464,7 +465,9 @@ fn approve(
         return Ok(None);
     }
     let actor = Actor::new(ActorKind::Support, Some(by.id), by.email.clone());
-    let source = Some(format!("opt-in request #{}", request.id));
+    // The source of a support lift is the request's id (pages name it
+    // "opt-in request #id").
+    let source = Some(request.id.to_string());
     let transition = dnd_store::apply_within(conn, request.location_id, contact.id, |state| {
         state.lift_only(channel, &actor, now, source, |r| r.lifted_by_approval())
     })

@@ -7,7 +7,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::dnd::{ActiveReason, Reason};
 use super::{InvalidField, PhoneNumber};
@@ -123,25 +123,34 @@ pub struct Evidence {
     pub note: String,
 }
 
-/// The latest date that is not in the future anywhere: a user east of UTC
-/// files "today" before UTC has reached it (UTC+14 is the earliest zone).
-pub fn latest_opt_in_date(now: DateTime<Utc>) -> NaiveDate {
-    (now + Duration::hours(14)).date_naive()
+/// The calendar day it is at the location (its IANA time zone; UTC when
+/// the zone is unknown).
+pub fn local_today(time_zone: &str, now: DateTime<Utc>) -> NaiveDate {
+    match time_zone.parse::<chrono_tz::Tz>() {
+        Ok(tz) => now.with_timezone(&tz).date_naive(),
+        Err(_) => now.date_naive(),
+    }
+}
+
+/// The latest permission date a request may give: the location's today,
+/// or UTC's when that is later. Evidence is judged against the UTC day of
+/// the opt-out, so a contact in New York who opts out at 8 pm and
+/// re-consents at 9 pm (both the next day in UTC) can be given that UTC
+/// day; east of UTC the location's own day is ahead and is allowed.
+pub fn latest_opt_in_date(time_zone: &str, now: DateTime<Utc>) -> NaiveDate {
+    local_today(time_zone, now).max(now.date_naive())
 }
 
 impl EvidenceDraft {
     /// Checks every field and reports every problem at once (each with the
     /// field it belongs to), so the form can show them all next to their
-    /// fields. Numbers without a country code are read in `region`.
-    pub fn validate(
-        &self,
-        region: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Evidence, Vec<InvalidField>> {
+    /// fields. Numbers without a country code are read in `region`; the
+    /// date may not be after `today` (the location's).
+    pub fn validate(&self, region: &str, today: NaiveDate) -> Result<Evidence, Vec<InvalidField>> {
         let mut errors = Vec::new();
         let numbers = parse_numbers(&self.relationship_numbers, region).map_err(|e| errors.push(e));
         let url = check_url(&self.recording_url).map_err(|e| errors.push(e));
-        let date = check_date(&self.opted_in_on, now).map_err(|e| errors.push(e));
+        let date = check_date(&self.opted_in_on, today).map_err(|e| errors.push(e));
         let note = self.note.trim().to_string();
         if note.chars().count() > MAX_NOTE_CHARS {
             errors.push(InvalidField::new(
@@ -218,15 +227,22 @@ fn check_url(input: &str) -> Result<String, InvalidField> {
     let lower = url.to_ascii_lowercase();
     let scheme_ok = lower.starts_with("https://") || lower.starts_with("http://");
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or("");
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = host.rsplit('@').next().unwrap_or("");
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     if !scheme_ok {
         return Err(InvalidField::new(
             FIELD,
             "the link must start with https:// (or http://)",
         ));
     }
-    if host.is_empty() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    // `https://trusted.example@elsewhere.example/` opens elsewhere: a link
+    // support clicks must show where it goes.
+    if authority.contains('@') {
+        return Err(InvalidField::new(
+            FIELD,
+            "give the link without a user name (no @ before the host)",
+        ));
+    }
+    if authority.is_empty() || url.chars().any(hides_text) {
         return Err(InvalidField::new(
             FIELD,
             "this is not a link a browser can open: check it has a host name and no spaces",
@@ -235,7 +251,18 @@ fn check_url(input: &str) -> Result<String, InvalidField> {
     Ok(url.to_string())
 }
 
-fn check_date(input: &str, now: DateTime<Utc>) -> Result<NaiveDate, InvalidField> {
+/// Characters that make a link read differently from where it goes:
+/// spaces, controls, and invisible formatting (right-to-left overrides,
+/// zero-width joiners).
+fn hides_text(c: char) -> bool {
+    c.is_whitespace()
+        || c.is_control()
+        || matches!(c, '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+fn check_date(input: &str, today: NaiveDate) -> Result<NaiveDate, InvalidField> {
     const FIELD: &str = "opted_in_on";
     let input = input.trim();
     if input.is_empty() {
@@ -250,7 +277,7 @@ fn check_date(input: &str, now: DateTime<Utc>) -> Result<NaiveDate, InvalidField
             format!("\"{}\" is not a date: use YYYY-MM-DD", clip(input)),
         )
     })?;
-    if date > latest_opt_in_date(now) {
+    if date > today {
         return Err(InvalidField::new(
             FIELD,
             "the date is in the future: give the day the contact gave permission",
@@ -280,21 +307,40 @@ pub fn has_something_to_lift(reasons: &[ActiveReason]) -> bool {
 }
 
 /// Evidence is stale when the contact's permission is dated before the
-/// (UTC) day of the newest opt-out on the address: an opt-out after the
-/// opt-in wins. An opt-in on the same day counts.
-pub fn evidence_is_stale(opted_in_on: NaiveDate, newest_opt_out: Option<DateTime<Utc>>) -> bool {
-    newest_opt_out.is_some_and(|at| opted_in_on < at.date_naive())
+/// (UTC) day of the newest opt-out on the address (an opt-in on the same
+/// day counts), or when that opt-out came after the request was filed: the
+/// permission shown predates it, so the opt-out wins either way.
+pub fn evidence_is_stale(
+    opted_in_on: NaiveDate,
+    filed_at: DateTime<Utc>,
+    newest_opt_out: Option<DateTime<Utc>>,
+) -> bool {
+    newest_opt_out.is_some_and(|at| opted_in_on < at.date_naive() || at > filed_at)
 }
 
 /// Why stale evidence cannot be approved, in words for the reviewer.
-pub fn stale_explanation(opted_in_on: NaiveDate, newest_opt_out: DateTime<Utc>) -> String {
-    format!(
-        "The evidence is dated {opted_in_on}, before the newest opt-out on this address ({} UTC): \
-         the contact opted out after giving this permission. It cannot be approved; reject it and \
-         ask for evidence of an opt-in given on or after {}.",
-        newest_opt_out.format("%Y-%m-%d %H:%M"),
-        newest_opt_out.date_naive()
-    )
+pub fn stale_explanation(
+    opted_in_on: NaiveDate,
+    filed_at: DateTime<Utc>,
+    newest_opt_out: DateTime<Utc>,
+) -> String {
+    if newest_opt_out > filed_at {
+        format!(
+            "The contact opted out again on {} UTC, after this request was filed: the \
+             permission it shows came before that opt-out. It cannot be approved; reject it and \
+             ask for evidence of an opt-in given after {}.",
+            newest_opt_out.format("%Y-%m-%d %H:%M"),
+            newest_opt_out.format("%Y-%m-%d %H:%M UTC"),
+        )
+    } else {
+        format!(
+            "The evidence is dated {opted_in_on}, before the newest opt-out on this address \
+             ({} UTC): the contact opted out after giving this permission. It cannot be \
+             approved; reject it and ask for evidence of an opt-in given on or after {}.",
+            newest_opt_out.format("%Y-%m-%d %H:%M"),
+            newest_opt_out.date_naive()
+        )
+    }
 }
 
 #[cfg(test)]
@@ -304,6 +350,10 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
+    }
+
+    fn today() -> NaiveDate {
+        now().date_naive()
     }
 
     fn draft() -> EvidenceDraft {
@@ -321,7 +371,7 @@ mod tests {
 
     #[test]
     fn a_good_draft_is_kept_in_e164_without_repeats() {
-        let e = draft().validate("US", now()).unwrap();
+        let e = draft().validate("US", today()).unwrap();
         assert_eq!(e.relationship_numbers, vec!["+14155550100", "+12125550123"]);
         assert_eq!(
             e.opted_in_on,
@@ -340,7 +390,7 @@ mod tests {
             note: "x".repeat(MAX_NOTE_CHARS + 1),
         };
         assert_eq!(
-            fields(bad.validate("US", now()).unwrap_err()),
+            fields(bad.validate("US", today()).unwrap_err()),
             vec![
                 "relationship_numbers",
                 "recording_url",
@@ -362,6 +412,9 @@ mod tests {
             "https:///path",
             "https://exa mple.com/",
             "recording.mp4",
+            "https://trusted.example@elsewhere.example/r",
+            "https://example.com/\u{202E}4pm.exe",
+            "https://example.com/a\u{200B}b",
         ] {
             assert!(check_url(bad).is_err(), "{bad:?} was accepted");
         }
@@ -373,20 +426,38 @@ mod tests {
         for good in [
             "https://example.com/r/1",
             "HTTP://example.com",
-            "https://u@host.example/x?y=1#t",
+            "https://host.example/x?y=1#t@z",
         ] {
             assert!(check_url(good).is_ok(), "{good:?} was refused");
         }
     }
 
     #[test]
-    fn dates_must_be_real_and_not_in_the_future_anywhere() {
-        assert!(check_date("2026-02-30", now()).is_err());
-        assert!(check_date("27/11/2026", now()).is_err());
-        assert!(check_date("", now()).is_err());
-        // Noon UTC on the 27th is already the 28th in UTC+14, not the 29th.
-        assert!(check_date("2026-11-28", now()).is_ok());
-        assert!(check_date("2026-11-29", now()).is_err());
+    fn dates_must_be_real_and_not_after_the_locations_today() {
+        assert!(check_date("2026-02-30", today()).is_err());
+        assert!(check_date("27/11/2026", today()).is_err());
+        assert!(check_date("", today()).is_err());
+        assert!(check_date("2026-11-27", today()).is_ok());
+        assert!(check_date("2026-11-28", today()).is_err());
+    }
+
+    #[test]
+    fn today_is_the_locations_own_day_or_utcs() {
+        // 20:00 UTC on the 27th is already the 28th in Sydney, still the
+        // 27th in New York.
+        let late = Utc.with_ymd_and_hms(2026, 11, 27, 20, 0, 0).unwrap();
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        assert_eq!(local_today("Australia/Sydney", late), day(28));
+        assert_eq!(local_today("America/New_York", late), day(27));
+        assert_eq!(
+            local_today("Not/AZone", late),
+            day(27),
+            "unknown zones read as UTC"
+        );
+        let early = Utc.with_ymd_and_hms(2026, 11, 28, 2, 0, 0).unwrap();
+        assert_eq!(local_today("America/New_York", early), day(27));
+        assert_eq!(latest_opt_in_date("America/New_York", early), day(28));
+        assert_eq!(latest_opt_in_date("Australia/Sydney", late), day(28));
     }
 
     #[test]
@@ -399,17 +470,22 @@ mod tests {
     }
 
     #[test]
-    fn stale_means_dated_before_the_day_of_the_newest_opt_out() {
+    fn stale_means_dated_before_the_day_of_the_newest_opt_out_or_filed_before_it() {
         let opt_out = Utc.with_ymd_and_hms(2026, 11, 20, 23, 59, 0).unwrap();
+        let filed = Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap();
         let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
-        assert!(evidence_is_stale(day(19), Some(opt_out)));
+        assert!(evidence_is_stale(day(19), filed, Some(opt_out)));
         assert!(
-            !evidence_is_stale(day(20), Some(opt_out)),
+            !evidence_is_stale(day(20), filed, Some(opt_out)),
             "the same day counts"
         );
-        assert!(!evidence_is_stale(day(21), Some(opt_out)));
-        assert!(!evidence_is_stale(day(1), None));
-        assert!(stale_explanation(day(19), opt_out).contains("2026-11-20"));
+        assert!(!evidence_is_stale(day(21), filed, Some(opt_out)));
+        assert!(!evidence_is_stale(day(1), filed, None));
+        assert!(stale_explanation(day(19), filed, opt_out).contains("2026-11-20"));
+        // An opt-out after the request was filed wins, whatever its day.
+        let later = Utc.with_ymd_and_hms(2026, 11, 22, 9, 30, 0).unwrap();
+        assert!(evidence_is_stale(day(22), filed, Some(later)));
+        assert!(stale_explanation(day(22), filed, later).contains("after this request was filed"));
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Opt-in evidence requests through the pages and the API, against a real
 //! database: who may file and decide, what an approval lifts (exactly the
-//! permanent reasons of the channel on the request's address), and every
-//! way around it refused on the server.
+//! permanent reasons of the channel on the request's address), and the
+//! ways around it we could think of (another role, another location, stale
+//! or overtaken evidence, a moved address, a second decision, a rewrite in
+//! SQL) refused on the server.
 
 use chrono::{DateTime, Duration, Utc};
 use diesel::RunQueryDsl;
@@ -242,19 +244,37 @@ async fn approval_lifts_only_the_permanent_reasons_and_names_support_and_the_req
         assert_eq!(h.actor_kind, ActorKind::Support);
         assert_eq!(h.actor_id, Some(support));
         assert_eq!(h.actor_label, demo::SUPPORT_USER);
-        assert_eq!(
-            h.source.as_deref(),
-            Some(format!("opt-in request #{request}").as_str())
-        );
+        assert_eq!(h.source.as_deref(), Some(request.to_string().as_str()));
         assert_eq!(h.address.as_deref(), Some("+14155550111"));
     }
 
-    // The requester sees the decision.
+    // The API's history says the same: actor support, source the request.
+    let (_, body) = app
+        .api_get(
+            demo::API_KEY_DOWNTOWN,
+            &format!("/api/v1/contacts/{id}/dnd/history"),
+        )
+        .await;
+    let by_support: Vec<&Value> = body["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["actor"]["kind"] == "support")
+        .collect();
+    assert_eq!(by_support.len(), 2);
+    for h in by_support {
+        assert_eq!(h["source"], request.to_string());
+        assert_eq!(h["actor"]["label"], demo::SUPPORT_USER);
+        assert_eq!(h["action"], "lifted");
+    }
+
+    // The requester sees the decision, and the history names the request.
     app.switch_to(demo::LOCATION_USER).await;
     let (_, page) = app
         .get_text(&format!("/locations/{downtown}/contacts/{id}"))
         .await;
     assert!(page.contains("approved") && page.contains("Recording is clear."));
+    assert!(page.contains(&format!("(opt-in request #{request})")));
     let (status, list) = app
         .get_text(&format!("/locations/{downtown}/optin-requests"))
         .await;
@@ -720,30 +740,102 @@ async fn approval_is_refused_when_the_address_moved_on() {
 async fn requests_and_decisions_are_append_only_in_the_database() {
     let mut app = spawn_app().await;
     let downtown = app.location_id(demo::DOWNTOWN);
-    let id = new_contact(&app, downtown, "+14155550124", "ev124@example.com");
-    set(&app, downtown, id, Channel::Sms, Reason::SmsOptOut);
+    let decided = new_contact(&app, downtown, "+14155550124", "ev124@example.com");
+    set(&app, downtown, decided, Channel::Sms, Reason::SmsOptOut);
+    let waiting = new_contact(&app, downtown, "+14155550126", "ev126@example.com");
+    set(&app, downtown, waiting, Channel::Sms, Reason::SmsOptOut);
+    app.switch_to(demo::LOCATION_USER).await;
+    file(&app, downtown, decided, "sms", &good_evidence(&today())).await;
+    file(&app, downtown, waiting, "sms", &good_evidence(&today())).await;
+    let rejected = open_request(&app, downtown, decided, Channel::Sms).unwrap();
+    let open = open_request(&app, downtown, waiting, Channel::Sms).unwrap();
+    app.switch_to(demo::SUPPORT_USER).await;
+    decide(&app, rejected, "reject", &[("reason", "blurry")]).await;
+
+    // The triggers refuse every rewrite, of an open request as of a decided
+    // one (a foreign key alone would let an open request be deleted).
+    let mut conn = app.db.conn();
+    for sql in [
+        format!("UPDATE optin_requests SET opted_in_on = current_date + 30 WHERE id = {open}"),
+        format!("DELETE FROM optin_requests WHERE id = {open}"),
+        format!(
+            "UPDATE optin_requests SET recording_url = 'https://x.example' WHERE id = {rejected}"
+        ),
+        "TRUNCATE optin_requests CASCADE".to_string(),
+        format!("UPDATE optin_decisions SET decision = 'approved' WHERE request_id = {rejected}"),
+        format!("DELETE FROM optin_decisions WHERE request_id = {rejected}"),
+        "TRUNCATE optin_decisions".to_string(),
+    ] {
+        let refused = diesel::sql_query(&sql).execute(&mut conn).unwrap_err();
+        assert!(
+            refused.to_string().contains("append-only"),
+            "{sql}: {refused}"
+        );
+    }
+    // A decided request is decided once: a second decision is refused.
+    let second = diesel::sql_query(format!(
+        "INSERT INTO optin_decisions (location_id, request_id, decision, note, decided_by, decided_by_label)
+         SELECT location_id, id, 'approved', '', requested_by, 'x' FROM optin_requests WHERE id = {rejected}"
+    ))
+    .execute(&mut conn)
+    .unwrap_err();
+    assert!(
+        second.to_string().contains("optin_decisions_pkey"),
+        "{second}"
+    );
+    // A second open request for the same contact and channel is refused by
+    // the database too, whatever path inserts it.
+    let twin = diesel::sql_query(format!(
+        "INSERT INTO optin_requests (location_id, contact_id, channel, address, relationship_numbers,
+             recording_url, opted_in_on, requested_by, requested_by_label)
+         SELECT location_id, contact_id, channel, address, relationship_numbers, recording_url,
+             opted_in_on, requested_by, 'x' FROM optin_requests WHERE id = {open}"
+    ))
+    .execute(&mut conn)
+    .unwrap_err();
+    assert!(
+        twin.to_string()
+            .contains("already has an open opt-in request"),
+        "{twin}"
+    );
+    assert_eq!(count(&app, "optin_decisions"), 1);
+    assert_eq!(count(&app, "optin_requests"), 2);
+}
+
+#[actix_web::test]
+async fn an_opt_out_after_the_request_was_filed_wins() {
+    let mut app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let id = new_contact(&app, downtown, "+14155550127", "ev127@example.com");
+    set_at(
+        &app,
+        downtown,
+        id,
+        Channel::Sms,
+        Reason::SmsOptOut,
+        Utc::now() - Duration::days(5),
+    );
     app.switch_to(demo::LOCATION_USER).await;
     file(&app, downtown, id, "sms", &good_evidence(&today())).await;
     let request = open_request(&app, downtown, id, Channel::Sms).unwrap();
-    app.switch_to(demo::SUPPORT_USER).await;
-    decide(&app, request, "reject", &[("reason", "blurry")]).await;
+    // The contact texts STOP again (same day as the evidence) after filing.
+    let (code, _) = crate::webhooks::twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &crate::webhooks::inbound("SMAFTERFILING", "+14155550127", "STOP"),
+    )
+    .await;
+    assert_eq!(code, 200);
 
-    let mut conn = app.db.conn();
-    for sql in [
-        format!("UPDATE optin_requests SET opted_in_on = current_date WHERE id = {request}"),
-        format!("DELETE FROM optin_requests WHERE id = {request}"),
-        format!("UPDATE optin_decisions SET decision = 'approved' WHERE request_id = {request}"),
-        format!("DELETE FROM optin_decisions WHERE request_id = {request}"),
-        "TRUNCATE optin_decisions".to_string(),
-        format!(
-            "INSERT INTO optin_decisions (location_id, request_id, decision, note, decided_by, decided_by_label)
-             SELECT location_id, id, 'approved', '', requested_by, 'x' FROM optin_requests WHERE id = {request}"
-        ),
-    ] {
-        let refused = diesel::sql_query(&sql).execute(&mut conn);
-        assert!(refused.is_err(), "{sql} was allowed");
-    }
-    assert_eq!(count(&app, "optin_decisions"), 1);
+    app.switch_to(demo::SUPPORT_USER).await;
+    let (_, review) = app.get_text(&format!("/support/requests/{request}")).await;
+    assert!(review.contains("after this request was filed"), "{review}");
+    let (status, page) = decide(&app, request, "approve", &[]).await;
+    assert_eq!(status, 409);
+    assert!(page.contains("after this request was filed"));
+    assert!(state_of(&app, downtown, id).is_blocked(Channel::Sms));
+    assert_eq!(count(&app, "optin_decisions"), 0);
 }
 
 #[actix_web::test]
@@ -760,7 +852,7 @@ async fn the_queue_filters_and_pages_oldest_first() {
         opted_in_on: today(),
         note: String::new(),
     }
-    .validate("US", Utc::now())
+    .validate("US", Utc::now().date_naive())
     .unwrap();
     let mut filed = Vec::new();
     for i in 0..53 {
@@ -788,6 +880,58 @@ async fn the_queue_filters_and_pages_oldest_first() {
         .unwrap();
         filed.push((r.id, location_id, channel));
     }
+    // A request in another agency, filed last.
+    let (elsewhere, foreign) = {
+        let mut conn = app.db.conn();
+        let agency = dnd::db::locations::create_agency(&mut conn, "Other Agency").unwrap();
+        let elsewhere =
+            dnd::db::locations::create(&mut conn, agency, "Elsewhere Spa", "Europe/Paris").unwrap();
+        (elsewhere, agency)
+    };
+    let stranger = new_contact(&app, elsewhere.id, "+14155552999", "far@example.com");
+    set(
+        &app,
+        elsewhere.id,
+        stranger,
+        Channel::Sms,
+        Reason::SmsOptOut,
+    );
+    let foreign_request = dnd::db::optin::file(
+        &mut app.db.conn(),
+        elsewhere.id,
+        stranger,
+        Channel::Sms,
+        &evidence,
+        &filer,
+    )
+    .unwrap()
+    .id;
+
+    // The demo agency's users do not reach the other agency's location.
+    for user in [demo::AGENCY_USER, demo::LOCATION_USER] {
+        app.switch_to(user).await;
+        assert_eq!(
+            app.get_text(&format!("/locations/{}/optin-requests", elsewhere.id))
+                .await
+                .0,
+            404,
+            "{user}"
+        );
+        assert_eq!(
+            file(
+                &app,
+                elsewhere.id,
+                stranger,
+                "sms",
+                &good_evidence(&today())
+            )
+            .await
+            .0,
+            404,
+            "{user}"
+        );
+    }
+
     app.switch_to(demo::SUPPORT_USER).await;
     let ids_in = |html: &str| -> Vec<i64> {
         html.match_indices("id=\"review-")
@@ -812,10 +956,9 @@ async fn the_queue_filters_and_pages_oldest_first() {
         &first[first.find("pager").unwrap_or(0)..]
     );
     let (_, second) = app.get_text(&format!("/support/requests?{next}")).await;
-    assert_eq!(
-        ids_in(&second),
-        filed[50..].iter().map(|f| f.0).collect::<Vec<_>>()
-    );
+    let mut rest: Vec<i64> = filed[50..].iter().map(|f| f.0).collect();
+    rest.push(foreign_request);
+    assert_eq!(ids_in(&second), rest);
 
     let (_, harbor_email) = app
         .get_text(&format!(
@@ -852,16 +995,25 @@ async fn the_queue_filters_and_pages_oldest_first() {
             "/support/requests?state=&agency={agency}&channel=sms"
         ))
         .await;
+    let demo_sms: Vec<i64> = filed
+        .iter()
+        .filter(|f| f.2 == Channel::Sms)
+        .map(|f| f.0)
+        .collect();
     assert_eq!(
-        ids_in(&by_agency).len(),
-        filed.iter().filter(|f| f.2 == Channel::Sms).count().min(50)
+        ids_in(&by_agency),
+        demo_sms,
+        "every state, SMS, this agency only"
     );
-    assert_eq!(
-        app.get_text(&format!("/support/requests?agency={}", agency + 1000))
-            .await
-            .0,
-        200
-    );
+    let (_, other) = app
+        .get_text(&format!("/support/requests?agency={foreign}"))
+        .await;
+    assert_eq!(ids_in(&other), vec![foreign_request]);
+    let (status, none) = app
+        .get_text(&format!("/support/requests?agency={}", foreign + 1000))
+        .await;
+    assert_eq!(status, 200);
+    assert!(ids_in(&none).is_empty() && none.contains("queue-empty"));
     assert_eq!(app.get_text("/support/requests?state=closed").await.0, 400);
 }
 

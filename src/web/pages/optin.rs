@@ -161,6 +161,7 @@ pub async fn new_request(
         NewRequestPage {
             nav,
             address: s.contact.addresses().on(channel).map(str::to_string),
+            max_date: latest_opt_in_date(&s.location.time_zone, Utc::now()).to_string(),
             location: s.location,
             contact: s.contact,
             channel,
@@ -170,7 +171,6 @@ pub async fn new_request(
             errors: FieldErrors::default(),
             problem,
             open_request: None,
-            max_date: latest_opt_in_date(Utc::now()).to_string(),
         },
         status,
     )
@@ -209,7 +209,8 @@ pub async fn create_request(
         let location = locations::find_visible(conn, &filer, location_id)
             .map_err(DbError::from)?
             .ok_or(PageError::NotFound)?;
-        let evidence = match checked.validate(&location.default_region, Utc::now()) {
+        let today = latest_opt_in_date(&location.time_zone, Utc::now());
+        let evidence = match checked.validate(&location.default_region, today) {
             Ok(e) => e,
             Err(errors) => return Ok(Err(Refused::Fields(errors))),
         };
@@ -269,6 +270,7 @@ pub async fn create_request(
         NewRequestPage {
             nav,
             address: s.contact.addresses().on(channel).map(str::to_string),
+            max_date: latest_opt_in_date(&s.location.time_zone, Utc::now()).to_string(),
             location: s.location,
             contact: s.contact,
             channel,
@@ -278,7 +280,6 @@ pub async fn create_request(
             errors,
             problem,
             open_request,
-            max_date: latest_opt_in_date(Utc::now()).to_string(),
         },
         status,
     )

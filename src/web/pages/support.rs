@@ -61,7 +61,10 @@ pub struct QueueQuery {
     location: String,
     #[serde(default)]
     channel: String,
-    after: Option<i64>,
+    /// Read as text and parsed after the role check, so a malformed value
+    /// tells someone who is not support nothing (404 either way).
+    #[serde(default)]
+    after: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -79,13 +82,15 @@ pub struct QueuePage {
 }
 
 impl QueuePage {
+    /// Each agency once, by name.
     fn agencies(&self) -> Vec<(i64, &str)> {
-        let mut out: Vec<(i64, &str)> = self
+        let by_id: std::collections::BTreeMap<i64, &str> = self
             .locations
             .iter()
             .map(|l| (l.location.agency_id, l.agency_name.as_str()))
             .collect();
-        out.dedup();
+        let mut out: Vec<(i64, &str)> = by_id.into_iter().collect();
+        out.sort_by_key(|(id, name)| (*name, *id));
         out
     }
 
@@ -154,7 +159,7 @@ pub async fn queue(
             .transpose()
             .map_err(PageError::BadRequest)?,
     };
-    let after = query.after;
+    let after = id_filter(&query.after, "request")?;
     let (rows, more, all_locations) = db::run(&state.pool, move |conn| -> Result<_, PageError> {
         let (rows, more) = store::queue(conn, &filter, after, QUEUE_PAGE).map_err(DbError::from)?;
         let all = locations::list_visible(conn, &user).map_err(DbError::from)?;
@@ -254,13 +259,13 @@ async fn render_request(
         let earlier = store::for_contact(conn, request.location_id, request.contact_id)
             .map_err(DbError::from)?
             .into_iter()
-            .filter(|r| r.request.id != request.id)
+            .filter(|r| r.request.id < request.id)
             .collect();
         let newest = store::newest_opt_out(conn, &contact, request.channel, &request.address)
             .map_err(DbError::from)?;
         let stale = newest
-            .filter(|n| evidence_is_stale(request.opted_in_on, Some(*n)))
-            .map(|n| stale_explanation(request.opted_in_on, n));
+            .filter(|n| evidence_is_stale(request.opted_in_on, request.created_at, Some(*n)))
+            .map(|n| stale_explanation(request.opted_in_on, request.created_at, n));
         Ok(RequestPage {
             nav,
             current_address: contact.addresses().on(request.channel).map(str::to_string),
