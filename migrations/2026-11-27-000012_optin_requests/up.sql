@@ -43,27 +43,43 @@ CREATE TABLE optin_decisions (
     CHECK (decision = 'approved' OR btrim(note) <> '')
 );
 
--- One open request per contact and channel. Filing locks the contact row
--- first, so two filings for one contact run one after the other and the
--- second sees the first.
-CREATE FUNCTION optin_requests_one_open() RETURNS trigger
+-- The requests waiting for support: a work list kept by the triggers
+-- below (a row per request from filing to decision), not a record. It is
+-- what the open queue reads, so the queue costs what the open requests
+-- cost, however many were decided before; and its unique key is the rule
+-- "one open request per contact and channel", whatever path inserts.
+CREATE TABLE optin_open_requests (
+    location_id BIGINT NOT NULL,
+    request_id  BIGINT NOT NULL,
+    contact_id  BIGINT NOT NULL,
+    channel     TEXT NOT NULL,
+    PRIMARY KEY (location_id, request_id),
+    CONSTRAINT optin_open_one_per_contact_channel UNIQUE (location_id, contact_id, channel),
+    FOREIGN KEY (location_id, request_id) REFERENCES optin_requests (location_id, id)
+);
+CREATE INDEX optin_open_requests_order_idx ON optin_open_requests (request_id);
+
+CREATE FUNCTION optin_request_opened() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF EXISTS (
-        SELECT 1 FROM optin_requests r
-        WHERE r.location_id = NEW.location_id AND r.contact_id = NEW.contact_id
-          AND r.channel = NEW.channel
-          AND NOT EXISTS (SELECT 1 FROM optin_decisions d
-                          WHERE d.location_id = r.location_id AND d.request_id = r.id)
-    ) THEN
-        RAISE EXCEPTION 'contact % already has an open opt-in request on %', NEW.contact_id, NEW.channel
-            USING ERRCODE = 'unique_violation';
-    END IF;
-    RETURN NEW;
+    INSERT INTO optin_open_requests (location_id, request_id, contact_id, channel)
+    VALUES (NEW.location_id, NEW.id, NEW.contact_id, NEW.channel);
+    RETURN NULL;
 END
 $$;
-CREATE TRIGGER optin_requests_one_open BEFORE INSERT ON optin_requests
-    FOR EACH ROW EXECUTE FUNCTION optin_requests_one_open();
+CREATE TRIGGER optin_request_opened AFTER INSERT ON optin_requests
+    FOR EACH ROW EXECUTE FUNCTION optin_request_opened();
+
+CREATE FUNCTION optin_request_decided() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM optin_open_requests
+    WHERE location_id = NEW.location_id AND request_id = NEW.request_id;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER optin_request_decided AFTER INSERT ON optin_decisions
+    FOR EACH ROW EXECUTE FUNCTION optin_request_decided();
 
 CREATE FUNCTION refuse_rewrite() RETURNS trigger
 LANGUAGE plpgsql AS $$

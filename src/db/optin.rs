@@ -11,7 +11,10 @@ use diesel::sql_types::{Nullable, Timestamptz};
 
 use super::contacts::Contact;
 use super::dnd::{self as dnd_store, DndError, HistoryRow};
-use super::schema::{agencies, contacts, dnd_history, locations, optin_decisions, optin_requests};
+use super::schema::{
+    agencies, contacts, dnd_history, locations, optin_decisions, optin_open_requests,
+    optin_requests,
+};
 use super::users::User;
 use super::DbError;
 use crate::domain::dnd::{Action, Actor, ActorKind, Kind, Transition};
@@ -126,21 +129,36 @@ pub fn file(
         if let Some(open) = open_request(conn, location_id, contact_id, channel)? {
             return Err(OptinError::AlreadyOpen { request_id: open });
         }
-        Ok(diesel::insert_into(optin_requests::table)
-            .values((
-                optin_requests::location_id.eq(location_id),
-                optin_requests::contact_id.eq(contact_id),
-                optin_requests::channel.eq(channel),
-                optin_requests::address.eq(&address),
-                optin_requests::relationship_numbers.eq(&evidence.relationship_numbers),
-                optin_requests::recording_url.eq(&evidence.recording_url),
-                optin_requests::opted_in_on.eq(evidence.opted_in_on),
-                optin_requests::note.eq(&evidence.note),
-                optin_requests::requested_by.eq(by.id),
-                optin_requests::requested_by_label.eq(&by.email),
-            ))
-            .returning(OptinRequest::as_returning())
-            .get_result(conn)?)
+        // In a savepoint, so a refused insert leaves the transaction usable.
+        let inserted = conn.transaction(|conn| {
+            diesel::insert_into(optin_requests::table)
+                .values((
+                    optin_requests::location_id.eq(location_id),
+                    optin_requests::contact_id.eq(contact_id),
+                    optin_requests::channel.eq(channel),
+                    optin_requests::address.eq(&address),
+                    optin_requests::relationship_numbers.eq(&evidence.relationship_numbers),
+                    optin_requests::recording_url.eq(&evidence.recording_url),
+                    optin_requests::opted_in_on.eq(evidence.opted_in_on),
+                    optin_requests::note.eq(&evidence.note),
+                    optin_requests::requested_by.eq(by.id),
+                    optin_requests::requested_by_label.eq(&by.email),
+                ))
+                .returning(OptinRequest::as_returning())
+                .get_result(conn)
+        });
+        match inserted {
+            // The contact's lock makes this unreachable from the pages; the
+            // database keeps the rule for any other path.
+            Err(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                info,
+            )) if info.constraint_name() == Some("optin_open_one_per_contact_channel") => {
+                let open = open_request(conn, location_id, contact_id, channel)?.unwrap_or(0);
+                Err(OptinError::AlreadyOpen { request_id: open })
+            }
+            other => Ok(other?),
+        }
     })
 }
 
@@ -151,12 +169,11 @@ pub fn open_request(
     contact_id: i64,
     channel: Channel,
 ) -> QueryResult<Option<i64>> {
-    with_decisions!()
-        .filter(optin_requests::location_id.eq(location_id))
-        .filter(optin_requests::contact_id.eq(contact_id))
-        .filter(optin_requests::channel.eq(channel))
-        .filter(optin_decisions::request_id.is_null())
-        .select(optin_requests::id)
+    optin_open_requests::table
+        .filter(optin_open_requests::location_id.eq(location_id))
+        .filter(optin_open_requests::contact_id.eq(contact_id))
+        .filter(optin_open_requests::channel.eq(channel))
+        .select(optin_open_requests::request_id)
         .first(conn)
         .optional()
 }
@@ -286,7 +303,12 @@ pub fn queue(
     }
     query = match filter.state {
         None => query,
-        Some(RequestState::Open) => query.filter(optin_decisions::request_id.is_null()),
+        // Read from the work list of open requests, so the open queue does
+        // not walk every request decided before.
+        Some(RequestState::Open) => query.filter(
+            optin_requests::id
+                .eq_any(optin_open_requests::table.select(optin_open_requests::request_id)),
+        ),
         Some(RequestState::Approved) => {
             query.filter(optin_decisions::decision.nullable().eq(Decision::Approved))
         }

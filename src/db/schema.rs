@@ -249,6 +249,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    optin_open_requests (location_id, request_id) {
+        location_id -> Int8,
+        request_id -> Int8,
+        contact_id -> Int8,
+        channel -> Text,
+    }
+}
+
 diesel::joinable!(locations -> agencies (agency_id));
 diesel::joinable!(location_sms_settings -> locations (location_id));
 diesel::joinable!(users -> agencies (agency_id));
@@ -277,4 +286,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     optin_requests,
     optin_decisions,
+    optin_open_requests,
 );

@@ -795,7 +795,7 @@ async fn requests_and_decisions_are_append_only_in_the_database() {
     .unwrap_err();
     assert!(
         twin.to_string()
-            .contains("already has an open opt-in request"),
+            .contains("optin_open_one_per_contact_channel"),
         "{twin}"
     );
     assert_eq!(count(&app, "optin_decisions"), 1);
