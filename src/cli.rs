@@ -167,7 +167,11 @@ fn serve(config: &Config, demo_requested: bool) -> Result<(), CliError> {
         }
     }
     let pool = db::build_pool(&database.url, config.pool_size, config.pool_timeout)?;
-    let dispatcher = Dispatcher::new(pool.clone(), config.public_url.clone());
+    let dispatcher = Dispatcher::new(
+        pool.clone(),
+        config.public_url.clone(),
+        config.host_policy(),
+    );
     let app = Application::build(config, pool)?;
     let shown_host = config
         .public_url

@@ -35,6 +35,12 @@ pub struct Config {
     pub pool_size: u32,
     /// `DND_POOL_TIMEOUT_SECS`: how long a request waits for a connection.
     pub pool_timeout: Duration,
+    /// `DND_PROVIDER_HOSTS`: hosts besides the providers' own that provider
+    /// calls may go to (a proxy, a test double), comma-separated.
+    pub provider_hosts: Vec<String>,
+    /// `DND_ALLOW_PRIVATE_URLS`: whether provider calls may go to loopback,
+    /// link-local and private addresses (a local test server).
+    pub allow_private_urls: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -49,6 +55,8 @@ impl std::fmt::Debug for Config {
             .field("public_url", &self.public_url)
             .field("pool_size", &self.pool_size)
             .field("pool_timeout", &self.pool_timeout)
+            .field("provider_hosts", &self.provider_hosts)
+            .field("allow_private_urls", &self.allow_private_urls)
             .finish()
     }
 }
@@ -64,6 +72,19 @@ fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, Con
             name,
             value,
             why: "expected a whole number".into(),
+        }),
+    }
+}
+
+fn flag(name: &'static str) -> Result<bool, ConfigError> {
+    match var(name).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) if matches!(v.as_str(), "true" | "1" | "yes") => Ok(true),
+        Some(v) if matches!(v.as_str(), "false" | "0" | "no") => Ok(false),
+        Some(value) => Err(ConfigError::Invalid {
+            name,
+            value,
+            why: "expected true or false".into(),
         }),
     }
 }
@@ -96,7 +117,21 @@ impl Config {
             public_url,
             pool_size,
             pool_timeout: Duration::from_secs(number("DND_POOL_TIMEOUT_SECS", 5)?),
+            provider_hosts: var("DND_PROVIDER_HOSTS")
+                .map(|v| {
+                    v.split(',')
+                        .map(|h| h.trim().to_string())
+                        .filter(|h| !h.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            allow_private_urls: flag("DND_ALLOW_PRIVATE_URLS")?,
         })
+    }
+
+    /// Where provider calls may go.
+    pub fn host_policy(&self) -> crate::outbound::hosts::HostPolicy {
+        crate::outbound::hosts::HostPolicy::new(&self.provider_hosts, self.allow_private_urls)
     }
 
     /// Whether cookies must only travel over HTTPS.

@@ -73,6 +73,7 @@ impl Application {
             webhooks,
             public_url: config.public_url.clone(),
             metrics,
+            hosts: config.host_policy(),
         });
         let server = HttpServer::new(move || {
             App::new()

@@ -7,6 +7,7 @@ use chrono::Utc;
 
 use diesel::Connection;
 
+use super::hosts::HostPolicy;
 use super::transport::{self, Outcome, Outgoing, Transport, MAILGUN_API, TWILIO_API};
 use crate::db::events::{self, Delivery, ProviderEvent};
 use crate::db::integrations::Integration;
@@ -34,14 +35,17 @@ pub struct Dispatcher {
     /// Where Twilio's status callbacks should come back to.
     pub public_url: Option<String>,
     pub client: reqwest::Client,
+    /// Where provider credentials may be sent.
+    pub hosts: HostPolicy,
 }
 
 impl Dispatcher {
-    pub fn new(pool: DbPool, public_url: Option<String>) -> Self {
+    pub fn new(pool: DbPool, public_url: Option<String>, hosts: HostPolicy) -> Self {
         Dispatcher {
             pool,
             public_url,
-            client: transport::client(),
+            client: hosts.client(),
+            hosts,
         }
     }
 
@@ -137,16 +141,25 @@ impl Dispatcher {
             v.clone()
                 .ok_or_else(|| format!("the integration has no {what}"))
         };
+        // A URL stored before hosts were checked, or an operator's list
+        // that shrank: the credentials do not leave for a host not allowed.
+        let allowed = |default: &str| -> Result<String, String> {
+            let base = i.api_base_url.clone().unwrap_or_else(|| default.into());
+            self.hosts
+                .check(&base)
+                .map(|_| base)
+                .map_err(|why| format!("not sent: the integration's API URL is refused: {why}"))
+        };
         Ok(match i.transport {
             TransportKind::Twilio => Transport::Twilio {
-                base_url: i.api_base_url.clone().unwrap_or_else(|| TWILIO_API.into()),
+                base_url: allowed(TWILIO_API)?,
                 account_sid: need(&i.account, "Twilio account SID")?,
                 auth_token: need(&i.secret, "Twilio auth token")?,
                 from: need(&i.sender, "sending number")?,
                 status_callback: self.status_callback(i, m.id),
             },
             TransportKind::Mailgun => Transport::Mailgun {
-                base_url: i.api_base_url.clone().unwrap_or_else(|| MAILGUN_API.into()),
+                base_url: allowed(MAILGUN_API)?,
                 domain: need(&i.account, "Mailgun domain")?,
                 api_key: need(&i.api_key, "Mailgun API key")?,
                 from: need(&i.sender, "sending address")?,

@@ -3,4 +3,5 @@
 //! gate again, and hands each to its integration's transport.
 
 pub mod dispatcher;
+pub mod hosts;
 pub mod transport;

@@ -1,7 +1,5 @@
 //! The ways a message leaves: the providers' HTTP APIs, or `log`.
 
-use std::time::Duration;
-
 use serde::Deserialize;
 
 /// How one integration sends.
@@ -114,13 +112,6 @@ struct MailgunQueued {
     id: String,
 }
 
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(15))
-        .build()
-        .unwrap_or_default()
-}
-
 pub async fn send(client: &reqwest::Client, transport: &Transport, m: &Outgoing) -> Outcome {
     match transport {
         Transport::Log => {
@@ -172,9 +163,13 @@ pub async fn send(client: &reqwest::Client, transport: &Transport, m: &Outgoing)
                         let error = r.json::<TwilioError>().await.ok();
                         Outcome::Rejected {
                             code: error.as_ref().and_then(|e| e.code),
-                            message: error
-                                .and_then(|e| e.message)
-                                .unwrap_or_else(|| format!("Twilio answered {status}")),
+                            message: scrub(
+                                &error
+                                    .and_then(|e| e.message)
+                                    .unwrap_or_else(|| format!("Twilio answered {status}")),
+                                account_sid,
+                                auth_token,
+                            ),
                         }
                     }
                 },
@@ -218,12 +213,46 @@ pub async fn send(client: &reqwest::Client, transport: &Transport, m: &Outgoing)
                             code: Some(status.as_u16() as u32),
                             message: format!(
                                 "Mailgun answered {status}: {}",
-                                text.chars().take(300).collect::<String>()
+                                scrub(&text, "api", api_key)
                             ),
                         }
                     }
                 },
             }
         }
+    }
+}
+
+/// A provider's error text as it is stored on the message: at most 300
+/// characters, and never the credential (a proxy or a misbehaving double
+/// could echo the request's Authorization back).
+pub fn scrub(text: &str, user: &str, secret: &str) -> String {
+    use base64::Engine;
+    let mut clean = text.to_string();
+    if secret.len() >= 4 {
+        clean = clean.replace(secret, "••••");
+        // Basic auth carries it base64-encoded with the user name.
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{secret}"));
+        clean = clean.replace(&encoded, "••••");
+    }
+    clean.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::scrub;
+
+    #[test]
+    fn credentials_never_reach_the_stored_error() {
+        let echoed = "bad request; you sent key-12345 (Basic YXBpOmtleS0xMjM0NQ==)";
+        let clean = scrub(echoed, "api", "key-12345");
+        assert!(
+            !clean.contains("key-12345") && !clean.contains("YXBpOmtleS0xMjM0NQ=="),
+            "{clean}"
+        );
+        assert_eq!(
+            scrub(&"x".repeat(1000), "api", "secret").chars().count(),
+            300
+        );
     }
 }

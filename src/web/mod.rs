@@ -22,6 +22,8 @@ pub struct AppState {
     pub metrics: std::sync::Arc<crate::metrics::Metrics>,
     /// Writes webhooks in batches (group commit).
     pub webhooks: crate::webhooks::pipeline::WebhookBatcher,
+    /// Where provider credentials may be sent (checked when a URL is saved).
+    pub hosts: crate::outbound::hosts::HostPolicy,
 }
 
 /// The one route table, used by `main` and by the tests alike.

@@ -206,6 +206,9 @@ pub fn test_config() -> Config {
         public_url: None,
         pool_size: 4,
         pool_timeout: Duration::from_secs(1),
+        provider_hosts: Vec::new(),
+        // The tests' provider doubles listen on loopback.
+        allow_private_urls: true,
     }
 }
 
@@ -354,4 +357,9 @@ pub fn location(r: &reqwest::Response) -> String {
 /// Who a test's own set-up acts as (an API key, as an import would).
 pub fn test_actor() -> dnd::domain::dnd::Actor {
     dnd::domain::dnd::Actor::new(dnd::domain::dnd::ActorKind::Api, None, "test set-up")
+}
+
+/// The host policy the tests' app runs with (provider doubles on loopback).
+pub fn test_hosts() -> dnd::outbound::hosts::HostPolicy {
+    test_config().host_policy()
 }

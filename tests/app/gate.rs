@@ -13,7 +13,7 @@ use diesel::{PgConnection, QueryableByName, RunQueryDsl};
 use proptest::prelude::*;
 use serde_json::json;
 
-use crate::common::{spawn_app, test_actor, TestApp, TestDb};
+use crate::common::{spawn_app, test_actor, test_hosts, TestApp, TestDb};
 use dnd::db::contacts::{self, ContactInput};
 use dnd::db::dnd as store;
 use dnd::db::events::{self, Delivery, ProviderEvent};
@@ -579,7 +579,7 @@ async fn values_from_a_newer_version_fail_closed() {
     assert!(contact.blocked_channels().contains(&Channel::Sms));
 
     // The message queued before: the dispatcher fails it, never sends it.
-    let dispatcher = Dispatcher::new(app.db.pool(), None);
+    let dispatcher = Dispatcher::new(app.db.pool(), None, test_hosts());
     while dispatcher.run_once().await.unwrap() > 0 {}
     let stored = message(&app, &early["id"]).await;
     assert_eq!(stored["status"], "failed", "{stored}");

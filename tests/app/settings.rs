@@ -218,7 +218,7 @@ async fn an_agency_user_points_sms_and_email_at_the_providers_apis() {
             vec![("transport", "twilio"), ("api_base_url", "ftp://x")]
         )
         .await,
-        400
+        422
     );
     assert_eq!(
         post("sms", vec![("transport", "twilio"), ("sender", "")]).await,
@@ -276,4 +276,155 @@ async fn an_agency_user_points_sms_and_email_at_the_providers_apis() {
         .unwrap()
         .unwrap();
     assert_eq!(email.api_key.as_deref(), Some("key-abcdef123456"));
+}
+
+/// A receiver that counts whatever reaches it (a host credentials must not
+/// reach), and what Authorization it saw.
+async fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+    let seen: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let data = web::Data::new(seen.clone());
+    let server = HttpServer::new(move || {
+        App::new().app_data(data.clone()).default_service(web::to(
+                |req: HttpRequest,
+                 data: web::Data<std::sync::Arc<std::sync::Mutex<Vec<String>>>>| async move {
+                    let auth = req
+                        .headers()
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    data.lock().unwrap().push(auth);
+                    HttpResponse::Created().json(serde_json::json!({"sid": "SMstolen"}))
+                },
+            ))
+    })
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let port = server.addrs()[0].port();
+    actix_web::rt::spawn(server.run());
+    (format!("http://127.0.0.1:{port}"), seen)
+}
+
+#[actix_web::test]
+async fn provider_urls_off_the_allow_list_are_refused_and_never_get_the_secret() {
+    use dnd::domain::{Channel, TransportKind};
+    use dnd::outbound::dispatcher::Dispatcher;
+    use dnd::outbound::hosts::HostPolicy;
+
+    let app = crate::common::spawn_app_with(|c| c.allow_private_urls = false).await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let (trap, seen) = receiver().await;
+    app.sign_in_as(demo::AGENCY_USER).await;
+    let page = format!("/locations/{downtown}/settings");
+    let csrf = app.csrf_from(&page).await;
+    let stored = |app: &crate::common::TestApp| {
+        dnd::db::integrations::find(&mut app.db.conn(), downtown, Channel::Sms)
+            .unwrap()
+            .unwrap()
+            .api_base_url
+    };
+    let before = stored(&app);
+    for (url, why) in [
+        (trap.as_str(), "loopback"),
+        ("https://evil.example.com", "not a provider API host"),
+        ("https://169.254.169.254/latest", "private"),
+        ("https://api.twilio.com@evil.example.com", "user name"),
+        ("http://api.twilio.com", "https://"),
+    ] {
+        let r = app
+            .post_form(
+                &format!("{page}/integrations/sms/transport"),
+                &[
+                    ("csrf_token", csrf.as_str()),
+                    ("transport", "twilio"),
+                    ("api_base_url", url),
+                    ("sender", "+12125559999"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status().as_u16(), 422, "{url}");
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("transport-error-sms") && html.contains(why),
+            "{url}: {html}"
+        );
+        assert!(
+            html.contains(&format!("value=\"{url}\"")),
+            "the typed URL is kept"
+        );
+        assert_eq!(stored(&app), before, "{url} was stored");
+    }
+    let r = app
+        .post_form(
+            &format!("{page}/integrations/sms/transport"),
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("transport", "twilio"),
+                ("api_base_url", "https://api.twilio.com"),
+                ("sender", "+12125559999"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 303);
+
+    // A URL stored before hosts were checked: the dispatcher refuses to
+    // send the auth token there; the message fails and says why.
+    dnd::db::integrations::set_transport(
+        &mut app.db.conn(),
+        downtown,
+        Channel::Sms,
+        TransportKind::Twilio,
+        Some(&trap),
+        None,
+        Some("+12125559999"),
+    )
+    .unwrap();
+    let id = dnd::db::contacts::upsert(
+        &mut app.db.conn(),
+        downtown,
+        &dnd::db::contacts::ContactInput {
+            phone: Some(dnd::domain::PhoneNumber::parse_international("+14156667001").unwrap()),
+            ..Default::default()
+        },
+        &crate::common::test_actor(),
+    )
+    .unwrap()
+    .0
+    .id;
+    let (code, body) = app
+        .api_post(
+            demo::API_KEY_DOWNTOWN,
+            "/api/v1/messages",
+            serde_json::json!({"contact_id": id, "channel": "sms", "body": "hello"}),
+        )
+        .await;
+    assert_eq!(code, 202, "{body}");
+    let dispatcher = Dispatcher::new(app.db.pool(), None, HostPolicy::default());
+    assert_eq!(dispatcher.run_once().await.unwrap(), 1);
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the token reached a refused host"
+    );
+    let (_, message) = app
+        .api_get(
+            demo::API_KEY_DOWNTOWN,
+            &format!("/api/v1/messages/{}", body["id"]),
+        )
+        .await;
+    assert_eq!(message["status"], "failed", "{message}");
+    assert!(message.to_string().contains("refused"), "{message}");
+
+    // With private URLs allowed (a local test double), the same URL works.
+    let local = Dispatcher::new(app.db.pool(), None, HostPolicy::new(&[], true));
+    let (code, body) = app
+        .api_post(
+            demo::API_KEY_DOWNTOWN,
+            "/api/v1/messages",
+            serde_json::json!({"contact_id": id, "channel": "sms", "body": "hello again"}),
+        )
+        .await;
+    assert_eq!(code, 202, "{body}");
+    assert_eq!(local.run_once().await.unwrap(), 1);
+    assert_eq!(seen.lock().unwrap().len(), 1);
 }

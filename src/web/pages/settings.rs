@@ -40,6 +40,16 @@ pub struct IntegrationRow {
     pub api_base_url: String,
     pub sender: String,
     pub api_key_masked: Option<String>,
+    /// Why the transport form just sent was refused (shown next to it).
+    pub transport_error: Option<String>,
+}
+
+/// A transport form refused, shown again as typed with its reason.
+pub struct TransportDraft {
+    channel: Channel,
+    api_base_url: String,
+    sender: String,
+    error: String,
 }
 
 #[derive(Template)]
@@ -150,6 +160,7 @@ fn rows(integrations: Vec<Integration>) -> Vec<IntegrationRow> {
                 api_base_url: i.api_base_url.clone().unwrap_or_default(),
                 sender: i.sender.clone().unwrap_or_default(),
                 api_key_masked: i.api_key.as_deref().map(mask),
+                transport_error: None,
             })
         })
         .collect()
@@ -162,6 +173,7 @@ async fn render(
     user: User,
     location_id: i64,
     draft: Option<(SmsSettings, String)>,
+    transport: Option<TransportDraft>,
 ) -> Result<HttpResponse, PageError> {
     let nav = Nav::new(&user, session)?;
     let flash = session.get::<String>(FLASH).ok().flatten();
@@ -185,7 +197,15 @@ async fn render(
         Some((draft, error)) => (draft, Some(error)),
         None => (saved, None),
     };
-    let status = if error.is_some() {
+    let mut rows = rows(integrations);
+    if let Some(t) = &transport {
+        if let Some(row) = rows.iter_mut().find(|r| r.channel == t.channel.as_str()) {
+            row.api_base_url = t.api_base_url.clone();
+            row.sender = t.sender.clone();
+            row.transport_error = Some(t.error.clone());
+        }
+    }
+    let status = if error.is_some() || transport.is_some() {
         actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
     } else {
         actix_web::http::StatusCode::OK
@@ -195,7 +215,7 @@ async fn render(
         urls: webhook_urls(&base, location.id),
         location,
         can_edit: editable,
-        integrations: rows(integrations),
+        integrations: rows,
         opt_out: shown.keywords.opt_out.join(", "),
         opt_in: shown.keywords.opt_in.join(", "),
         help: shown.keywords.help.join(", "),
@@ -217,7 +237,7 @@ pub async fn show_settings(
     path: web::Path<i64>,
     CurrentUser(user): CurrentUser,
 ) -> Result<HttpResponse, PageError> {
-    render(&state, &req, &session, user, path.into_inner(), None).await
+    render(&state, &req, &session, user, path.into_inner(), None, None).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -337,6 +357,7 @@ pub async fn save_sms_settings(
             user,
             location_id,
             Some((settings, why)),
+            None,
         )
         .await;
     }
@@ -448,6 +469,7 @@ pub struct TransportForm {
 /// or the provider's API at its base URL (blank: the provider's own).
 pub async fn save_transport(
     state: web::Data<AppState>,
+    req: HttpRequest,
     session: Session,
     path: web::Path<(i64, String)>,
     CurrentUser(user): CurrentUser,
@@ -475,12 +497,20 @@ pub async fn save_transport(
         }
     };
     let base = form.api_base_url.trim().trim_end_matches('/').to_string();
-    if !(base.is_empty() || base.starts_with("https://") || base.starts_with("http://")) {
-        return Err(PageError::BadRequest(
-            "The API base URL must start with https:// (or http:// for a local test server). Nothing was changed.".into(),
-        ));
-    }
     let sender = form.sender.trim().to_string();
+    // The provider's credentials go with every call to this URL: only an
+    // allowed host may be stored.
+    if !base.is_empty() {
+        if let Err(refused) = state.hosts.check(&base) {
+            let draft = TransportDraft {
+                channel,
+                api_base_url: form.api_base_url.clone(),
+                sender: sender.clone(),
+                error: format!("This API base URL is refused: {refused}. Nothing was changed."),
+            };
+            return render(&state, &req, &session, user, location_id, None, Some(draft)).await;
+        }
+    }
     if transport != TransportKind::Log && sender.is_empty() {
         return Err(PageError::BadRequest(format!(
             "Give the sending {} for {}. Nothing was changed.",
