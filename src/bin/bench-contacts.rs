@@ -135,6 +135,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     csrf: "x".repeat(64),
                     settings: true,
                     support: false,
+                    agency: true,
                 },
                 location.clone(),
                 page,

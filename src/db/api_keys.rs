@@ -70,3 +70,43 @@ pub fn revoke(conn: &mut PgConnection, location_id: i64, key: &str) -> QueryResu
     .set(api_keys::revoked_at.eq(diesel::dsl::now))
     .execute(conn)
 }
+
+/// A key as its location's page lists it (never the key itself).
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKeyRow {
+    pub id: i64,
+    pub name: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A location's keys, live ones first, newest first.
+pub fn list(conn: &mut PgConnection, location_id: i64) -> QueryResult<Vec<ApiKeyRow>> {
+    api_keys::table
+        .filter(api_keys::location_id.eq(location_id))
+        .order_by((api_keys::revoked_at.is_not_null(), api_keys::id.desc()))
+        .select(ApiKeyRow::as_select())
+        .load(conn)
+}
+
+/// Revokes one key of a location (0 when it has no such live key).
+pub fn revoke_by_id(conn: &mut PgConnection, location_id: i64, key_id: i64) -> QueryResult<usize> {
+    diesel::update(
+        api_keys::table
+            .filter(api_keys::location_id.eq(location_id))
+            .filter(api_keys::id.eq(key_id))
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set(api_keys::revoked_at.eq(diesel::dsl::now))
+    .execute(conn)
+}
+
+/// A new key: `dnd_` and 64 hex characters of randomness.
+pub fn generate() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("dnd_{}", hex::encode(bytes))
+}

@@ -131,3 +131,12 @@ pub fn create(
         .returning(Location::as_returning())
         .get_result(conn)
 }
+
+/// An agency's locations, by name.
+pub fn for_agency(conn: &mut PgConnection, agency_id: i64) -> QueryResult<Vec<Location>> {
+    locations::table
+        .filter(locations::agency_id.eq(agency_id))
+        .order_by((locations::name, locations::id))
+        .select(Location::as_select())
+        .load(conn)
+}

@@ -29,6 +29,20 @@ diesel::table! {
         agency_id -> Nullable<Int8>,
         is_admin -> Bool,
         created_at -> Timestamptz,
+        session_generation -> Int4,
+        deactivated_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    password_links (id) {
+        id -> Int8,
+        user_id -> Int8,
+        token_sha256 -> Text,
+        created_by -> Int8,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        ended_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -287,4 +301,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     optin_requests,
     optin_decisions,
     optin_open_requests,
+    password_links,
 );

@@ -15,6 +15,10 @@ pub struct User {
     pub agency_id: Option<i64>,
     pub is_admin: bool,
     pub created_at: DateTime<Utc>,
+    /// Bumped by a sign-out, a new password or a deactivation: cookies
+    /// carrying an older one are no longer signed in.
+    pub session_generation: i32,
+    pub deactivated_at: Option<DateTime<Utc>>,
 }
 
 impl User {
@@ -22,6 +26,10 @@ impl User {
     /// a broken database, not bad input; treat it as the least privileged.
     pub fn role(&self) -> Role {
         self.role.parse().unwrap_or(Role::Location)
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.deactivated_at.is_none()
     }
 }
 
@@ -109,4 +117,191 @@ pub fn record_failure(conn: &mut PgConnection, email: &str, now: DateTime<Utc>) 
 pub fn clear_failures(conn: &mut PgConnection, email: &str) -> QueryResult<()> {
     diesel::delete(login_failures::table.filter(login_failures::email.eq(email))).execute(conn)?;
     Ok(())
+}
+
+/// Ends every session of the user (each cookie carries the generation it
+/// was issued under).
+pub fn end_sessions(conn: &mut PgConnection, user_id: i64) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id))
+        .set(users::session_generation.eq(users::session_generation + 1))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// How long a one-time password link works.
+pub const LINK_HOURS: i64 = 72;
+
+/// A user of an agency with the locations they work in, for the admin list.
+#[derive(Debug, Clone)]
+pub struct AgencyUser {
+    pub user: User,
+    pub location_names: Vec<String>,
+    /// A password link was made and not used yet (the user has not set a
+    /// password, or a reset is pending).
+    pub link_pending: bool,
+}
+
+/// The agency's users (location and agency roles), by email.
+pub fn list_agency(conn: &mut PgConnection, agency_id: i64) -> QueryResult<Vec<AgencyUser>> {
+    use super::schema::{locations, password_links};
+    let people: Vec<User> = users::table
+        .filter(users::agency_id.eq(agency_id))
+        .filter(users::role.ne(Role::Support.as_str()))
+        .order_by(users::email)
+        .select(User::as_select())
+        .load(conn)?;
+    let ids: Vec<i64> = people.iter().map(|u| u.id).collect();
+    let memberships: Vec<(i64, String)> = location_memberships::table
+        .inner_join(locations::table)
+        .filter(location_memberships::user_id.eq_any(&ids))
+        .order_by(locations::name)
+        .select((location_memberships::user_id, locations::name))
+        .load(conn)?;
+    let pending: Vec<i64> = password_links::table
+        .filter(password_links::user_id.eq_any(&ids))
+        .filter(password_links::ended_at.is_null())
+        .filter(password_links::expires_at.gt(Utc::now()))
+        .select(password_links::user_id)
+        .load(conn)?;
+    Ok(people
+        .into_iter()
+        .map(|user| AgencyUser {
+            location_names: memberships
+                .iter()
+                .filter(|(id, _)| *id == user.id)
+                .map(|(_, n)| n.clone())
+                .collect(),
+            link_pending: pending.contains(&user.id),
+            user,
+        })
+        .collect())
+}
+
+/// A new random token for a password link (shown once) and the hash kept.
+fn new_link_token() -> (String, String) {
+    use rand::RngCore;
+    use sha2::Digest;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    let hash = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    (token, hash)
+}
+
+fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.as_bytes()))
+}
+
+/// Makes a one-time password link for the user, ending any earlier one;
+/// returns the token (only its hash is stored).
+pub fn new_password_link(
+    conn: &mut PgConnection,
+    user_id: i64,
+    created_by: i64,
+    now: DateTime<Utc>,
+) -> QueryResult<String> {
+    use super::schema::password_links;
+    conn.transaction(|conn| {
+        diesel::update(
+            password_links::table
+                .filter(password_links::user_id.eq(user_id))
+                .filter(password_links::ended_at.is_null()),
+        )
+        .set(password_links::ended_at.eq(now))
+        .execute(conn)?;
+        let (token, hash) = new_link_token();
+        diesel::insert_into(password_links::table)
+            .values((
+                password_links::user_id.eq(user_id),
+                password_links::token_sha256.eq(hash),
+                password_links::created_by.eq(created_by),
+                password_links::created_at.eq(now),
+                password_links::expires_at.eq(now + Duration::hours(LINK_HOURS)),
+            ))
+            .execute(conn)?;
+        Ok(token)
+    })
+}
+
+/// The user a password link is for, while it works (not used, not
+/// replaced, not expired, the user not deactivated).
+pub fn link_user(
+    conn: &mut PgConnection,
+    token: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<User>> {
+    use super::schema::password_links;
+    let user: Option<User> = password_links::table
+        .inner_join(users::table.on(users::id.eq(password_links::user_id)))
+        .filter(password_links::token_sha256.eq(token_hash(token)))
+        .filter(password_links::ended_at.is_null())
+        .filter(password_links::expires_at.gt(now))
+        .filter(users::deactivated_at.is_null())
+        .select(User::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(user)
+}
+
+/// Sets the password through a link, once: the link ends, and every
+/// session the user had ends with it. `None` when the link no longer works.
+pub fn set_password_by_link(
+    conn: &mut PgConnection,
+    token: &str,
+    password_hash: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<User>> {
+    use super::schema::password_links;
+    conn.transaction(|conn| {
+        // Ending the link is the claim: of two uses at once, one ends it.
+        let user_id: Option<i64> = diesel::update(
+            password_links::table
+                .filter(password_links::token_sha256.eq(token_hash(token)))
+                .filter(password_links::ended_at.is_null())
+                .filter(password_links::expires_at.gt(now)),
+        )
+        .set(password_links::ended_at.eq(now))
+        .returning(password_links::user_id)
+        .get_result(conn)
+        .optional()?;
+        let Some(user_id) = user_id else {
+            return Ok(None);
+        };
+        let user: Option<User> = diesel::update(
+            users::table
+                .find(user_id)
+                .filter(users::deactivated_at.is_null()),
+        )
+        .set((
+            users::password_hash.eq(password_hash),
+            users::session_generation.eq(users::session_generation + 1),
+        ))
+        .returning(User::as_returning())
+        .get_result(conn)
+        .optional()?;
+        Ok(user)
+    })
+}
+
+/// Deactivates a user: they cannot sign in, their sessions end, and their
+/// password links stop working.
+pub fn deactivate(conn: &mut PgConnection, user_id: i64, now: DateTime<Utc>) -> QueryResult<()> {
+    use super::schema::password_links;
+    conn.transaction(|conn| {
+        diesel::update(users::table.find(user_id))
+            .set((
+                users::deactivated_at.eq(now),
+                users::session_generation.eq(users::session_generation + 1),
+            ))
+            .execute(conn)?;
+        diesel::update(
+            password_links::table
+                .filter(password_links::user_id.eq(user_id))
+                .filter(password_links::ended_at.is_null()),
+        )
+        .set(password_links::ended_at.eq(now))
+        .execute(conn)?;
+        Ok(())
+    })
 }

@@ -17,6 +17,7 @@ use crate::db::{self, users, DbError};
 
 const USER_ID: &str = "user_id";
 const SIGNED_IN_AT: &str = "signed_in_at";
+const GENERATION: &str = "generation";
 const CSRF: &str = "csrf";
 /// The form field every state-changing form carries.
 pub const CSRF_FIELD: &str = "csrf_token";
@@ -46,26 +47,41 @@ impl FromRequest for CurrentUser {
                 session.purge();
                 return Err(PageError::NotSignedIn);
             }
+            let generation = session.get::<i32>(GENERATION)?;
             let user = db::run(&state.pool, move |conn| {
                 users::find(conn, id).map_err(DbError::from)
             })
             .await?;
-            user.map(CurrentUser).ok_or_else(|| {
-                session.purge();
-                PageError::NotSignedIn
-            })
+            // A deactivated user, or a cookie issued before the last
+            // sign-out, password change or deactivation, is signed out.
+            match user {
+                Some(user) if user.is_active() && generation == Some(user.session_generation) => {
+                    Ok(CurrentUser(user))
+                }
+                _ => {
+                    session.purge();
+                    Err(PageError::NotSignedIn)
+                }
+            }
         })
     }
 }
 
 /// Starts a signed-in session: a new cookie (no fixation of a session made
 /// before sign-in) and a new CSRF token.
-pub fn sign_in(session: &Session, user_id: i64) -> Result<(), PageError> {
+pub fn sign_in(session: &Session, user: &users::User) -> Result<(), PageError> {
     session.renew();
-    session.insert(USER_ID, user_id)?;
+    session.insert(USER_ID, user.id)?;
+    session.insert(GENERATION, user.session_generation)?;
     session.insert(SIGNED_IN_AT, Utc::now().timestamp())?;
     session.insert(CSRF, new_token())?;
     Ok(())
+}
+
+/// The signed-in user's id, as the cookie says (not checked: for signing
+/// out).
+pub fn session_user_id(session: &Session) -> Option<i64> {
+    session.get::<i64>(USER_ID).ok().flatten()
 }
 
 pub fn sign_out(session: &Session) {

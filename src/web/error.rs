@@ -12,6 +12,9 @@ pub enum PageError {
     /// so they cannot learn that it exists.
     #[error("This page does not exist, or you do not have access to it.")]
     NotFound,
+    /// A 404 that says more (a link that expired).
+    #[error("{0}")]
+    NotFoundWith(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -63,7 +66,7 @@ struct ErrorPage<'a> {
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self {
-            PageError::NotFound => StatusCode::NOT_FOUND,
+            PageError::NotFound | PageError::NotFoundWith(_) => StatusCode::NOT_FOUND,
             PageError::Forbidden(_) => StatusCode::FORBIDDEN,
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
             PageError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,

@@ -4,7 +4,9 @@
 mod common;
 
 mod access;
+mod agency_users;
 mod api;
+mod api_keys;
 mod browser;
 mod cli;
 mod compose;

@@ -1,11 +1,14 @@
 //! The server-rendered pages, one module per resource.
 
+mod agency;
+mod api_keys;
 mod compose;
 pub mod contacts;
 pub mod dnd;
+mod form;
 mod locations;
 mod optin;
-mod session;
+pub(crate) mod session;
 pub mod settings;
 mod support;
 
@@ -21,6 +24,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/login", web::get().to(session::show_sign_in))
         .route("/login", web::post().to(session::sign_in))
         .route("/logout", web::post().to(session::sign_out))
+        .route(
+            "/set-password/{token}",
+            web::get().to(session::show_set_password),
+        )
+        .route(
+            "/set-password/{token}",
+            web::post().to(session::set_password),
+        )
+        .route("/agency/users", web::get().to(agency::users::list_users))
+        .route("/agency/users", web::post().to(agency::users::create_user))
+        .route(
+            "/agency/users/{user_id}/reset",
+            web::post().to(agency::users::reset_password),
+        )
+        .route(
+            "/agency/users/{user_id}/deactivate",
+            web::post().to(agency::users::deactivate_user),
+        )
         .route("/locations", web::get().to(locations::list_locations))
         .route(
             "/locations/{location_id}",
@@ -49,6 +70,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/locations/{location_id}/optin-requests",
             web::get().to(optin::list_requests),
+        )
+        .route(
+            "/locations/{location_id}/api-keys",
+            web::get().to(api_keys::list_keys),
+        )
+        .route(
+            "/locations/{location_id}/api-keys",
+            web::post().to(api_keys::create_key),
+        )
+        .route(
+            "/locations/{location_id}/api-keys/{key_id}/revoke",
+            web::post().to(api_keys::revoke_key),
         )
         .route("/support/requests", web::get().to(support::queue))
         .route(
@@ -95,6 +128,8 @@ pub struct Nav {
     pub settings: bool,
     /// Support reviews opt-in evidence: the queue is in the navigation.
     pub support: bool,
+    /// Agency users see the agency's pages (its users).
+    pub agency: bool,
 }
 
 impl Nav {
@@ -105,6 +140,7 @@ impl Nav {
             csrf: csrf_token(session)?,
             settings: user.role() != crate::domain::Role::Location,
             support: user.role() == crate::domain::Role::Support,
+            agency: user.role() == crate::domain::Role::Agency,
         })
     }
 }

@@ -11,6 +11,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::dnd::{set_flash, ReasonView};
+use super::form::FieldErrors;
 use super::session::redirect;
 use super::Nav;
 use crate::db::contacts::{self, Contact};
@@ -38,23 +39,6 @@ fn refuse_support(user: &User) -> Result<(), PageError> {
         ));
     }
     Ok(())
-}
-
-/// Errors found in a form, each next to its field.
-#[derive(Debug, Default)]
-pub struct FieldErrors(pub Vec<InvalidField>);
-
-impl FieldErrors {
-    pub fn get(&self, field: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|e| e.field == field)
-            .map(|e| e.message.as_str())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 #[derive(Template)]

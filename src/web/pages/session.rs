@@ -17,9 +17,19 @@ struct SignInPage {
     csrf: String,
     email: String,
     error: Option<String>,
+    notice: Option<&'static str>,
 }
 
-pub async fn show_sign_in(session: Session) -> Result<HttpResponse, PageError> {
+#[derive(Deserialize)]
+pub struct SignInQuery {
+    #[serde(default)]
+    password: String,
+}
+
+pub async fn show_sign_in(
+    session: Session,
+    query: web::Query<SignInQuery>,
+) -> Result<HttpResponse, PageError> {
     if session.get::<i64>("user_id")?.is_some() {
         return Ok(redirect("/locations"));
     }
@@ -27,6 +37,7 @@ pub async fn show_sign_in(session: Session) -> Result<HttpResponse, PageError> {
         csrf: auth::csrf_token(&session)?,
         email: String::new(),
         error: None,
+        notice: (query.password == "set").then_some("Your password is set. Sign in with it."),
     };
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
@@ -42,9 +53,10 @@ pub struct SignInForm {
 }
 
 enum Outcome {
-    SignedIn(i64),
+    SignedIn(Box<users::User>),
     Refused,
     Locked,
+    Deactivated,
 }
 
 pub async fn sign_in(
@@ -69,9 +81,12 @@ pub async fn sign_in(
             .unwrap_or_else(|| password::dummy_hash());
         let matches = password::verify(&password, hash);
         match user {
+            // A deactivated account cannot sign in (and is told so only
+            // with its right password).
+            Some(user) if matches && !user.is_active() => Ok(Outcome::Deactivated),
             Some(user) if matches => {
                 users::clear_failures(conn, &email).map_err(DbError::from)?;
-                Ok(Outcome::SignedIn(user.id))
+                Ok(Outcome::SignedIn(Box::new(user)))
             }
             _ => {
                 users::record_failure(conn, &email, now).map_err(DbError::from)?;
@@ -81,10 +96,15 @@ pub async fn sign_in(
     })
     .await?;
     match outcome {
-        Outcome::SignedIn(user_id) => {
-            auth::sign_in(&session, user_id)?;
+        Outcome::SignedIn(user) => {
+            auth::sign_in(&session, &user)?;
             Ok(redirect("/locations"))
         }
+        Outcome::Deactivated => Err(PageError::Forbidden(
+            "This account has been deactivated. Ask your agency's administrator if you need \
+             access again."
+                .into(),
+        )),
         Outcome::Locked => Err(PageError::TooManyRequests(format!(
             "Too many failed sign-ins for this email. For your safety, signing in with it is paused \
              for up to {} minutes; try again later or ask an administrator to help.",
@@ -95,6 +115,7 @@ pub async fn sign_in(
                 csrf: auth::csrf_token(&session)?,
                 email: form.email.trim().to_string(),
                 error: Some("The email or password is not right. Please try again.".into()),
+                notice: None,
             };
             Ok(HttpResponse::Unauthorized()
                 .content_type("text/html; charset=utf-8")
@@ -106,13 +127,127 @@ pub async fn sign_in(
 #[derive(Deserialize)]
 pub struct NoFields {}
 
-pub async fn sign_out(session: Session, _form: CsrfForm<NoFields>) -> HttpResponse {
+/// Signs out everywhere: the user's session generation moves on, so every
+/// cookie issued before (another browser, a copied cookie) is signed out
+/// too.
+pub async fn sign_out(
+    state: web::Data<AppState>,
+    session: Session,
+    _form: CsrfForm<NoFields>,
+) -> Result<HttpResponse, PageError> {
+    if let Some(id) = auth::session_user_id(&session) {
+        db::run(&state.pool, move |conn| {
+            users::end_sessions(conn, id).map_err(DbError::from)
+        })
+        .await?;
+    }
     auth::sign_out(&session);
-    redirect("/login")
+    Ok(redirect("/login"))
 }
 
 pub(super) fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
         .finish()
+}
+
+#[derive(Template)]
+#[template(path = "session/set_password.html")]
+struct SetPasswordPage {
+    csrf: String,
+    token: String,
+    email: String,
+    error: Option<String>,
+}
+
+fn link_gone() -> PageError {
+    PageError::NotFoundWith(
+        "This password link has expired, was already used, or was replaced by a newer one. Ask \
+         your agency's administrator for a new link."
+            .into(),
+    )
+}
+
+/// The one-time link's page: choose a password.
+pub async fn show_set_password(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+) -> Result<HttpResponse, PageError> {
+    let token = path.into_inner();
+    let lookup = token.clone();
+    let user = db::run(&state.pool, move |conn| {
+        users::link_user(conn, &lookup, Utc::now()).map_err(DbError::from)
+    })
+    .await?
+    .ok_or_else(link_gone)?;
+    let page = SetPasswordPage {
+        csrf: auth::csrf_token(&session)?,
+        token,
+        email: user.email,
+        error: None,
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(page.render()?))
+}
+
+#[derive(Deserialize)]
+pub struct SetPasswordForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Sets the password (at least 12 characters), once per link; every
+/// earlier session of the user ends.
+pub async fn set_password(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<String>,
+    CsrfForm(form): CsrfForm<SetPasswordForm>,
+) -> Result<HttpResponse, PageError> {
+    let token = path.into_inner();
+    let problem = if form.password.chars().count() < password::MIN_LENGTH {
+        Some(format!(
+            "Choose a password of at least {} characters.",
+            password::MIN_LENGTH
+        ))
+    } else if form.password != form.confirm {
+        Some("The two passwords differ: type the same password twice.".to_string())
+    } else {
+        None
+    };
+    if let Some(error) = problem {
+        let lookup = token.clone();
+        let user = db::run(&state.pool, move |conn| {
+            users::link_user(conn, &lookup, Utc::now()).map_err(DbError::from)
+        })
+        .await?
+        .ok_or_else(link_gone)?;
+        let page = SetPasswordPage {
+            csrf: auth::csrf_token(&session)?,
+            token,
+            email: user.email,
+            error: Some(error),
+        };
+        return Ok(HttpResponse::UnprocessableEntity()
+            .content_type("text/html; charset=utf-8")
+            .body(page.render()?));
+    }
+    let chosen = form.password;
+    let set = db::run(&state.pool, move |conn| -> Result<_, PageError> {
+        let hash = password::hash(&chosen).map_err(|e| PageError::Internal(e.to_string()))?;
+        let user =
+            users::set_password_by_link(conn, &token, &hash, Utc::now()).map_err(DbError::from)?;
+        if let Some(user) = &user {
+            users::clear_failures(conn, &user.email).map_err(DbError::from)?;
+        }
+        Ok(user)
+    })
+    .await?;
+    set.ok_or_else(link_gone)?;
+    auth::sign_out(&session);
+    Ok(redirect("/login?password=set"))
 }

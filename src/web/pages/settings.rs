@@ -83,7 +83,7 @@ fn mask(secret: &str) -> String {
 }
 
 /// Where the providers reach us: `DND_PUBLIC_URL`, else this request's origin.
-fn base_url(req: &HttpRequest, state: &AppState) -> String {
+pub(super) fn base_url(req: &HttpRequest, state: &AppState) -> String {
     match &state.public_url {
         Some(u) => u.trim_end_matches('/').to_string(),
         None => {
@@ -116,7 +116,7 @@ pub fn webhook_urls(base: &str, location_id: i64) -> Vec<WebhookUrl> {
 
 /// Agency users of the location's agency edit; support reads; location
 /// users have no settings page.
-fn can_edit(user: &User, location: &Location) -> Result<bool, PageError> {
+pub(super) fn can_edit(user: &User, location: &Location) -> Result<bool, PageError> {
     match user.role() {
         Role::Agency if user.agency_id == Some(location.agency_id) => Ok(true),
         Role::Support => Ok(false),
@@ -128,7 +128,7 @@ fn can_edit(user: &User, location: &Location) -> Result<bool, PageError> {
 
 /// The location, if this user may change its settings (404 if they cannot
 /// see it, 403 if they may only read it).
-fn editable_location(
+pub(super) fn editable_location(
     conn: &mut diesel::PgConnection,
     user: &User,
     location_id: i64,
