@@ -26,6 +26,9 @@ pub struct Integration {
     /// Mailgun's sending key; redacted by `Debug` like the secret.
     pub api_key: Option<String>,
     pub sender: Option<String>,
+    /// What the last failed test found, and when.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
 }
 
 impl std::fmt::Debug for Integration {
@@ -138,4 +141,105 @@ pub fn set_transport(
         integrations::sender.eq(sender),
     ))
     .execute(conn)
+}
+
+/// Connects a channel (a new integration, or the existing one updated).
+/// A secret given as `None` keeps the stored one; the sending transport is
+/// left as it is (a new integration starts on `log`, see the settings).
+pub fn connect(
+    conn: &mut PgConnection,
+    location_id: i64,
+    channel: Channel,
+    c: &crate::domain::integration::Connection,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    conn.transaction(|conn| {
+        let current = find(conn, location_id, channel)?;
+        let Some(current) = current else {
+            diesel::insert_into(integrations::table)
+                .values((
+                    integrations::location_id.eq(location_id),
+                    integrations::channel.eq(channel),
+                    integrations::provider.eq(c.provider),
+                    integrations::status.eq(IntegrationStatus::Connected),
+                    integrations::account.eq(&c.account),
+                    integrations::secret.eq(&c.secret),
+                    integrations::verify_token.eq(&c.verify_token),
+                    integrations::api_key.eq(&c.api_key),
+                    integrations::sender.eq(&c.sender),
+                    integrations::api_base_url.eq(&c.api_base_url),
+                    integrations::connected_at.eq(now),
+                ))
+                .execute(conn)?;
+            return Ok(());
+        };
+        diesel::update(integrations::table.find((location_id, current.id)))
+            .set((
+                integrations::provider.eq(c.provider),
+                integrations::status.eq(IntegrationStatus::Connected),
+                integrations::account.eq(&c.account),
+                integrations::secret.eq(c.secret.as_ref().or(current.secret.as_ref())),
+                integrations::verify_token
+                    .eq(c.verify_token.as_ref().or(current.verify_token.as_ref())),
+                integrations::api_key.eq(c.api_key.as_ref().or(current.api_key.as_ref())),
+                integrations::sender.eq(c.sender.as_ref().or(current.sender.as_ref())),
+                integrations::api_base_url
+                    .eq(c.api_base_url.as_ref().or(current.api_base_url.as_ref())),
+                integrations::connected_at.eq(now),
+                integrations::last_error.eq(None::<String>),
+                integrations::last_error_at.eq(None::<DateTime<Utc>>),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Disconnects a channel. Its credentials are kept (reconnecting can keep
+/// them), and no contact's DND changes: only what the contact page offers.
+pub fn disconnect(
+    conn: &mut PgConnection,
+    location_id: i64,
+    channel: Channel,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        integrations::table
+            .filter(integrations::location_id.eq(location_id))
+            .filter(integrations::channel.eq(channel)),
+    )
+    .set((
+        integrations::status.eq(IntegrationStatus::Disconnected),
+        integrations::disconnected_at.eq(now),
+    ))
+    .execute(conn)
+}
+
+/// Records a test against the provider: a pass connects the integration,
+/// a failure puts it in `error` with what was found.
+pub fn record_test(
+    conn: &mut PgConnection,
+    location_id: i64,
+    channel: Channel,
+    outcome: Result<(), &str>,
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    let target = integrations::table
+        .filter(integrations::location_id.eq(location_id))
+        .filter(integrations::channel.eq(channel));
+    match outcome {
+        Ok(()) => diesel::update(target)
+            .set((
+                integrations::status.eq(IntegrationStatus::Connected),
+                integrations::last_error.eq(None::<String>),
+                integrations::last_error_at.eq(None::<DateTime<Utc>>),
+            ))
+            .execute(conn),
+        Err(why) => diesel::update(target)
+            .set((
+                integrations::status.eq(IntegrationStatus::Error),
+                integrations::last_error.eq(why),
+                integrations::last_error_at.eq(now),
+            ))
+            .execute(conn),
+    }
 }

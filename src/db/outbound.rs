@@ -535,7 +535,7 @@ impl From<OutboundRow> for Outbound {
 #[derive(Debug)]
 pub enum HandOver {
     /// Hand it to this integration now (recorded as handed over).
-    Send(super::integrations::Integration),
+    Send(Box<super::integrations::Integration>),
     /// The gate stopped it (recorded `blocked`).
     Blocked(Vec<Block>),
     /// It cannot go out (recorded `failed`, with why).
@@ -640,7 +640,7 @@ pub fn hand_over(conn: &mut PgConnection, m: &Outbound) -> Result<HandOver, DbEr
                         messages::updated_at.eq(diesel::dsl::now),
                     ))
                     .execute(conn)?;
-                Ok(HandOver::Send(integration))
+                Ok(HandOver::Send(Box::new(integration)))
             }
         }
     })

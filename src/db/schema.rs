@@ -158,6 +158,8 @@ diesel::table! {
         api_base_url -> Nullable<Text>,
         api_key -> Nullable<Text>,
         sender -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        last_error_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -115,7 +115,7 @@ impl Dispatcher {
         let checked = m.clone();
         let decided = db::run(&self.pool, move |conn| outbound::hand_over(conn, &checked)).await?;
         let integration = match decided {
-            HandOver::Send(integration) => integration,
+            HandOver::Send(integration) => *integration,
             HandOver::Blocked(_) | HandOver::Failed(_) | HandOver::Gone => return Ok(()),
         };
         let outcome = match self.transport_for(&m, &integration) {

@@ -4,4 +4,5 @@
 
 pub mod dispatcher;
 pub mod hosts;
+pub mod probe;
 pub mod transport;

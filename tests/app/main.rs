@@ -15,6 +15,7 @@ mod delivery;
 mod dnd;
 mod embedded;
 mod gate;
+mod integrations;
 mod messages;
 mod migrations;
 mod optin;

@@ -6,6 +6,7 @@ mod compose;
 pub mod contacts;
 pub mod dnd;
 mod form;
+mod integrations;
 mod locations;
 mod optin;
 pub(crate) mod session;
@@ -70,6 +71,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/locations/{location_id}/optin-requests",
             web::get().to(optin::list_requests),
+        )
+        .route(
+            "/locations/{location_id}/integrations",
+            web::get().to(integrations::list_integrations),
+        )
+        .route(
+            "/locations/{location_id}/integrations/{channel}/connect",
+            web::post().to(integrations::connect),
+        )
+        .route(
+            "/locations/{location_id}/integrations/{channel}/disconnect",
+            web::post().to(integrations::disconnect),
+        )
+        .route(
+            "/locations/{location_id}/integrations/{channel}/test",
+            web::post().to(integrations::test),
         )
         .route(
             "/locations/{location_id}/api-keys",

@@ -1,0 +1,1 @@
+ALTER TABLE integrations DROP COLUMN last_error, DROP COLUMN last_error_at;
