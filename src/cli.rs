@@ -63,6 +63,12 @@ enum Command {
         #[arg(long)]
         admin: bool,
     },
+    /// Re-encrypt every stored provider secret with a new key, given in
+    /// DND_NEW_SECRET_KEY (the current one is DND_SECRET_KEY, or the
+    /// generated DND_DATA_DIR/secret.key). All or nothing. With a generated
+    /// key, the file is replaced; with DND_SECRET_KEY, set it to the new key
+    /// before the next start.
+    RotateSecretKey,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +108,12 @@ pub fn run() -> ExitCode {
         .init();
     let result = Config::from_env()
         .map_err(CliError::from)
+        .and_then(|config| {
+            // Provider secrets are encrypted with it: installed before the
+            // database is touched.
+            crate::secrets::install(config.secret_key()?);
+            Ok(config)
+        })
         .and_then(
             |config| match cli.command.unwrap_or(Command::Serve { demo: false }) {
                 Command::Serve { demo } => serve(&config, demo),
@@ -114,6 +126,7 @@ pub fn run() -> ExitCode {
                     locations,
                     admin,
                 } => create_user(&config, &email, &role, agency.as_deref(), &locations, admin),
+                Command::RotateSecretKey => rotate_secret_key(&config),
             },
         );
     match result {
@@ -319,5 +332,44 @@ fn create_user(
         user.email,
         user.id
     );
+    Ok(())
+}
+
+fn rotate_secret_key(config: &Config) -> Result<(), CliError> {
+    let Some(new) = std::env::var("DND_NEW_SECRET_KEY")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    else {
+        return Err(CliError::Usage(
+            "set DND_NEW_SECRET_KEY to the new key (at least 32 random bytes, e.g. `openssl rand -hex 32`)"
+                .into(),
+        ));
+    };
+    let bytes = hex::decode(new.trim()).unwrap_or_else(|_| new.as_bytes().to_vec());
+    if bytes.len() < 32 {
+        return Err(CliError::Usage(
+            "DND_NEW_SECRET_KEY is too short: use at least 32 random bytes".into(),
+        ));
+    }
+    let key = crate::secrets::SecretKey::from_bytes(&bytes);
+    let database = open_database(config)?;
+    let mut conn = db::connect(&database.url)?;
+    let n = db::integrations::rotate_key(&mut conn, &key)?;
+    if config.secret_key.is_none() {
+        let path = config.secret_key_file();
+        crate::config::write_key_file(&path, &bytes).map_err(|e| {
+            CliError::Usage(format!(
+                "the secrets are re-encrypted with the new key, but {} could not be written ({e}): \
+                 set DND_SECRET_KEY to the new key before starting dnd",
+                path.display()
+            ))
+        })?;
+        println!(
+            "Re-encrypted {n} secrets; the new key is in {}.",
+            path.display()
+        );
+    } else {
+        println!("Re-encrypted {n} secrets. Set DND_SECRET_KEY to the new key before starting dnd again.");
+    }
     Ok(())
 }

@@ -11,7 +11,7 @@ pub enum ConfigError {
         value: String,
         why: String,
     },
-    #[error("could not keep the session key in {path}: {source}")]
+    #[error("could not keep a generated key in {path}: {source}")]
     SessionKeyFile {
         path: String,
         #[source]
@@ -29,6 +29,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `DND_SESSION_KEY`: signs and encrypts session cookies.
     pub session_key: Option<String>,
+    /// `DND_SECRET_KEY`: encrypts provider secrets at rest.
+    pub secret_key: Option<String>,
     /// `DND_PUBLIC_URL`: the URL people and providers reach us at.
     pub public_url: Option<String>,
     /// `DND_POOL_SIZE`: database connections per server.
@@ -52,6 +54,7 @@ impl std::fmt::Debug for Config {
             .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
             .field("data_dir", &self.data_dir)
             .field("session_key", &self.session_key.as_ref().map(|_| "<set>"))
+            .field("secret_key", &self.secret_key.as_ref().map(|_| "<set>"))
             .field("public_url", &self.public_url)
             .field("pool_size", &self.pool_size)
             .field("pool_timeout", &self.pool_timeout)
@@ -114,6 +117,7 @@ impl Config {
             database_url: var("DATABASE_URL"),
             data_dir: var("DND_DATA_DIR").unwrap_or_else(|| "./var".into()).into(),
             session_key: var("DND_SESSION_KEY"),
+            secret_key: var("DND_SECRET_KEY"),
             public_url,
             pool_size,
             pool_timeout: Duration::from_secs(number("DND_POOL_TIMEOUT_SECS", 5)?),
@@ -145,46 +149,82 @@ impl Config {
     /// text) or, when unset, a random key generated once and kept in the data
     /// directory, so sessions survive a restart.
     pub fn session_key_bytes(&self) -> Result<Vec<u8>, ConfigError> {
-        if let Some(key) = &self.session_key {
-            let bytes = hex::decode(key.trim()).unwrap_or_else(|_| key.as_bytes().to_vec());
-            if bytes.len() < 32 {
-                return Err(ConfigError::Invalid {
-                    name: "DND_SESSION_KEY",
-                    value: "<hidden>".into(),
-                    why: "use at least 32 random bytes (e.g. `openssl rand -hex 64`)".into(),
-                });
-            }
-            return Ok(bytes);
-        }
-        let path = self.data_dir.join("session.key");
-        let keep = |source| ConfigError::SessionKeyFile {
-            path: path.display().to_string(),
-            source,
-        };
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            if let Ok(bytes) = hex::decode(text.trim()) {
-                if bytes.len() >= 32 {
-                    return Ok(bytes);
-                }
-            }
-        }
-        use rand::RngCore;
-        let mut bytes = vec![0u8; 64];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        std::fs::create_dir_all(&self.data_dir).map_err(keep)?;
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(keep)?;
-            file.write_all(hex::encode(&bytes).as_bytes())
-                .map_err(keep)?;
-        }
-        Ok(bytes)
+        key_bytes(
+            "DND_SESSION_KEY",
+            self.session_key.as_deref(),
+            &self.data_dir,
+            "session.key",
+        )
     }
+
+    /// The key provider secrets are encrypted with: `DND_SECRET_KEY` (at
+    /// least 32 bytes, hex or text) or a random key generated once into
+    /// `DND_DATA_DIR/secret.key`.
+    pub fn secret_key(&self) -> Result<crate::secrets::SecretKey, ConfigError> {
+        key_bytes(
+            "DND_SECRET_KEY",
+            self.secret_key.as_deref(),
+            &self.data_dir,
+            "secret.key",
+        )
+        .map(|b| crate::secrets::SecretKey::from_bytes(&b))
+    }
+
+    /// Where a generated secret key is kept.
+    pub fn secret_key_file(&self) -> PathBuf {
+        self.data_dir.join("secret.key")
+    }
+}
+
+/// A key from its variable, else from its file in the data directory,
+/// else generated into that file (mode 0600).
+fn key_bytes(
+    name: &'static str,
+    configured: Option<&str>,
+    data_dir: &std::path::Path,
+    file: &str,
+) -> Result<Vec<u8>, ConfigError> {
+    if let Some(key) = configured {
+        let bytes = hex::decode(key.trim()).unwrap_or_else(|_| key.as_bytes().to_vec());
+        if bytes.len() < 32 {
+            return Err(ConfigError::Invalid {
+                name,
+                value: "<hidden>".into(),
+                why: "use at least 32 random bytes (e.g. `openssl rand -hex 64`)".into(),
+            });
+        }
+        return Ok(bytes);
+    }
+    let path = data_dir.join(file);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Ok(bytes) = hex::decode(text.trim()) {
+            if bytes.len() >= 32 {
+                return Ok(bytes);
+            }
+        }
+    }
+    use rand::RngCore;
+    let mut bytes = vec![0u8; 64];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    write_key_file(&path, &bytes).map_err(|source| ConfigError::SessionKeyFile {
+        path: path.display().to_string(),
+        source,
+    })?;
+    Ok(bytes)
+}
+
+/// Writes a key file readable by its owner only.
+pub fn write_key_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(hex::encode(bytes).as_bytes())
 }

@@ -11,6 +11,7 @@ pub mod domain;
 pub mod metrics;
 pub mod outbound;
 pub mod password;
+pub mod secrets;
 pub mod web;
 pub mod webhooks;
 
@@ -57,6 +58,7 @@ impl Application {
         let listener = TcpListener::bind(&config.bind).map_err(bind_error)?;
         let port = listener.local_addr().map_err(bind_error)?.port();
         let key = Key::derive_from(&config.session_key_bytes()?);
+        crate::secrets::install(config.secret_key()?);
         let secure = config.secure_cookies();
         // Webhook batches are written by at most half the connections (the
         // rest stay free for pages, the API and the dispatcher), and by no

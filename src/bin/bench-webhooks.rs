@@ -208,6 +208,7 @@ fn start_app(url: &str, pool_size: u32) -> Result<String, Box<dyn std::error::Er
         database_url: Some(url.into()),
         data_dir: std::env::temp_dir().join("dnd-bench-webhooks"),
         session_key: Some("b".repeat(64)),
+        secret_key: Some("c".repeat(64)),
         public_url: None,
         pool_size,
         pool_timeout: Duration::from_secs(5),

@@ -3,6 +3,11 @@ use diesel::prelude::*;
 
 use super::schema::integrations;
 use crate::domain::{Channel, IntegrationStatus, TransportKind};
+use crate::secrets::{seal_opt, SealedApiKey, SealedSecret, SealedVerifyToken};
+
+const SECRET: &str = "integrations.secret";
+const API_KEY: &str = "integrations.api_key";
+const VERIFY_TOKEN: &str = "integrations.verify_token";
 
 #[derive(Clone, Queryable, Selectable)]
 #[diesel(table_name = integrations)]
@@ -15,15 +20,20 @@ pub struct Integration {
     pub account: Option<String>,
     /// Signs the provider's webhooks. Deliberately not `Serialize`, and
     /// redacted by `Debug`: it never reaches a log line or a page.
+    /// Encrypted at rest (decrypted as it is read).
+    #[diesel(deserialize_as = SealedSecret)]
     pub secret: Option<String>,
     pub connected_at: Option<DateTime<Utc>>,
     pub disconnected_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
-    /// Meta's webhook handshake token.
+    /// Meta's webhook handshake token (encrypted at rest).
+    #[diesel(deserialize_as = SealedVerifyToken)]
     pub verify_token: Option<String>,
     pub transport: TransportKind,
     pub api_base_url: Option<String>,
-    /// Mailgun's sending key; redacted by `Debug` like the secret.
+    /// Mailgun's sending key, Meta's access token; redacted by `Debug` like
+    /// the secret, encrypted at rest.
+    #[diesel(deserialize_as = SealedApiKey)]
     pub api_key: Option<String>,
     pub sender: Option<String>,
     /// What the last failed test found, and when.
@@ -72,6 +82,8 @@ pub fn create(
     new: &NewIntegration<'_>,
 ) -> QueryResult<Integration> {
     let connected = new.status == IntegrationStatus::Connected;
+    let secret = seal_opt(SECRET, new.secret)?;
+    let verify_token = seal_opt(VERIFY_TOKEN, new.verify_token)?;
     diesel::insert_into(integrations::table)
         .values((
             integrations::location_id.eq(location_id),
@@ -79,8 +91,8 @@ pub fn create(
             integrations::provider.eq(new.provider),
             integrations::status.eq(new.status),
             integrations::account.eq(new.account),
-            integrations::secret.eq(new.secret),
-            integrations::verify_token.eq(new.verify_token),
+            integrations::secret.eq(secret),
+            integrations::verify_token.eq(verify_token),
             integrations::connected_at.eq(connected.then(Utc::now)),
             integrations::disconnected_at.eq((!connected).then(Utc::now)),
         ))
@@ -115,7 +127,7 @@ pub fn rotate_secret(
             .filter(integrations::location_id.eq(location_id))
             .filter(integrations::channel.eq(channel)),
     )
-    .set(integrations::secret.eq(secret))
+    .set(integrations::secret.eq(seal_opt(SECRET, Some(secret))?))
     .execute(conn)
 }
 
@@ -137,7 +149,7 @@ pub fn set_transport(
     .set((
         integrations::transport.eq(transport),
         integrations::api_base_url.eq(api_base_url),
-        integrations::api_key.eq(api_key),
+        integrations::api_key.eq(seal_opt(API_KEY, api_key)?),
         integrations::sender.eq(sender),
     ))
     .execute(conn)
@@ -155,6 +167,9 @@ pub fn connect(
 ) -> QueryResult<()> {
     conn.transaction(|conn| {
         let current = find(conn, location_id, channel)?;
+        let sealed = |column: &str, new: &Option<String>, old: Option<&Option<String>>| {
+            seal_opt(column, new.as_deref().or(old.and_then(|o| o.as_deref())))
+        };
         let Some(current) = current else {
             diesel::insert_into(integrations::table)
                 .values((
@@ -163,9 +178,9 @@ pub fn connect(
                     integrations::provider.eq(c.provider),
                     integrations::status.eq(IntegrationStatus::Connected),
                     integrations::account.eq(&c.account),
-                    integrations::secret.eq(&c.secret),
-                    integrations::verify_token.eq(&c.verify_token),
-                    integrations::api_key.eq(&c.api_key),
+                    integrations::secret.eq(sealed(SECRET, &c.secret, None)?),
+                    integrations::verify_token.eq(sealed(VERIFY_TOKEN, &c.verify_token, None)?),
+                    integrations::api_key.eq(sealed(API_KEY, &c.api_key, None)?),
                     integrations::sender.eq(&c.sender),
                     integrations::api_base_url.eq(&c.api_base_url),
                     integrations::connected_at.eq(now),
@@ -178,10 +193,13 @@ pub fn connect(
                 integrations::provider.eq(c.provider),
                 integrations::status.eq(IntegrationStatus::Connected),
                 integrations::account.eq(&c.account),
-                integrations::secret.eq(c.secret.as_ref().or(current.secret.as_ref())),
-                integrations::verify_token
-                    .eq(c.verify_token.as_ref().or(current.verify_token.as_ref())),
-                integrations::api_key.eq(c.api_key.as_ref().or(current.api_key.as_ref())),
+                integrations::secret.eq(sealed(SECRET, &c.secret, Some(&current.secret))?),
+                integrations::verify_token.eq(sealed(
+                    VERIFY_TOKEN,
+                    &c.verify_token,
+                    Some(&current.verify_token),
+                )?),
+                integrations::api_key.eq(sealed(API_KEY, &c.api_key, Some(&current.api_key))?),
                 integrations::sender.eq(c.sender.as_ref().or(current.sender.as_ref())),
                 integrations::api_base_url
                     .eq(c.api_base_url.as_ref().or(current.api_base_url.as_ref())),
@@ -242,4 +260,96 @@ pub fn record_test(
             ))
             .execute(conn),
     }
+}
+
+/// Encrypts every secret still stored in clear (written before secrets were
+/// encrypted); idempotent. Returns how many values it sealed.
+pub fn seal_plain_secrets(conn: &mut PgConnection) -> QueryResult<usize> {
+    reseal(
+        conn,
+        |stored| (!crate::secrets::is_sealed(stored)).then(|| stored.to_string()),
+        &crate::secrets::seal,
+    )
+}
+
+/// Re-encrypts every secret from the installed key to `new` (the key
+/// rotation), in one transaction. Returns how many values it re-encrypted.
+pub fn rotate_key(conn: &mut PgConnection, new: &crate::secrets::SecretKey) -> QueryResult<usize> {
+    conn.transaction(|conn| {
+        let mut n = 0;
+        for (column, name) in crate::secrets::SEALED_COLUMNS {
+            let rows: Vec<(i64, i64, Option<String>)> = diesel::sql_query(format!(
+                "SELECT location_id, id, {name} AS value FROM integrations WHERE {name} IS NOT NULL FOR UPDATE"
+            ))
+            .load::<Row>(conn)?
+            .into_iter()
+            .map(|r| (r.location_id, r.id, r.value))
+            .collect();
+            for (location_id, id, value) in rows {
+                let Some(stored) = value else { continue };
+                let plain = crate::secrets::open(column, &stored)
+                    .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
+                let sealed = new
+                    .seal(column, &plain)
+                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+                write_column(conn, name, location_id, id, &sealed)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    })
+}
+
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    location_id: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    value: Option<String>,
+}
+
+fn write_column(
+    conn: &mut PgConnection,
+    name: &str,
+    location_id: i64,
+    id: i64,
+    value: &str,
+) -> QueryResult<()> {
+    // `name` is one of SEALED_COLUMNS (never input).
+    diesel::sql_query(format!(
+        "UPDATE integrations SET {name} = $1 WHERE location_id = $2 AND id = $3"
+    ))
+    .bind::<diesel::sql_types::Text, _>(value)
+    .bind::<diesel::sql_types::BigInt, _>(location_id)
+    .bind::<diesel::sql_types::BigInt, _>(id)
+    .execute(conn)?;
+    Ok(())
+}
+
+fn reseal(
+    conn: &mut PgConnection,
+    pick: impl Fn(&str) -> Option<String>,
+    seal: &dyn Fn(&str, &str) -> Result<String, crate::secrets::SecretError>,
+) -> QueryResult<usize> {
+    conn.transaction(|conn| {
+        let mut n = 0;
+        for (column, name) in crate::secrets::SEALED_COLUMNS {
+            let rows: Vec<Row> = diesel::sql_query(format!(
+                "SELECT location_id, id, {name} AS value FROM integrations WHERE {name} IS NOT NULL FOR UPDATE"
+            ))
+            .load(conn)?;
+            for r in rows {
+                let Some(plain) = r.value.as_deref().and_then(&pick) else {
+                    continue;
+                };
+                let sealed = seal(column, &plain)
+                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+                write_column(conn, name, r.location_id, r.id, &sealed)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    })
 }

@@ -87,6 +87,7 @@ fn shared() -> &'static Shared {
                         cluster
                             .ensure_database(TEMPLATE)
                             .map_err(|e| e.to_string())?;
+                        install_test_key();
                         let mut conn =
                             db::connect(&cluster.url(TEMPLATE)).map_err(|e| e.to_string())?;
                         db::migrate(&mut conn).map_err(|e| e.to_string())?;
@@ -137,6 +138,7 @@ impl TestDb {
     }
 
     fn create(template: &str) -> Self {
+        install_test_key();
         let shared = shared();
         let name = format!(
             "test_{}_{}",
@@ -203,6 +205,7 @@ pub fn test_config() -> Config {
         database_url: None,
         data_dir: run_dir("data"),
         session_key: Some("0123456789abcdef".repeat(8)),
+        secret_key: Some(TEST_SECRET_KEY.into()),
         public_url: None,
         pool_size: 4,
         pool_timeout: Duration::from_secs(1),
@@ -362,4 +365,15 @@ pub fn test_actor() -> dnd::domain::dnd::Actor {
 /// The host policy the tests' app runs with (provider doubles on loopback).
 pub fn test_hosts() -> dnd::outbound::hosts::HostPolicy {
     test_config().host_policy()
+}
+
+/// The key the tests' provider secrets are encrypted with.
+pub const TEST_SECRET_KEY: &str =
+    "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+
+/// Installs the tests' secret key (before any database is seeded).
+pub fn install_test_key() {
+    dnd::secrets::install(dnd::secrets::SecretKey::from_bytes(
+        &hex::decode(TEST_SECRET_KEY).unwrap(),
+    ));
 }

@@ -388,3 +388,31 @@ fn the_consent_upgrade_keeps_dnd_and_settles_messages_in_flight() {
         1
     );
 }
+
+#[test]
+fn secrets_stored_in_clear_are_encrypted_by_the_upgrade() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    diesel::sql_query(
+        "UPDATE integrations SET secret = 'plain-old-token', api_key = 'plain-old-key' WHERE channel = 'sms'",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let done = dnd::db::migrate(&mut conn).unwrap();
+    assert!(done.iter().any(|d| d.starts_with("encrypted")), "{done:?}");
+    let plain = count(
+        &mut conn,
+        "SELECT count(*) AS n FROM integrations WHERE secret NOT LIKE 'v1:%' OR api_key NOT LIKE 'v1:%'",
+    );
+    assert_eq!(plain, 0);
+    let location = dnd::db::locations::find_by_name(&mut conn, dnd::db::demo::DOWNTOWN)
+        .unwrap()
+        .unwrap();
+    let sms = dnd::db::integrations::find(&mut conn, location.id, dnd::domain::Channel::Sms)
+        .unwrap()
+        .unwrap();
+    assert_eq!(sms.secret.as_deref(), Some("plain-old-token"));
+    assert_eq!(sms.api_key.as_deref(), Some("plain-old-key"));
+    // Once done, a second start finds nothing to do.
+    assert!(dnd::db::migrate(&mut conn).unwrap().is_empty());
+}
