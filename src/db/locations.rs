@@ -140,3 +140,9 @@ pub fn for_agency(conn: &mut PgConnection, agency_id: i64) -> QueryResult<Vec<Lo
         .select(Location::as_select())
         .load(conn)
 }
+
+pub fn rename(conn: &mut PgConnection, id: i64, name: &str) -> QueryResult<usize> {
+    diesel::update(locations::table.find(id))
+        .set(locations::name.eq(name))
+        .execute(conn)
+}

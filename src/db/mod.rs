@@ -12,6 +12,7 @@ pub mod integrations;
 pub mod locations;
 pub mod optin;
 pub mod outbound;
+pub mod overview;
 mod prepared;
 pub mod schema;
 pub mod sql_types;

@@ -21,6 +21,9 @@ pub enum PageError {
     BadRequest(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// A value that cannot be used (422), said in words.
+    #[error("{0}")]
+    Unprocessable(String),
     /// A send the gate refused (DND is on): recorded as blocked.
     #[error("{0}")]
     Conflict(String),
@@ -70,6 +73,7 @@ impl ResponseError for PageError {
             PageError::Forbidden(_) => StatusCode::FORBIDDEN,
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
             PageError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            PageError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             PageError::Conflict(_) => StatusCode::CONFLICT,
             PageError::NotSignedIn => StatusCode::SEE_OTHER,
             PageError::Db(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
@@ -103,6 +107,7 @@ impl ResponseError for PageError {
             StatusCode::NOT_FOUND => ("Not found", self.to_string()),
             StatusCode::FORBIDDEN => ("Not allowed", self.to_string()),
             StatusCode::TOO_MANY_REQUESTS => ("Too many attempts", self.to_string()),
+            StatusCode::UNPROCESSABLE_ENTITY => ("Not saved", self.to_string()),
             StatusCode::CONFLICT => ("Not sent: Do Not Disturb", self.to_string()),
             _ => ("Request not understood", self.to_string()),
         };

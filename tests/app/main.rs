@@ -4,6 +4,7 @@
 mod common;
 
 mod access;
+mod agency;
 mod agency_users;
 mod api;
 mod api_keys;

@@ -33,6 +33,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/set-password/{token}",
             web::post().to(session::set_password),
         )
+        .route("/agency", web::get().to(agency::overview::show_overview))
+        .route(
+            "/agency/contacts",
+            web::get().to(agency::overview::search_contacts),
+        )
+        .route(
+            "/agency/locations",
+            web::post().to(agency::overview::create_location),
+        )
         .route("/agency/users", web::get().to(agency::users::list_users))
         .route("/agency/users", web::post().to(agency::users::create_user))
         .route(
@@ -120,6 +129,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/locations/{location_id}/settings",
             web::get().to(settings::show_settings),
+        )
+        .route(
+            "/locations/{location_id}/settings/name",
+            web::post().to(settings::rename_location),
         )
         .route(
             "/locations/{location_id}/settings/sms",

@@ -562,3 +562,34 @@ pub async fn save_transport(
     )?;
     Ok(redirect(&format!("/locations/{location_id}/settings")))
 }
+
+#[derive(Debug, Deserialize)]
+pub struct RenameForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// Renames the location (agency users).
+pub async fn rename_location(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<i64>,
+    CurrentUser(user): CurrentUser,
+    CsrfForm(form): CsrfForm<RenameForm>,
+) -> Result<HttpResponse, PageError> {
+    let location_id = path.into_inner();
+    let name = form.name.trim().to_string();
+    db::run(&state.pool, move |conn| -> Result<_, PageError> {
+        let location = editable_location(conn, &user, location_id)?;
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(PageError::Unprocessable(
+                "Give the location a name of 1 to 100 characters. Nothing was changed.".into(),
+            ));
+        }
+        locations::rename(conn, location.id, &name).map_err(DbError::from)?;
+        Ok(())
+    })
+    .await?;
+    session.insert(FLASH, "The location was renamed.".to_string())?;
+    Ok(redirect(&format!("/locations/{location_id}/settings")))
+}

@@ -1,6 +1,7 @@
 //! The agency's own pages: its users (admins manage them). Only agency
 //! users reach them; everyone else gets a 404, as for anything not theirs.
 
+pub mod overview;
 pub mod users;
 
 use crate::db::users::User;
