@@ -687,3 +687,231 @@ async fn a_stopped_contact_is_unblocked_after_support_approves_the_evidence() {
         .unwrap());
     c.clone().close().await.unwrap();
 }
+
+async fn fill_in(c: &Client, css: &str, text: &str) {
+    let field = c.find(Locator::Css(css)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn flash_text(c: &Client) -> String {
+    c.wait()
+        .for_element(Locator::Css("#flash"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn an_agency_admin_sets_up_a_location_and_its_first_user() {
+    use crate::integrations::{provider_double, SID, TOKEN};
+
+    let Some(browser) = open_browser().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let double = provider_double().await;
+    let c = &browser.client;
+    sign_in(c, &app.base, demo::AGENCY_USER).await;
+
+    // A new location, from the agency overview.
+    c.find(Locator::LinkText("Agency overview"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("#location-name"))
+        .await
+        .unwrap();
+    fill_in(c, "#location-name", "Lakeside Physio").await;
+    fill_in(c, "#location-time-zone", "America/Denver").await;
+    click_submit(c, Locator::Css("#create-location")).await;
+    c.wait()
+        .for_element(Locator::Css("#connect-sms"))
+        .await
+        .unwrap();
+    let lakeside = app.location_id("Lakeside Physio");
+
+    // Connect SMS, point it at the provider double, and test it.
+    fill_in(c, "#sms-account_sid", SID).await;
+    fill_in(c, "#sms-auth_token", TOKEN).await;
+    fill_in(c, "#sms-sending_number", "+1 303 555 0100").await;
+    click_submit(c, Locator::Css("#connect-button-sms")).await;
+    assert!(flash_text(c).await.contains("SMS is connected"));
+    c.goto(&app.url(&format!("/locations/{lakeside}/settings")))
+        .await
+        .unwrap();
+    c.wait()
+        .for_element(Locator::Css("#transport-base-sms"))
+        .await
+        .unwrap();
+    fill_in(c, "#transport-base-sms", &double).await;
+    click_submit(c, Locator::Css("#transport-sms button[type=submit]")).await;
+    flash_text(c).await;
+    c.goto(&app.url(&format!("/locations/{lakeside}/integrations")))
+        .await
+        .unwrap();
+    click_submit(c, Locator::Css("#test-sms")).await;
+    let said = flash_text(c).await;
+    assert!(said.contains("Test passed"), "{said}");
+    assert_eq!(
+        c.find(Locator::Css("#state-sms"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "connected"
+    );
+
+    // A location user for it, through a one-time link.
+    c.goto(&app.url("/agency/users")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("#new-email"))
+        .await
+        .unwrap();
+    fill_in(c, "#new-email", "lee@lakeside.example").await;
+    c.find(Locator::Css("#role-location"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css(&format!("#location-{lakeside}")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    click_submit(c, Locator::Css("#add-user-button")).await;
+    let link = c
+        .wait()
+        .for_element(Locator::Css("#new-link"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(link.contains("/set-password/"), "{link}");
+    sign_out(c).await;
+
+    c.goto(&link).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("#new-password"))
+        .await
+        .unwrap();
+    fill_in(c, "#new-password", "lakeside-front-desk").await;
+    fill_in(c, "#confirm-password", "lakeside-front-desk").await;
+    click_submit(c, Locator::Css("#set-password")).await;
+    c.wait().for_element(Locator::Css("#notice")).await.unwrap();
+    fill_in(c, "#email", "lee@lakeside.example").await;
+    fill_in(c, "#password", "lakeside-front-desk").await;
+    click_submit(c, Locator::Css("button[type=submit]")).await;
+    let table = c
+        .wait()
+        .for_element(Locator::Css("table#locations"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(table.contains("Lakeside Physio"), "{table}");
+    assert!(
+        !table.contains(demo::DOWNTOWN) && !table.contains(demo::HARBOR),
+        "{table}"
+    );
+    c.clone().close().await.unwrap();
+}
+
+#[actix_web::test]
+async fn whatsapp_dnd_is_kept_read_only_while_disconnected_and_offered_again_on_reconnect() {
+    let Some(browser) = open_browser().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let id = dnd::db::contacts::upsert(
+        &mut app.db.conn(),
+        downtown,
+        &dnd::db::contacts::ContactInput {
+            name: Some("Wes Whatsapp".into()),
+            whatsapp_id: Some("+14155550999".into()),
+            email: Some(dnd::domain::EmailAddress::parse("wes@example.com").unwrap()),
+            ..Default::default()
+        },
+        &crate::common::test_actor(),
+    )
+    .unwrap()
+    .0
+    .id;
+    dnd::db::dnd::apply(&mut app.db.conn(), downtown, id, |s| {
+        s.set(
+            dnd::domain::Channel::Whatsapp,
+            dnd::domain::dnd::Reason::ChannelOptOut,
+            &dnd::domain::dnd::Actor::new(
+                dnd::domain::dnd::ActorKind::Contact,
+                None,
+                "+14155550999",
+            ),
+            chrono::Utc::now(),
+            None,
+            Some("wamid.stop".into()),
+        )
+    })
+    .unwrap();
+    let c = &browser.client;
+    sign_in(c, &app.base, demo::AGENCY_USER).await;
+    let contact = app.url(&format!("/locations/{downtown}/contacts/{id}"));
+    let integrations = app.url(&format!("/locations/{downtown}/integrations"));
+
+    c.goto(&integrations).await.unwrap();
+    click_submit(c, Locator::Css("#disconnect-whatsapp")).await;
+    assert!(flash_text(c).await.contains("WhatsApp is disconnected"));
+    c.goto(&contact).await.unwrap();
+    let panel = c
+        .wait()
+        .for_element(Locator::Css("#channel-whatsapp"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        panel.contains("Kept while WhatsApp is disconnected."),
+        "{panel}"
+    );
+    assert!(panel.contains("Opted out on this channel"), "{panel}");
+    assert!(
+        c.find(Locator::Css("#switch-whatsapp")).await.is_err(),
+        "no switch"
+    );
+
+    c.goto(&integrations).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("#whatsapp-access_token"))
+        .await
+        .unwrap();
+    fill_in(c, "#whatsapp-account_id", "1098765432").await;
+    fill_in(c, "#whatsapp-access_token", "EAAB-browser-token").await;
+    click_submit(c, Locator::Css("#connect-button-whatsapp")).await;
+    assert!(flash_text(c).await.contains("WhatsApp is connected"));
+    c.goto(&contact).await.unwrap();
+    let switch = c
+        .wait()
+        .for_element(Locator::Css("#switch-whatsapp"))
+        .await
+        .unwrap();
+    assert_eq!(
+        switch.attr("aria-checked").await.unwrap().as_deref(),
+        Some("true")
+    );
+    assert!(
+        !switch.is_enabled().await.unwrap(),
+        "a permanent reason stays locked"
+    );
+    c.clone().close().await.unwrap();
+}

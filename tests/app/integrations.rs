@@ -13,12 +13,12 @@ use dnd::db::dnd as store;
 use dnd::domain::dnd::{Actor, ActorKind, Reason};
 use dnd::domain::{Channel, PhoneNumber};
 
-const SID: &str = "AC0123456789abcdef0123456789abcdef";
-const TOKEN: &str = "right-twilio-token";
+pub const SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const TOKEN: &str = "right-twilio-token";
 
 /// Twilio's account fetch, Mailgun's domain fetch and Meta's `me`, as
 /// documented, accepting only the right credentials.
-async fn provider_double() -> String {
+pub async fn provider_double() -> String {
     let server = HttpServer::new(|| {
         App::new()
             .route(
