@@ -97,6 +97,94 @@ pub struct ContactInput {
     pub gmb_id: Option<String>,
 }
 
+/// A contact's fields as typed (API body or browser form); blank means
+/// "not given".
+#[derive(Debug, Clone, Default)]
+pub struct ContactFields {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+    pub facebook_id: Option<String>,
+    pub whatsapp_id: Option<String>,
+    pub gmb_id: Option<String>,
+}
+
+/// Blank strings count as "not given".
+pub fn given(value: Option<String>) -> Option<String> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+impl ContactFields {
+    /// Every address in its one canonical form: numbers (national ones read
+    /// in the location's region) in E.164, emails normalised, ids trimmed.
+    /// Every bad field is reported, each with its name.
+    pub fn validate(self, region: &str) -> Result<ContactInput, Vec<crate::domain::InvalidField>> {
+        use crate::domain::{address, InvalidField};
+        let mut errors = Vec::new();
+        let name = given(self.name);
+        if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
+            errors.push(InvalidField::new("name", "is longer than 200 characters"));
+        } else if name
+            .as_ref()
+            .is_some_and(|n| n.chars().any(char::is_control))
+        {
+            errors.push(InvalidField::new("name", "contains a control character"));
+        }
+        fn keep<T>(
+            errors: &mut Vec<InvalidField>,
+            r: Result<Option<T>, InvalidField>,
+        ) -> Option<T> {
+            r.unwrap_or_else(|e| {
+                errors.push(e);
+                None
+            })
+        }
+        let phone = keep(
+            &mut errors,
+            given(self.phone)
+                .map(|p| PhoneNumber::parse(&p, region))
+                .transpose(),
+        );
+        let email = keep(
+            &mut errors,
+            given(self.email)
+                .map(|e| EmailAddress::parse(&e))
+                .transpose(),
+        );
+        let facebook_id = keep(
+            &mut errors,
+            given(self.facebook_id)
+                .map(|f| address::platform_id("facebook_id", &f))
+                .transpose(),
+        );
+        let whatsapp_id = keep(
+            &mut errors,
+            given(self.whatsapp_id)
+                .map(|w| address::whatsapp_id(&w, region))
+                .transpose(),
+        );
+        let gmb_id = keep(
+            &mut errors,
+            given(self.gmb_id)
+                .map(|g| address::platform_id("gmb_id", &g))
+                .transpose(),
+        );
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(ContactInput {
+            name,
+            phone,
+            email,
+            facebook_id,
+            whatsapp_id,
+            gmb_id,
+        })
+    }
+}
+
 impl ContactInput {
     fn address_list(&self) -> impl Iterator<Item = &str> {
         [
@@ -367,6 +455,116 @@ pub fn upsert(
                 Ok((created, Upserted::Created))
             }
         }
+    })
+}
+
+/// Edits one contact by its id (the browser's edit form): given fields
+/// replace, missing ones are kept (an edit never clears an address, and
+/// never a reason). An address that belongs to another contact of the
+/// location is a conflict naming the field. The old and new addresses are
+/// locked before the row, as everywhere; if the contact's addresses change
+/// between the look and the locks, it looks again.
+pub fn edit(
+    conn: &mut PgConnection,
+    location_id: i64,
+    contact_id: i64,
+    input: &ContactInput,
+    actor: &Actor,
+) -> Result<Option<Contact>, UpsertError> {
+    conn.transaction(|conn| {
+        let mut attempt = 0;
+        let current = loop {
+            attempt += 1;
+            let Some(seen) = find(conn, location_id, contact_id)? else {
+                return Ok(None);
+            };
+            let addresses: Vec<&str> = input.address_list().chain(seen.address_list()).collect();
+            dnd_store::lock_addresses(conn, addresses.into_iter().map(|a| (location_id, a)))?;
+            let locked: Option<Contact> = contacts::table
+                .find((location_id, contact_id))
+                .select(Contact::as_select())
+                .for_update()
+                .first(conn)
+                .optional()?;
+            match locked {
+                None => return Ok(None),
+                Some(c) if c.addresses() == seen.addresses() || attempt >= 5 => break c,
+                Some(_) => continue,
+            }
+        };
+        for (field, value, holder) in [
+            (
+                "phone",
+                input.phone.as_ref().map(|p| p.as_str()),
+                match &input.phone {
+                    Some(p) => holder!(conn, location_id, phone, p.as_str(), read)?,
+                    None => None,
+                },
+            ),
+            (
+                "email",
+                input.email.as_ref().map(|e| e.as_str()),
+                match &input.email {
+                    Some(e) => holder!(conn, location_id, email, e.as_str(), read)?,
+                    None => None,
+                },
+            ),
+            (
+                "whatsapp_id",
+                input.whatsapp_id.as_deref(),
+                match input.whatsapp_id.as_deref() {
+                    Some(w) => holder!(conn, location_id, whatsapp_id, w, read)?,
+                    None => None,
+                },
+            ),
+            (
+                "facebook_id",
+                input.facebook_id.as_deref(),
+                match input.facebook_id.as_deref() {
+                    Some(f) => holder!(conn, location_id, facebook_id, f, read)?,
+                    None => None,
+                },
+            ),
+        ] {
+            if let (Some(value), Some(other)) = (value, holder) {
+                if other.id != contact_id {
+                    return Err(UpsertError::Conflict {
+                        field,
+                        message: format!(
+                            "{value} belongs to contact {} of this location; one address is one person",
+                            other.id
+                        ),
+                    });
+                }
+            }
+        }
+        let updated = diesel::update(contacts::table.find((location_id, contact_id)))
+            .set((
+                contacts::name.eq(input.name.as_deref().unwrap_or(&current.name)),
+                contacts::phone.eq(input
+                    .phone
+                    .as_ref()
+                    .map(|p| p.as_str())
+                    .or(current.phone.as_deref())),
+                contacts::email.eq(input
+                    .email
+                    .as_ref()
+                    .map(|e| e.as_str())
+                    .or(current.email.as_deref())),
+                contacts::facebook_id.eq(input
+                    .facebook_id
+                    .as_deref()
+                    .or(current.facebook_id.as_deref())),
+                contacts::whatsapp_id.eq(input
+                    .whatsapp_id
+                    .as_deref()
+                    .or(current.whatsapp_id.as_deref())),
+                contacts::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(Contact::as_returning())
+            .get_result(conn)?;
+        record_address_changes(conn, &current, &updated, actor)?;
+        Ok(Some(updated))
     })
 }
 

@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod compose;
 mod consent;
+mod contact_forms;
 mod delivery;
 mod dnd;
 mod embedded;

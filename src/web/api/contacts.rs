@@ -4,9 +4,9 @@ use serde::Deserialize;
 use super::views::{ContactList, ContactView, DndView};
 use super::{ApiError, ApiLocation};
 use crate::db;
-use crate::db::contacts::{self, ContactInput, Upserted};
+use crate::db::contacts::{self, given, ContactFields, ContactInput, Upserted};
 use crate::db::dnd as dnd_store;
-use crate::domain::{address, EmailAddress, InvalidField, PhoneNumber};
+use crate::domain::{EmailAddress, InvalidField, PhoneNumber};
 use crate::web::AppState;
 
 /// A contact as clients send it. Absent fields are left as stored.
@@ -21,45 +21,20 @@ pub struct ContactBody {
     gmb_id: Option<String>,
 }
 
-/// Blank strings count as "not given".
-fn given(value: Option<String>) -> Option<String> {
-    value
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
-}
-
 impl ContactBody {
-    /// Every address in its one canonical form: numbers (national ones read
-    /// in the location's region) in E.164, emails normalised, ids trimmed.
+    /// Every address in its canonical form (see [`ContactFields::validate`]);
+    /// the first bad field answers.
     fn validate(self, region: &str) -> Result<ContactInput, InvalidField> {
-        let name = given(self.name);
-        if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
-            return Err(InvalidField::new("name", "is longer than 200 characters"));
+        ContactFields {
+            name: self.name,
+            phone: self.phone,
+            email: self.email,
+            facebook_id: self.facebook_id,
+            whatsapp_id: self.whatsapp_id,
+            gmb_id: self.gmb_id,
         }
-        if name
-            .as_ref()
-            .is_some_and(|n| n.chars().any(char::is_control))
-        {
-            return Err(InvalidField::new("name", "contains a control character"));
-        }
-        Ok(ContactInput {
-            name,
-            phone: given(self.phone)
-                .map(|p| PhoneNumber::parse(&p, region))
-                .transpose()?,
-            email: given(self.email)
-                .map(|e| EmailAddress::parse(&e))
-                .transpose()?,
-            facebook_id: given(self.facebook_id)
-                .map(|f| address::platform_id("facebook_id", &f))
-                .transpose()?,
-            whatsapp_id: given(self.whatsapp_id)
-                .map(|w| address::whatsapp_id(&w, region))
-                .transpose()?,
-            gmb_id: given(self.gmb_id)
-                .map(|g| address::platform_id("gmb_id", &g))
-                .transpose()?,
-        })
+        .validate(region)
+        .map_err(|mut errors| errors.remove(0))
     }
 }
 

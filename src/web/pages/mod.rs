@@ -3,6 +3,7 @@
 mod agency;
 mod api_keys;
 mod compose;
+mod contact_form;
 pub mod contacts;
 pub mod dnd;
 mod form;
@@ -62,8 +63,24 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::get().to(contacts::list_contacts),
         )
         .route(
+            "/locations/{location_id}/contacts",
+            web::post().to(contact_form::create_contact),
+        )
+        .route(
+            "/locations/{location_id}/contacts/new",
+            web::get().to(contact_form::new_contact),
+        )
+        .route(
             "/locations/{location_id}/contacts/{contact_id}",
             web::get().to(contacts::show_contact),
+        )
+        .route(
+            "/locations/{location_id}/contacts/{contact_id}/edit",
+            web::get().to(contact_form::edit_contact),
+        )
+        .route(
+            "/locations/{location_id}/contacts/{contact_id}/edit",
+            web::post().to(contact_form::update_contact),
         )
         .route(
             "/locations/{location_id}/contacts/{contact_id}/dnd",
