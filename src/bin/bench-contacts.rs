@@ -136,6 +136,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     settings: true,
                     support: false,
                     agency: true,
+                    switcher: Vec::new(),
+                    current: None,
                 },
                 location.clone(),
                 page,

@@ -67,6 +67,58 @@ impl FromRequest for CurrentUser {
     }
 }
 
+/// How many locations the navigation's switcher lists (support may see
+/// thousands; the locations page lists them all).
+const SWITCHER_SIZE: usize = 200;
+
+/// The signed-in user and the location of the path's `location_id`, if
+/// they may see it (404 otherwise, the same as no such location), loaded
+/// together; with the locations they may switch to. Handlers of location
+/// pages take this instead of repeating the visibility check.
+pub struct VisibleLocation {
+    pub user: users::User,
+    pub location: crate::db::locations::Location,
+    /// (id, name) of the locations the user may see, for the switcher.
+    pub switcher: Vec<(i64, String)>,
+}
+
+impl FromRequest for VisibleLocation {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let user = CurrentUser::from_request(req, payload);
+        let id = req
+            .match_info()
+            .get("location_id")
+            .and_then(|v| v.parse::<i64>().ok());
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let CurrentUser(user) = user.await?;
+            let state = state.ok_or_else(|| PageError::Internal("app state missing".into()))?;
+            let id = id.ok_or(PageError::NotFound)?;
+            db::run(&state.pool, move |conn| -> Result<_, PageError> {
+                use crate::db::locations;
+                let location = locations::find_visible(conn, &user, id)
+                    .map_err(DbError::from)?
+                    .ok_or(PageError::NotFound)?;
+                let switcher = locations::list_visible(conn, &user)
+                    .map_err(DbError::from)?
+                    .into_iter()
+                    .take(SWITCHER_SIZE)
+                    .map(|l| (l.location.id, l.location.name))
+                    .collect();
+                Ok(VisibleLocation {
+                    user,
+                    location,
+                    switcher,
+                })
+            })
+            .await
+        })
+    }
+}
+
 /// Starts a signed-in session: a new cookie (no fixation of a session made
 /// before sign-in) and a new CSRF token.
 pub fn sign_in(session: &Session, user: &users::User) -> Result<(), PageError> {

@@ -201,3 +201,30 @@ async fn a_person_is_found_across_the_agencys_locations_by_phone_or_email() {
     let (_, bad) = app.get_text("/agency/contacts?q=12").await;
     assert!(bad.contains("whole phone number"));
 }
+
+#[actix_web::test]
+async fn location_pages_carry_a_switcher_to_the_users_other_locations() {
+    let mut app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let harbor = app.location_id(demo::HARBOR);
+    app.switch_to(demo::AGENCY_USER).await;
+    let (_, html) = app
+        .get_text(&format!("/locations/{downtown}/contacts"))
+        .await;
+    assert!(html.contains("id=\"location-switcher\""));
+    assert!(html.contains(&format!("<option value=\"{harbor}\"")));
+    assert!(html.contains(&format!("<option value=\"{downtown}\" selected")));
+    let r = app.get(&format!("/locations/switch?to={harbor}")).await;
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(location(&r), format!("/locations/{harbor}/contacts"));
+    assert_eq!(app.get_text("/locations/switch?to=abc").await.0, 400);
+    // One location: nothing to switch to.
+    app.switch_to(demo::LOCATION_USER).await;
+    let (_, html) = app
+        .get_text(&format!("/locations/{downtown}/contacts"))
+        .await;
+    assert!(!html.contains("id=\"location-switcher\""));
+    // Switching to a location not theirs lands on a 404.
+    let r = app.get(&format!("/locations/switch?to={harbor}")).await;
+    assert_eq!(app.get_text(&location(&r)).await.0, 404);
+}

@@ -18,7 +18,7 @@ use crate::db::contacts::{self, Contact, ContactFields, UpsertError, Upserted};
 use crate::db::locations::{self, Location};
 use crate::db::users::User;
 use crate::db::{self, DbError};
-use crate::web::auth::{CsrfForm, CurrentUser};
+use crate::web::auth::{CsrfForm, CurrentUser, VisibleLocation};
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -110,19 +110,13 @@ fn render(page: FormPage, status: StatusCode) -> Result<HttpResponse, PageError>
         .body(page.render()?))
 }
 
-pub async fn new_contact(
-    state: web::Data<AppState>,
-    session: Session,
-    path: web::Path<i64>,
-    CurrentUser(user): CurrentUser,
-) -> Result<HttpResponse, PageError> {
-    refuse_support(&user)?;
-    let nav = Nav::new(&user, &session)?;
-    let (location, _) = place(&state, user, path.into_inner(), None).await?;
+pub async fn new_contact(session: Session, at: VisibleLocation) -> Result<HttpResponse, PageError> {
+    refuse_support(&at.user)?;
+    let nav = Nav::at(&at, &session)?;
     render(
         FormPage {
             nav,
-            location,
+            location: at.location,
             contact: None,
             form: ContactForm::default(),
             errors: FieldErrors::default(),

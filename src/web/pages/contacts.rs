@@ -10,13 +10,13 @@ use super::Nav;
 use crate::db::contacts::{self, Contact, ContactPage as Page, Cursor, ListFilter};
 use crate::db::dnd::{self as dnd_store, HistoryRow};
 use crate::db::integrations;
-use crate::db::locations::{self, Location};
+use crate::db::locations::Location;
 use crate::db::optin::{self, RequestRecord};
 use crate::db::webhooks::{timeline, Message};
 use crate::db::{self, DbError};
 use crate::domain::dnd::{Action, Status};
 use crate::domain::Channel;
-use crate::web::auth::CurrentUser;
+use crate::web::auth::VisibleLocation;
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -132,12 +132,11 @@ impl ContactsPage {
 pub async fn list_contacts(
     state: web::Data<AppState>,
     session: Session,
-    path: web::Path<i64>,
     query: web::Query<ListQuery>,
-    CurrentUser(user): CurrentUser,
+    at: VisibleLocation,
 ) -> Result<ContactsPage, PageError> {
-    let location_id = path.into_inner();
-    let nav = Nav::new(&user, &session)?;
+    let nav = Nav::at(&at, &session)?;
+    let location = at.location;
     let ListQuery {
         q,
         status,
@@ -156,17 +155,20 @@ pub async fn list_contacts(
             .transpose()
             .map_err(PageError::BadRequest)?,
     };
-    let (location, page) = db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = locations::find_visible(conn, &user, location_id)
-            .map_err(DbError::from)?
-            .ok_or(PageError::NotFound)?;
+    let location_id = location.id;
+    let page = db::run(&state.pool, move |conn| -> Result<_, PageError> {
         let cursor = match (after, before) {
             (Some(id), _) => Cursor::After(id),
             (None, Some(id)) => Cursor::Before(id),
             (None, None) => Cursor::First,
         };
-        let page = contacts::list(conn, location.id, &filter, &cursor, PAGE_SIZE)?;
-        Ok((location, page))
+        Ok(contacts::list(
+            conn,
+            location_id,
+            &filter,
+            &cursor,
+            PAGE_SIZE,
+        )?)
     })
     .await?;
     Ok(ContactsPage::new(nav, location, page, q, status, channel))
@@ -261,16 +263,14 @@ pub async fn show_contact(
     state: web::Data<AppState>,
     session: Session,
     path: web::Path<(i64, i64)>,
-    CurrentUser(user): CurrentUser,
+    at: VisibleLocation,
 ) -> Result<ContactPage, PageError> {
-    let (location_id, contact_id) = path.into_inner();
-    let nav = Nav::new(&user, &session)?;
+    let (_, contact_id) = path.into_inner();
+    let nav = Nav::at(&at, &session)?;
     let flash = take_flash(&session);
+    let VisibleLocation { user, location, .. } = at;
     let (location, contact, dnd, history, messages, composers, requests) =
         db::run(&state.pool, move |conn| -> Result<_, PageError> {
-            let location = locations::find_visible(conn, &user, location_id)
-                .map_err(DbError::from)?
-                .ok_or(PageError::NotFound)?;
             let contact = contacts::find(conn, location.id, contact_id)
                 .map_err(DbError::from)?
                 .ok_or(PageError::NotFound)?;

@@ -53,3 +53,23 @@ pub async fn show_location(
     .ok_or(PageError::NotFound)?;
     Ok(redirect(&format!("/locations/{}/contacts", location.id)))
 }
+
+#[derive(serde::Deserialize)]
+pub struct SwitchQuery {
+    #[serde(default)]
+    to: String,
+}
+
+/// The navigation's location switcher: to the chosen location's contacts
+/// (whose page checks that the user may see it).
+pub async fn switch_location(
+    _user: CurrentUser,
+    query: web::Query<SwitchQuery>,
+) -> Result<HttpResponse, PageError> {
+    let id: i64 = query
+        .to
+        .trim()
+        .parse()
+        .map_err(|_| PageError::BadRequest("Choose a location from the list.".into()))?;
+    Ok(redirect(&format!("/locations/{id}/contacts")))
+}

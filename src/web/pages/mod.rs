@@ -55,6 +55,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/locations", web::get().to(locations::list_locations))
         .route(
+            "/locations/switch",
+            web::get().to(locations::switch_location),
+        )
+        .route(
             "/locations/{location_id}",
             web::get().to(locations::show_location),
         )
@@ -177,6 +181,9 @@ pub struct Nav {
     pub support: bool,
     /// Agency users see the agency's pages (its users).
     pub agency: bool,
+    /// On a location's pages: the locations to switch to, and this one.
+    pub switcher: Vec<(i64, String)>,
+    pub current: Option<i64>,
 }
 
 impl Nav {
@@ -188,6 +195,21 @@ impl Nav {
             settings: user.role() != crate::domain::Role::Location,
             support: user.role() == crate::domain::Role::Support,
             agency: user.role() == crate::domain::Role::Agency,
+            switcher: Vec::new(),
+            current: None,
         })
+    }
+
+    /// The navigation of a location's page, with its location switcher.
+    pub fn at(
+        at: &crate::web::auth::VisibleLocation,
+        session: &Session,
+    ) -> Result<Self, PageError> {
+        let mut nav = Nav::new(&at.user, session)?;
+        if at.switcher.len() > 1 {
+            nav.switcher = at.switcher.clone();
+        }
+        nav.current = Some(at.location.id);
+        Ok(nav)
     }
 }

@@ -23,7 +23,7 @@ use crate::db::{self, DbError};
 use crate::domain::dnd::ActiveReason;
 use crate::domain::optin::{approval_lifts, latest_opt_in_date, EvidenceDraft};
 use crate::domain::{Channel, InvalidField};
-use crate::web::auth::{CsrfForm, CurrentUser};
+use crate::web::auth::{CsrfForm, CurrentUser, VisibleLocation};
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -293,20 +293,15 @@ pub struct ListQuery {
 pub async fn list_requests(
     state: web::Data<AppState>,
     session: Session,
-    path: web::Path<i64>,
     query: web::Query<ListQuery>,
-    CurrentUser(user): CurrentUser,
+    at: VisibleLocation,
 ) -> Result<LocationRequestsPage, PageError> {
-    let location_id = path.into_inner();
-    let nav = Nav::new(&user, &session)?;
+    let nav = Nav::at(&at, &session)?;
     let before = query.before;
-    let (location, (rows, more)) = db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = locations::find_visible(conn, &user, location_id)
-            .map_err(DbError::from)?
-            .ok_or(PageError::NotFound)?;
-        let page =
-            store::for_location(conn, location.id, before, LIST_PAGE).map_err(DbError::from)?;
-        Ok((location, page))
+    let location = at.location;
+    let location_id = location.id;
+    let (rows, more) = db::run(&state.pool, move |conn| {
+        store::for_location(conn, location_id, before, LIST_PAGE).map_err(DbError::from)
     })
     .await?;
     Ok(LocationRequestsPage {
