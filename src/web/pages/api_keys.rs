@@ -10,13 +10,12 @@ use serde::Deserialize;
 use super::dnd::{set_flash, take_flash};
 use super::form::FieldErrors;
 use super::session::redirect;
-use super::settings::{can_edit, editable_location};
+use super::settings::{can_edit, require_edit};
 use super::Nav;
 use crate::db::api_keys::{self, ApiKeyRow};
-use crate::db::locations::{self, Location};
-use crate::db::users::User;
+use crate::db::locations::Location;
 use crate::db::{self, DbError};
-use crate::web::auth::{CsrfForm, CurrentUser};
+use crate::web::auth::{CsrfForm, VisibleLocation};
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -46,20 +45,17 @@ struct Extra {
 async fn render(
     state: &AppState,
     session: &Session,
-    user: User,
-    location_id: i64,
+    at: VisibleLocation,
     extra: Extra,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    let nav = Nav::new(&user, session)?;
+    let nav = Nav::at(&at, session)?;
     let flash = take_flash(session);
-    let (location, editable, keys) = db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = locations::find_visible(conn, &user, location_id)
-            .map_err(DbError::from)?
-            .ok_or(PageError::NotFound)?;
-        let editable = can_edit(&user, &location)?;
-        let keys = api_keys::list(conn, location.id).map_err(DbError::from)?;
-        Ok((location, editable, keys))
+    let editable = can_edit(&at.user, &at.location)?;
+    let location = at.location;
+    let id = location.id;
+    let keys = db::run(&state.pool, move |conn| {
+        api_keys::list(conn, id).map_err(DbError::from)
     })
     .await?;
     let page = KeysPage {
@@ -80,18 +76,9 @@ async fn render(
 pub async fn list_keys(
     state: web::Data<AppState>,
     session: Session,
-    path: web::Path<i64>,
-    CurrentUser(user): CurrentUser,
+    at: VisibleLocation,
 ) -> Result<HttpResponse, PageError> {
-    render(
-        &state,
-        &session,
-        user,
-        path.into_inner(),
-        Extra::default(),
-        StatusCode::OK,
-    )
-    .await
+    render(&state, &session, at, Extra::default(), StatusCode::OK).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,11 +90,11 @@ pub struct NewKeyForm {
 pub async fn create_key(
     state: web::Data<AppState>,
     session: Session,
-    path: web::Path<i64>,
-    CurrentUser(user): CurrentUser,
+    at: VisibleLocation,
     CsrfForm(form): CsrfForm<NewKeyForm>,
 ) -> Result<HttpResponse, PageError> {
-    let location_id = path.into_inner();
+    // Access first: a refused user learns nothing from a validation answer.
+    let location_id = require_edit(&at)?.id;
     let name = form.name.trim().to_string();
     let problem = if name.is_empty() {
         Some("give the key a name that says who uses it (e.g. \"Zapier\")".to_string())
@@ -118,12 +105,6 @@ pub async fn create_key(
     } else {
         None
     };
-    let check_user = user.clone();
-    // Access first: a refused user learns nothing from a validation answer.
-    db::run(&state.pool, move |conn| {
-        editable_location(conn, &check_user, location_id).map(|_| ())
-    })
-    .await?;
     if let Some(why) = problem {
         let mut errors = FieldErrors::default();
         errors.push("name", why);
@@ -135,8 +116,7 @@ pub async fn create_key(
         return render(
             &state,
             &session,
-            user,
-            location_id,
+            at,
             extra,
             StatusCode::UNPROCESSABLE_ENTITY,
         )
@@ -144,39 +124,28 @@ pub async fn create_key(
     }
     let key = api_keys::generate();
     let (stored_name, stored_key) = (name.clone(), key.clone());
-    let maker = user.clone();
-    db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = editable_location(conn, &maker, location_id)?;
-        api_keys::create(conn, location.id, &stored_name, &stored_key).map_err(DbError::from)?;
-        Ok(())
+    db::run(&state.pool, move |conn| {
+        api_keys::create(conn, location_id, &stored_name, &stored_key).map_err(DbError::from)
     })
     .await?;
     let extra = Extra {
         new_key: Some((name, key)),
         ..Extra::default()
     };
-    render(
-        &state,
-        &session,
-        user,
-        location_id,
-        extra,
-        StatusCode::CREATED,
-    )
-    .await
+    render(&state, &session, at, extra, StatusCode::CREATED).await
 }
 
 pub async fn revoke_key(
     state: web::Data<AppState>,
     session: Session,
     path: web::Path<(i64, i64)>,
-    CurrentUser(user): CurrentUser,
+    at: VisibleLocation,
     _form: CsrfForm<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let (location_id, key_id) = path.into_inner();
+    require_edit(&at)?;
     db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = editable_location(conn, &user, location_id)?;
-        match api_keys::revoke_by_id(conn, location.id, key_id).map_err(DbError::from)? {
+        match api_keys::revoke_by_id(conn, location_id, key_id).map_err(DbError::from)? {
             0 => Err(PageError::NotFound),
             _ => Ok(()),
         }

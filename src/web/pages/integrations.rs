@@ -13,16 +13,15 @@ use serde::Deserialize;
 use super::dnd::{set_flash, take_flash};
 use super::form::FieldErrors;
 use super::session::redirect;
-use super::settings::{can_edit, editable_location};
+use super::settings::{can_edit, require_edit};
 use super::Nav;
 use crate::db::integrations::{self, Integration};
-use crate::db::locations::{self, Location};
-use crate::db::users::User;
+use crate::db::locations::Location;
 use crate::db::{self, DbError};
 use crate::domain::integration::{provider_of, ConnectForm, Stored, GMB_LEGACY};
 use crate::domain::{Channel, IntegrationStatus};
 use crate::outbound::probe::probe;
-use crate::web::auth::{CsrfForm, CurrentUser};
+use crate::web::auth::{CsrfForm, VisibleLocation};
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -102,19 +101,16 @@ struct IntegrationsPage {
 async fn render(
     state: &AppState,
     session: &Session,
-    user: User,
-    location_id: i64,
+    at: VisibleLocation,
     refused: Option<(Channel, FieldErrors)>,
 ) -> Result<HttpResponse, PageError> {
-    let nav = Nav::new(&user, session)?;
+    let nav = Nav::at(&at, session)?;
     let flash = take_flash(session);
-    let (location, editable, list) = db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = locations::find_visible(conn, &user, location_id)
-            .map_err(DbError::from)?
-            .ok_or(PageError::NotFound)?;
-        let editable = can_edit(&user, &location)?;
-        let list = integrations::list(conn, location.id).map_err(DbError::from)?;
-        Ok((location, editable, list))
+    let editable = can_edit(&at.user, &at.location)?;
+    let location = at.location;
+    let id = location.id;
+    let list = db::run(&state.pool, move |conn| {
+        integrations::list(conn, id).map_err(DbError::from)
     })
     .await?;
     let status = if refused.is_some() {
@@ -151,10 +147,9 @@ async fn render(
 pub async fn list_integrations(
     state: web::Data<AppState>,
     session: Session,
-    path: web::Path<i64>,
-    CurrentUser(user): CurrentUser,
+    at: VisibleLocation,
 ) -> Result<HttpResponse, PageError> {
-    render(&state, &session, user, path.into_inner(), None).await
+    render(&state, &session, at, None).await
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -193,11 +188,12 @@ pub async fn connect(
     state: web::Data<AppState>,
     session: Session,
     path: web::Path<(i64, String)>,
-    CurrentUser(user): CurrentUser,
+    at: VisibleLocation,
     CsrfForm(f): CsrfForm<ConnectFields>,
 ) -> Result<HttpResponse, PageError> {
     let (location_id, channel) = path.into_inner();
     let channel = channel_of(&channel)?;
+    let location = require_edit(&at)?.clone();
     let form = ConnectForm {
         account_sid: f.account_sid,
         auth_token: f.auth_token,
@@ -212,9 +208,7 @@ pub async fn connect(
         account_id: f.account_id,
         access_token: f.access_token,
     };
-    let actor = user.clone();
     let outcome = db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = editable_location(conn, &actor, location_id)?;
         if provider_of(channel).is_none() {
             return Err(PageError::Forbidden(format!(
                 "{GMB_LEGACY} Nothing was changed."
@@ -251,7 +245,7 @@ pub async fn connect(
             )?;
             Ok(redirect(&format!("/locations/{location_id}/integrations")))
         }
-        Err(errors) => render(&state, &session, user, location_id, Some((channel, errors))).await,
+        Err(errors) => render(&state, &session, at, Some((channel, errors))).await,
     }
 }
 
@@ -259,13 +253,13 @@ pub async fn disconnect(
     state: web::Data<AppState>,
     session: Session,
     path: web::Path<(i64, String)>,
-    CurrentUser(user): CurrentUser,
+    at: VisibleLocation,
     _form: CsrfForm<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let (location_id, channel) = path.into_inner();
     let channel = channel_of(&channel)?;
+    let location = require_edit(&at)?.clone();
     db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = editable_location(conn, &user, location_id)?;
         match integrations::disconnect(conn, location.id, channel, Utc::now())
             .map_err(DbError::from)?
         {
@@ -290,13 +284,13 @@ pub async fn test(
     state: web::Data<AppState>,
     session: Session,
     path: web::Path<(i64, String)>,
-    CurrentUser(user): CurrentUser,
+    at: VisibleLocation,
     _form: CsrfForm<Vec<(String, String)>>,
 ) -> Result<HttpResponse, PageError> {
     let (location_id, channel) = path.into_inner();
     let channel = channel_of(&channel)?;
+    let location = require_edit(&at)?.clone();
     let integration = db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = editable_location(conn, &user, location_id)?;
         integrations::find(conn, location.id, channel)
             .map_err(DbError::from)?
             .ok_or(PageError::NotFound)

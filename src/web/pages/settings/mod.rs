@@ -1,0 +1,247 @@
+//! A location's settings (agency users): the webhook URLs to paste into the
+//! providers' consoles, the integrations' secrets (masked, with a rotate
+//! action), and the SMS keyword lists and confirmation replies.
+
+use actix_session::Session;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use super::Nav;
+use crate::db::integrations::{self, Integration};
+use crate::db::locations::Location;
+use crate::db::users::User;
+use crate::db::webhooks::{self as store, SmsSettings};
+use crate::db::{self, DbError};
+use crate::domain::{Channel, Role};
+use crate::web::auth::VisibleLocation;
+use crate::web::error::PageError;
+use crate::web::AppState;
+
+mod name;
+mod secret;
+mod sms;
+mod transport;
+
+pub use name::rename_location;
+pub use secret::rotate_secret;
+pub use sms::save_sms_settings;
+pub use transport::save_transport;
+
+const FLASH: &str = "settings_flash";
+
+/// One webhook URL to paste into a provider's console.
+pub struct WebhookUrl {
+    pub label: &'static str,
+    pub url: String,
+}
+
+pub struct IntegrationRow {
+    pub channel: &'static str,
+    pub label: &'static str,
+    pub provider: String,
+    pub status: String,
+    /// The secret's last four characters, the rest masked.
+    pub masked: Option<String>,
+    /// How it sends: log, twilio or mailgun (SMS and email only).
+    pub transport: Option<String>,
+    pub api_base_url: String,
+    pub sender: String,
+    pub api_key_masked: Option<String>,
+    /// Why the transport form just sent was refused (shown next to it).
+    pub transport_error: Option<String>,
+}
+
+/// A transport form refused, shown again as typed with its reason.
+pub struct TransportDraft {
+    channel: Channel,
+    api_base_url: String,
+    sender: String,
+    error: String,
+}
+
+#[derive(Template)]
+#[template(path = "locations/settings.html")]
+struct SettingsPage {
+    nav: Nav,
+    location: Location,
+    can_edit: bool,
+    urls: Vec<WebhookUrl>,
+    integrations: Vec<IntegrationRow>,
+    opt_out: String,
+    opt_in: String,
+    help: String,
+    opt_out_reply: String,
+    opt_in_reply: String,
+    help_reply: String,
+    error: Option<String>,
+    flash: Option<String>,
+}
+
+fn mask(secret: &str) -> String {
+    let tail: String = secret
+        .chars()
+        .rev()
+        .take(4)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("••••••••{tail}")
+}
+
+/// Where the providers reach us: `DND_PUBLIC_URL`, else this request's origin.
+pub(super) fn base_url(req: &HttpRequest, state: &AppState) -> String {
+    match &state.public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    }
+}
+
+pub fn webhook_urls(base: &str, location_id: i64) -> Vec<WebhookUrl> {
+    vec![
+        WebhookUrl {
+            label: "Twilio: incoming messages (\"A message comes in\")",
+            url: format!("{base}/webhooks/twilio/{location_id}/sms"),
+        },
+        WebhookUrl {
+            label: "Twilio: status callback URL",
+            url: format!("{base}/webhooks/twilio/{location_id}/status"),
+        },
+        WebhookUrl {
+            label: "Mailgun: webhooks (permanent failure, unsubscribe, spam complaint)",
+            url: format!("{base}/webhooks/mailgun/{location_id}"),
+        },
+        WebhookUrl {
+            label: "Meta: callback URL (WhatsApp user_preferences, Messenger messaging_optins)",
+            url: format!("{base}/webhooks/meta/{location_id}"),
+        },
+    ]
+}
+
+/// Agency users of the location's agency edit; support reads; location
+/// users have no settings page.
+pub(super) fn can_edit(user: &User, location: &Location) -> Result<bool, PageError> {
+    match user.role() {
+        Role::Agency if user.agency_id == Some(location.agency_id) => Ok(true),
+        Role::Support => Ok(false),
+        _ => Err(PageError::Forbidden(
+            "Only agency users manage a location's settings. Nothing was changed.".into(),
+        )),
+    }
+}
+
+fn rows(integrations: Vec<Integration>) -> Vec<IntegrationRow> {
+    Channel::ALL
+        .into_iter()
+        .filter_map(|c| {
+            let i = integrations.iter().find(|i| i.channel == c)?;
+            Some(IntegrationRow {
+                channel: c.as_str(),
+                label: c.label(),
+                provider: i.provider.clone(),
+                status: i.status.as_str().to_string(),
+                masked: i.secret.as_deref().map(mask),
+                transport: matches!(c, Channel::Sms | Channel::Email)
+                    .then(|| i.transport.as_str().to_string()),
+                api_base_url: i.api_base_url.clone().unwrap_or_default(),
+                sender: i.sender.clone().unwrap_or_default(),
+                api_key_masked: i.api_key.as_deref().map(mask),
+                transport_error: None,
+            })
+        })
+        .collect()
+}
+
+/// The location of `at`, if its user may change its settings (support
+/// reads them: 403; location users have no settings: 403).
+pub(super) fn require_edit(at: &VisibleLocation) -> Result<&Location, PageError> {
+    if !can_edit(&at.user, &at.location)? {
+        return Err(PageError::Forbidden(
+            "Support reads settings; it does not change them. Nothing was changed.".into(),
+        ));
+    }
+    Ok(&at.location)
+}
+
+async fn render(
+    state: &AppState,
+    req: &HttpRequest,
+    session: &Session,
+    at: VisibleLocation,
+    draft: Option<(SmsSettings, String)>,
+    transport: Option<TransportDraft>,
+) -> Result<HttpResponse, PageError> {
+    let nav = Nav::at(&at, session)?;
+    let editable = can_edit(&at.user, &at.location)?;
+    let location = at.location;
+    let flash = session.get::<String>(FLASH).ok().flatten();
+    if flash.is_some() {
+        session.remove(FLASH);
+    }
+    let base = base_url(req, state);
+    let (id, name) = (location.id, location.name.clone());
+    let (integrations, saved) = db::run(&state.pool, move |conn| -> Result<_, DbError> {
+        Ok((
+            integrations::list(conn, id)?,
+            store::sms_settings(conn, id, &name)?,
+        ))
+    })
+    .await?;
+    let (shown, error) = match draft {
+        Some((draft, error)) => (draft, Some(error)),
+        None => (saved, None),
+    };
+    let mut rows = rows(integrations);
+    if let Some(t) = &transport {
+        if let Some(row) = rows.iter_mut().find(|r| r.channel == t.channel.as_str()) {
+            row.api_base_url = t.api_base_url.clone();
+            row.sender = t.sender.clone();
+            row.transport_error = Some(t.error.clone());
+        }
+    }
+    let status = if error.is_some() || transport.is_some() {
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        actix_web::http::StatusCode::OK
+    };
+    let page = SettingsPage {
+        nav,
+        urls: webhook_urls(&base, location.id),
+        location,
+        can_edit: editable,
+        integrations: rows,
+        opt_out: shown.keywords.opt_out.join(", "),
+        opt_in: shown.keywords.opt_in.join(", "),
+        help: shown.keywords.help.join(", "),
+        opt_out_reply: shown.opt_out_reply,
+        opt_in_reply: shown.opt_in_reply,
+        help_reply: shown.help_reply,
+        error,
+        flash,
+    };
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(page.render()?))
+}
+
+pub async fn show_settings(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    session: Session,
+    at: VisibleLocation,
+) -> Result<HttpResponse, PageError> {
+    render(&state, &req, &session, at, None, None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mask;
+
+    #[test]
+    fn secrets_are_masked() {
+        assert_eq!(mask("demo-twilio-auth-token"), "••••••••oken");
+    }
+}

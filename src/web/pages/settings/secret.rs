@@ -1,0 +1,55 @@
+//! Replacing an integration's webhook secret after the provider rotated it.
+
+use actix_session::Session;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::{require_edit, FLASH};
+use crate::db::integrations;
+use crate::db::{self, DbError};
+use crate::domain::Channel;
+use crate::web::auth::{CsrfForm, VisibleLocation};
+use crate::web::error::PageError;
+use crate::web::pages::session::redirect;
+use crate::web::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct SecretForm {
+    #[serde(default)]
+    secret: String,
+}
+
+/// Replaces an integration's webhook secret after it was rotated at the
+/// provider.
+pub async fn rotate_secret(
+    state: web::Data<AppState>,
+    session: Session,
+    path: web::Path<(i64, String)>,
+    at: VisibleLocation,
+    CsrfForm(form): CsrfForm<SecretForm>,
+) -> Result<HttpResponse, PageError> {
+    let (location_id, channel) = path.into_inner();
+    let channel: Channel = channel.parse().map_err(PageError::BadRequest)?;
+    let location = require_edit(&at)?.clone();
+    let secret = form.secret.trim().to_string();
+    if secret.len() < 8 || secret.chars().any(char::is_whitespace) {
+        return Err(PageError::BadRequest(
+            "The new secret must have at least 8 characters and no spaces; paste it exactly as the provider shows it. Nothing was changed.".into(),
+        ));
+    }
+    db::run(&state.pool, move |conn| -> Result<_, PageError> {
+        if integrations::rotate_secret(conn, location.id, channel, &secret)
+            .map_err(DbError::from)?
+            == 0
+        {
+            return Err(PageError::NotFound);
+        }
+        Ok(())
+    })
+    .await?;
+    session.insert(
+        FLASH,
+        format!("The {} secret was replaced.", channel.label()),
+    )?;
+    Ok(redirect(&format!("/locations/{location_id}/settings")))
+}
