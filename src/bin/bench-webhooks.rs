@@ -28,6 +28,7 @@ const CONNECTIONS: usize = 64;
 const SECONDS: u64 = 20;
 const CONTACTS: i64 = 400_000;
 const TOKEN: &str = "bench-twilio-auth-token";
+const SECRET_KEY: &str = "bench-secret-key-bench-secret-key-bench-secret-key";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data_dir = PathBuf::from(std::env::var("DND_DATA_DIR").unwrap_or_else(|_| "./var".into()))
@@ -48,6 +49,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             (Some(cluster), url)
         }
     };
+    // The key the app below is configured with: the seeded auth token is
+    // stored encrypted, as in production, so the webhook path decrypts it.
+    dnd::secrets::install(dnd::secrets::SecretKey::from_bytes(SECRET_KEY.as_bytes()));
     let mut conn = db::connect(&url)?;
     db::migrate(&mut conn)?;
     let agency = locations::create_agency(&mut conn, "Bench Agency")?;
@@ -208,7 +212,7 @@ fn start_app(url: &str, pool_size: u32) -> Result<String, Box<dyn std::error::Er
         database_url: Some(url.into()),
         data_dir: std::env::temp_dir().join("dnd-bench-webhooks"),
         session_key: Some("b".repeat(64)),
-        secret_key: Some("c".repeat(64)),
+        secret_key: Some(SECRET_KEY.into()),
         public_url: None,
         pool_size,
         pool_timeout: Duration::from_secs(5),
