@@ -184,7 +184,8 @@ fn serve(config: &Config, demo_requested: bool) -> Result<(), CliError> {
         pool.clone(),
         config.public_url.clone(),
         config.host_policy(),
-    );
+    )
+    .map_err(|e| CliError::Usage(format!("the provider HTTP client could not be built: {e}")))?;
     let app = Application::build(config, pool)?;
     let shown_host = config
         .public_url

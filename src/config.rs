@@ -196,11 +196,26 @@ fn key_bytes(
         return Ok(bytes);
     }
     let path = data_dir.join(file);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        if let Ok(bytes) = hex::decode(text.trim()) {
-            if bytes.len() >= 32 {
-                return Ok(bytes);
-            }
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            return match hex::decode(text.trim()) {
+                Ok(bytes) if bytes.len() >= 32 => Ok(bytes),
+                // Never replaced: what it encrypted would be lost with it.
+                _ => Err(ConfigError::Invalid {
+                    name,
+                    value: path.display().to_string(),
+                    why: "the key file is damaged (expected at least 64 hex characters): restore \
+                          it from a backup, or set the variable"
+                        .into(),
+                }),
+            };
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(ConfigError::SessionKeyFile {
+                path: path.display().to_string(),
+                source,
+            })
         }
     }
     use rand::RngCore;
@@ -214,17 +229,24 @@ fn key_bytes(
 }
 
 /// Writes a key file readable by its owner only.
+/// Written whole or not at all (a temporary file renamed over it), so a
+/// crash never leaves half a key.
 pub fn write_key_file(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(hex::encode(bytes).as_bytes())
+    let temporary = path.with_extension("new");
+    {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)?;
+        file.write_all(hex::encode(bytes).as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)
 }

@@ -339,40 +339,91 @@ pub fn upsert(
     if input.phone.is_none() && input.email.is_none() {
         return Err(UpsertError::NoKey);
     }
-    conn.transaction(|conn| {
+    again(conn, |conn| upsert_once(conn, location_id, input, actor))
+}
+
+/// Runs `attempt` in a transaction of its own, again from the start when
+/// it finds that what it locked moved under it: the advisory locks it took
+/// are released with its rollback, so every attempt takes its locks in the
+/// one sorted order (never a second set on top of the first).
+fn again<T>(
+    conn: &mut PgConnection,
+    mut attempt: impl FnMut(&mut PgConnection) -> Result<T, Attempt>,
+) -> Result<T, UpsertError> {
+    for _ in 0..5 {
+        match conn.transaction(&mut attempt) {
+            Ok(done) => return Ok(done),
+            Err(Attempt::Again) => continue,
+            Err(Attempt::Failed(e)) => return Err(e),
+        }
+    }
+    Err(UpsertError::Db(DbError::Invariant(
+        "a contact's addresses kept changing while it was being locked; try again".into(),
+    )))
+}
+
+/// How one attempt of a locked contact write ends when it does not commit.
+enum Attempt {
+    /// The addresses seen before locking changed: start over.
+    Again,
+    Failed(UpsertError),
+}
+
+impl From<diesel::result::Error> for Attempt {
+    fn from(e: diesel::result::Error) -> Self {
+        Attempt::Failed(e.into())
+    }
+}
+
+impl From<DbError> for Attempt {
+    fn from(e: DbError) -> Self {
+        Attempt::Failed(UpsertError::Db(e))
+    }
+}
+
+impl From<UpsertError> for Attempt {
+    fn from(e: UpsertError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+fn upsert_once(
+    conn: &mut PgConnection,
+    location_id: i64,
+    input: &ContactInput,
+    actor: &Actor,
+) -> Result<(Contact, Upserted), Attempt> {
+    {
         // Every address involved is locked in one go, before any row: the
         // ones given and those the matched contact has now (its row is
         // written, and its other addresses' consent events write it too).
         // If the match changed between the look and the locks, again.
-        let mut attempt = 0;
-        let (by_phone, by_email) = loop {
-            attempt += 1;
-            let seen = matched(conn, location_id, input, false)?;
-            let mut addresses: Vec<&str> = input.address_list().collect();
-            for c in [&seen.0, &seen.1].into_iter().flatten() {
-                addresses.extend(c.address_list());
-            }
-            dnd_store::lock_addresses(conn, addresses.into_iter().map(|a| (location_id, a)))?;
-            let locked = matched(conn, location_id, input, true)?;
-            let same = |a: &Option<Contact>, b: &Option<Contact>| match (a, b) {
-                (None, None) => true,
-                (Some(a), Some(b)) => a.id == b.id && a.addresses() == b.addresses(),
-                _ => false,
-            };
-            if (same(&seen.0, &locked.0) && same(&seen.1, &locked.1)) || attempt >= 5 {
-                break locked;
-            }
+        let seen = matched(conn, location_id, input, false)?;
+        let mut addresses: Vec<&str> = input.address_list().collect();
+        for c in [&seen.0, &seen.1].into_iter().flatten() {
+            addresses.extend(c.address_list());
+        }
+        dnd_store::lock_addresses(conn, addresses.into_iter().map(|a| (location_id, a)))?;
+        let locked = matched(conn, location_id, input, true)?;
+        let same = |a: &Option<Contact>, b: &Option<Contact>| match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.id == b.id && a.addresses() == b.addresses(),
+            _ => false,
         };
+        if !(same(&seen.0, &locked.0) && same(&seen.1, &locked.1)) {
+            return Err(Attempt::Again);
+        }
+        let (by_phone, by_email) = locked;
         let existing = match (by_phone, by_email) {
             (Some(p), Some(e)) if p.id != e.id => {
-                return Err(UpsertError::Conflict {
+                return Err(Attempt::Failed(UpsertError::Conflict {
                     field: "email",
                     message: format!(
                         "the phone belongs to contact {} and the email to contact {}; \
                          update them separately",
                         p.id, e.id
                     ),
-                })
+                }))
             }
             (Some(c), _) | (None, Some(c)) => Some(c),
             (None, None) => None,
@@ -398,13 +449,13 @@ pub fn upsert(
         ] {
             if let (Some(value), Some(other)) = (value, holder) {
                 if Some(other.id) != matched_id {
-                    return Err(UpsertError::Conflict {
+                    return Err(Attempt::Failed(UpsertError::Conflict {
                         field,
                         message: format!(
                             "{field} {value} belongs to contact {} of this location; one {field} is one person",
                             other.id
                         ),
-                    });
+                    }));
                 }
             }
         }
@@ -455,7 +506,7 @@ pub fn upsert(
                 Ok((created, Upserted::Created))
             }
         }
-    })
+    }
 }
 
 /// Edits one contact by its id (the browser's edit form): given fields
@@ -471,26 +522,34 @@ pub fn edit(
     input: &ContactInput,
     actor: &Actor,
 ) -> Result<Option<Contact>, UpsertError> {
-    conn.transaction(|conn| {
-        let mut attempt = 0;
-        let current = loop {
-            attempt += 1;
-            let Some(seen) = find(conn, location_id, contact_id)? else {
-                return Ok(None);
-            };
-            let addresses: Vec<&str> = input.address_list().chain(seen.address_list()).collect();
-            dnd_store::lock_addresses(conn, addresses.into_iter().map(|a| (location_id, a)))?;
-            let locked: Option<Contact> = contacts::table
-                .find((location_id, contact_id))
-                .select(Contact::as_select())
-                .for_update()
-                .first(conn)
-                .optional()?;
-            match locked {
-                None => return Ok(None),
-                Some(c) if c.addresses() == seen.addresses() || attempt >= 5 => break c,
-                Some(_) => continue,
-            }
+    again(conn, |conn| {
+        edit_once(conn, location_id, contact_id, input, actor)
+    })
+}
+
+fn edit_once(
+    conn: &mut PgConnection,
+    location_id: i64,
+    contact_id: i64,
+    input: &ContactInput,
+    actor: &Actor,
+) -> Result<Option<Contact>, Attempt> {
+    {
+        let Some(seen) = find(conn, location_id, contact_id)? else {
+            return Ok(None);
+        };
+        let addresses: Vec<&str> = input.address_list().chain(seen.address_list()).collect();
+        dnd_store::lock_addresses(conn, addresses.into_iter().map(|a| (location_id, a)))?;
+        let locked: Option<Contact> = contacts::table
+            .find((location_id, contact_id))
+            .select(Contact::as_select())
+            .for_update()
+            .first(conn)
+            .optional()?;
+        let current = match locked {
+            None => return Ok(None),
+            Some(c) if c.addresses() == seen.addresses() => c,
+            Some(_) => return Err(Attempt::Again),
         };
         for (field, value, holder) in [
             (
@@ -528,13 +587,13 @@ pub fn edit(
         ] {
             if let (Some(value), Some(other)) = (value, holder) {
                 if other.id != contact_id {
-                    return Err(UpsertError::Conflict {
+                    return Err(Attempt::Failed(UpsertError::Conflict {
                         field,
                         message: format!(
                             "{value} belongs to contact {} of this location; one address is one person",
                             other.id
                         ),
-                    });
+                    }));
                 }
             }
         }
@@ -565,7 +624,7 @@ pub fn edit(
             .get_result(conn)?;
         record_address_changes(conn, &current, &updated, actor)?;
         Ok(Some(updated))
-    })
+    }
 }
 
 /// For each channel whose address changed, and where the old or the new

@@ -232,8 +232,12 @@ pub fn disconnect(
     .execute(conn)
 }
 
-/// Records a test against the provider: a pass connects the integration,
-/// a failure puts it in `error` with what was found.
+/// Records a test against the provider: a pass connects an integration in
+/// `error` (or keeps it connected), a failure puts a connected one in
+/// `error` with what was found. A disconnected integration stays
+/// disconnected either way (a disconnect is a decision; a test does not
+/// undo it, even one that was running when it was made); its last error is
+/// still kept.
 pub fn record_test(
     conn: &mut PgConnection,
     location_id: i64,
@@ -241,24 +245,35 @@ pub fn record_test(
     outcome: Result<(), &str>,
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
-    let target = integrations::table
-        .filter(integrations::location_id.eq(location_id))
-        .filter(integrations::channel.eq(channel));
+    let target = || {
+        integrations::table
+            .filter(integrations::location_id.eq(location_id))
+            .filter(integrations::channel.eq(channel))
+    };
+    let live = || target().filter(integrations::status.ne(IntegrationStatus::Disconnected));
     match outcome {
-        Ok(()) => diesel::update(target)
-            .set((
-                integrations::status.eq(IntegrationStatus::Connected),
-                integrations::last_error.eq(None::<String>),
-                integrations::last_error_at.eq(None::<DateTime<Utc>>),
-            ))
-            .execute(conn),
-        Err(why) => diesel::update(target)
-            .set((
-                integrations::status.eq(IntegrationStatus::Error),
-                integrations::last_error.eq(why),
-                integrations::last_error_at.eq(now),
-            ))
-            .execute(conn),
+        Ok(()) => {
+            diesel::update(target())
+                .set((
+                    integrations::last_error.eq(None::<String>),
+                    integrations::last_error_at.eq(None::<DateTime<Utc>>),
+                ))
+                .execute(conn)?;
+            diesel::update(live())
+                .set(integrations::status.eq(IntegrationStatus::Connected))
+                .execute(conn)
+        }
+        Err(why) => {
+            diesel::update(target())
+                .set((
+                    integrations::last_error.eq(why),
+                    integrations::last_error_at.eq(now),
+                ))
+                .execute(conn)?;
+            diesel::update(live())
+                .set(integrations::status.eq(IntegrationStatus::Error))
+                .execute(conn)
+        }
     }
 }
 
@@ -276,6 +291,9 @@ pub fn seal_plain_secrets(conn: &mut PgConnection) -> QueryResult<usize> {
 /// rotation), in one transaction. Returns how many values it re-encrypted.
 pub fn rotate_key(conn: &mut PgConnection, new: &crate::secrets::SecretKey) -> QueryResult<usize> {
     conn.transaction(|conn| {
+        // No integration is written (or made) while the key changes: a
+        // server writing with the old key meanwhile would lose its write.
+        diesel::sql_query("LOCK TABLE integrations IN EXCLUSIVE MODE").execute(conn)?;
         let mut n = 0;
         for (column, name) in crate::secrets::SEALED_COLUMNS {
             let rows: Vec<(i64, i64, Option<String>)> = diesel::sql_query(format!(

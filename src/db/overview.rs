@@ -4,9 +4,8 @@
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt};
 
-use super::integrations::{self, Integration};
 use super::locations::Location;
-use super::schema::{contacts, optin_open_requests};
+use super::schema::{contacts, integrations, optin_open_requests};
 use crate::domain::Channel;
 
 #[derive(Debug, Clone, Default, QueryableByName)]
@@ -32,7 +31,16 @@ pub struct LocationLine {
     pub agency_name: String,
     pub counts: DndCounts,
     pub open_requests: i64,
-    pub integrations: Vec<Integration>,
+    /// Each integration's channel, provider and state (never its secrets).
+    pub integrations: Vec<IntegrationState>,
+}
+
+#[derive(Debug, Clone, Queryable)]
+pub struct IntegrationState {
+    pub location_id: i64,
+    pub channel: Channel,
+    pub provider: String,
+    pub status: crate::domain::IntegrationStatus,
 }
 
 impl LocationLine {
@@ -80,11 +88,25 @@ pub fn lines(
         .group_by(optin_open_requests::location_id)
         .select((optin_open_requests::location_id, diesel::dsl::count_star()))
         .load(conn)?;
+    let states: Vec<IntegrationState> = integrations::table
+        .filter(integrations::location_id.eq_any(&ids))
+        .order_by((integrations::location_id, integrations::id))
+        .select((
+            integrations::location_id,
+            integrations::channel,
+            integrations::provider,
+            integrations::status,
+        ))
+        .load(conn)?;
     let mut out = Vec::with_capacity(located.len());
     for (location, agency_name) in located {
         let id = location.id;
         out.push(LocationLine {
-            integrations: integrations::list(conn, id)?,
+            integrations: states
+                .iter()
+                .filter(|s| s.location_id == id)
+                .cloned()
+                .collect(),
             counts: counts
                 .iter()
                 .find(|c| c.location_id == id)

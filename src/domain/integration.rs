@@ -25,8 +25,9 @@ pub const MAILGUN_US: &str = "https://api.mailgun.net";
 pub const MAILGUN_EU: &str = "https://api.eu.mailgun.net";
 pub const META_GRAPH: &str = "https://graph.facebook.com";
 
-/// The form as typed. Secret fields left blank keep what is stored.
-#[derive(Debug, Clone, Default)]
+/// The form as typed. Secret fields left blank keep what is stored. No
+/// `Debug`: it holds secrets, and never reaches a log line.
+#[derive(Clone, Default)]
 pub struct ConnectForm {
     pub account_sid: String,
     pub auth_token: String,
@@ -43,7 +44,8 @@ pub struct ConnectForm {
 }
 
 /// What a connection stores. `None` for a secret: keep the stored one.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `Debug` shows which secrets are given, never their values.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Connection {
     pub provider: &'static str,
     pub account: String,
@@ -57,6 +59,21 @@ pub struct Connection {
     pub sender: Option<String>,
     /// Mailgun's region picks its API host.
     pub api_base_url: Option<String>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let given = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("Connection")
+            .field("provider", &self.provider)
+            .field("account", &self.account)
+            .field("secret", &given(&self.secret))
+            .field("verify_token", &given(&self.verify_token))
+            .field("api_key", &given(&self.api_key))
+            .field("sender", &self.sender)
+            .field("api_base_url", &self.api_base_url)
+            .finish()
+    }
 }
 
 /// The stored secrets a connection may keep.

@@ -40,13 +40,17 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(pool: DbPool, public_url: Option<String>, hosts: HostPolicy) -> Self {
-        Dispatcher {
+    pub fn new(
+        pool: DbPool,
+        public_url: Option<String>,
+        hosts: HostPolicy,
+    ) -> Result<Self, reqwest::Error> {
+        Ok(Dispatcher {
             pool,
             public_url,
-            client: hosts.client(),
+            client: hosts.client()?,
             hosts,
-        }
+        })
     }
 
     /// Runs forever on the current actix system: a round whenever the last

@@ -118,8 +118,9 @@ impl HostPolicy {
 
     /// The HTTP client for provider calls: no redirects (a provider's
     /// answer cannot send the credentials elsewhere), and a resolver that
-    /// refuses private addresses unless they are allowed.
-    pub fn client(&self) -> reqwest::Client {
+    /// refuses private addresses unless they are allowed. A client that
+    /// cannot be built is an error, never a default one without the guards.
+    pub fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
         reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .redirect(reqwest::redirect::Policy::none())
@@ -127,7 +128,6 @@ impl HostPolicy {
                 allow_private: self.allow_private,
             }))
             .build()
-            .unwrap_or_default()
     }
 }
 

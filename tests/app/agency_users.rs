@@ -428,3 +428,38 @@ async fn signing_out_or_a_new_password_ends_every_earlier_cookie() {
     );
     browser(&app, demo::LOCATION_USER, "a brand new password").await;
 }
+
+#[actix_web::test]
+async fn an_expired_link_sets_nothing() {
+    let app = spawn_app().await;
+    let admin = browser(&app, demo::AGENCY_USER, demo::PASSWORD).await;
+    let id = users::find_by_email(&mut app.db.conn(), demo::LOCATION_USER)
+        .unwrap()
+        .unwrap()
+        .id;
+    let (_, page) = post(&admin, &app, &format!("/agency/users/{id}/reset"), &[]).await;
+    let link = link_in(&page);
+    {
+        use diesel::RunQueryDsl;
+        diesel::sql_query("UPDATE password_links SET expires_at = now() - interval '1 minute'")
+            .execute(&mut app.db.conn())
+            .unwrap();
+    }
+    let path = link.strip_prefix(&app.base).unwrap();
+    assert_eq!(app.get_text(path).await.0, 404);
+    // A POST straight at it (with a valid token of the session) changes nothing.
+    let csrf = app.csrf_from("/login").await;
+    let r = app
+        .post_form(
+            path,
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("password", "an expired attempt"),
+                ("confirm", "an expired attempt"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 404);
+    let r = app.sign_in(demo::LOCATION_USER, demo::PASSWORD).await;
+    assert_eq!(r.status().as_u16(), 303, "the old password still works");
+}

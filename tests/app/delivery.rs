@@ -187,7 +187,8 @@ async fn the_real_clients_send_the_documented_requests() {
         app.db.pool(),
         Some("https://dnd.example.com".into()),
         test_hosts(),
-    );
+    )
+    .unwrap();
     assert_eq!(dispatcher.run_once().await.unwrap(), 2);
 
     let seen = log.lock().unwrap().clone();
@@ -252,6 +253,7 @@ async fn error_21610_fails_the_message_and_sets_permanent_sms_dnd() {
     let id = contact(&app, downtown, "+14156669001", "gone@example.com");
     let message = queue(&app, id, "sms").await;
     Dispatcher::new(app.db.pool(), None, test_hosts())
+        .unwrap()
         .run_once()
         .await
         .unwrap();
@@ -285,6 +287,7 @@ async fn a_send_error_on_an_old_spelling_blocks_the_number() {
         .execute(&mut app.db.conn())
         .unwrap();
     Dispatcher::new(app.db.pool(), None, test_hosts())
+        .unwrap()
         .run_once()
         .await
         .unwrap();
@@ -314,7 +317,7 @@ async fn transient_errors_retry_and_a_dnd_set_after_queueing_stops_the_message()
         )
     })
     .unwrap();
-    let dispatcher = Dispatcher::new(app.db.pool(), None, test_hosts());
+    let dispatcher = Dispatcher::new(app.db.pool(), None, test_hosts()).unwrap();
     dispatcher.run_once().await.unwrap();
     assert_eq!(
         status_of(&app, m2).await["status"],
@@ -355,7 +358,7 @@ async fn a_send_that_may_have_gone_out_is_never_sent_again() {
     let no_sid = contact(&app, downtown, "+14156669005", "nosid@example.com");
     let m1 = queue(&app, crashed, "sms").await;
     let m2 = queue(&app, no_sid, "sms").await;
-    let dispatcher = Dispatcher::new(app.db.pool(), None, test_hosts());
+    let dispatcher = Dispatcher::new(app.db.pool(), None, test_hosts()).unwrap();
     dispatcher.run_once().await.unwrap();
     for m in [m1, m2] {
         let stored = status_of(&app, m).await;
@@ -385,6 +388,7 @@ async fn the_log_transport_keeps_messages_on_the_machine() {
     let id = contact(&app, downtown, "+14156661004", "log@example.com");
     let message = queue(&app, id, "sms").await;
     Dispatcher::new(app.db.pool(), None, test_hosts())
+        .unwrap()
         .run_once()
         .await
         .unwrap();
@@ -419,7 +423,7 @@ async fn a_stop_committed_while_a_message_waits_in_a_claimed_batch_stops_it() {
     )
     .await;
     assert_eq!(code, 200);
-    let dispatcher = Dispatcher::new(app.db.pool(), None, test_hosts());
+    let dispatcher = Dispatcher::new(app.db.pool(), None, test_hosts()).unwrap();
     for m in claimed {
         dispatcher.deliver(m).await.unwrap();
     }
@@ -514,6 +518,7 @@ async fn a_status_report_before_the_sid_is_recorded_meets_the_message_on_one_row
     );
     assert_eq!(rows_with_sid(&app, &sid), 1);
     Dispatcher::new(app.db.pool(), None, test_hosts())
+        .unwrap()
         .run_once()
         .await
         .unwrap();
@@ -559,7 +564,7 @@ async fn messages_left_sending_are_settled_and_never_sent_twice() {
             messages[1]
         ))
         .unwrap();
-    let dispatcher = Dispatcher::new(app.db.pool(), None, test_hosts());
+    let dispatcher = Dispatcher::new(app.db.pool(), None, test_hosts()).unwrap();
     assert_eq!(dispatcher.run_once().await.unwrap(), 3);
     assert_eq!(status_of(&app, messages[0]).await["status"], "sent");
     assert_eq!(

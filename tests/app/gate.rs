@@ -579,7 +579,7 @@ async fn values_from_a_newer_version_fail_closed() {
     assert!(contact.blocked_channels().contains(&Channel::Sms));
 
     // The message queued before: the dispatcher fails it, never sends it.
-    let dispatcher = Dispatcher::new(app.db.pool(), None, test_hosts());
+    let dispatcher = Dispatcher::new(app.db.pool(), None, test_hosts()).unwrap();
     while dispatcher.run_once().await.unwrap() > 0 {}
     let stored = message(&app, &early["id"]).await;
     assert_eq!(stored["status"], "failed", "{stored}");

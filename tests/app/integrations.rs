@@ -296,3 +296,110 @@ async fn only_the_agencys_users_change_integrations() {
         .unwrap();
     assert_eq!(sms.status, dnd::domain::IntegrationStatus::Connected);
 }
+
+#[actix_web::test]
+async fn a_test_never_undoes_a_disconnect_nor_sends_a_secret_off_the_allow_list() {
+    let mut app = crate::common::spawn_app_with(|c| c.allow_private_urls = false).await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let page = format!("/locations/{downtown}/integrations");
+    // A receiver on loopback: not allowed in this app.
+    let seen: std::sync::Arc<std::sync::Mutex<u32>> = Default::default();
+    let counter = seen.clone();
+    let server = HttpServer::new(move || {
+        let counter = counter.clone();
+        App::new().default_service(web::to(move || {
+            let counter = counter.clone();
+            async move {
+                *counter.lock().unwrap() += 1;
+                HttpResponse::Ok().json(json!({"status": "active"}))
+            }
+        }))
+    })
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let trap = format!("http://127.0.0.1:{}", server.addrs()[0].port());
+    actix_web::rt::spawn(server.run());
+    dnd::db::integrations::set_transport(
+        &mut app.db.conn(),
+        downtown,
+        Channel::Sms,
+        dnd::domain::TransportKind::Log,
+        Some(&trap),
+        None,
+        Some("+12125559999"),
+    )
+    .unwrap();
+    app.switch_to(demo::AGENCY_USER).await;
+    let (status, _) = post(&app, &format!("{page}/sms/test"), &[]).await;
+    assert_eq!(status, 303);
+    let (_, html) = app.get_text(&page).await;
+    assert!(html.contains("the API URL is refused"), "{html}");
+    assert!(html.contains("id=\"state-sms\">error"));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        0,
+        "the auth token went to a refused host"
+    );
+
+    // Disconnected, a test (passing or failing) leaves it disconnected.
+    post(&app, &format!("{page}/sms/disconnect"), &[]).await;
+    post(&app, &format!("{page}/sms/test"), &[]).await;
+    let (_, html) = app.get_text(&page).await;
+    assert!(html.contains("id=\"state-sms\">disconnected"), "{html}");
+    assert!(html.contains("stays disconnected"));
+}
+
+#[actix_web::test]
+async fn other_agencies_and_location_users_cannot_connect() {
+    let mut app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let page = format!("/locations/{downtown}/integrations");
+    let fields = [
+        ("account_sid", SID),
+        ("auth_token", "stolen-token-123"),
+        ("sending_number", "+14155550100"),
+    ];
+    app.switch_to(demo::LOCATION_USER).await;
+    assert_eq!(
+        post(&app, &format!("{page}/sms/connect"), &fields).await.0,
+        403
+    );
+    {
+        let mut conn = app.db.conn();
+        let other = dnd::db::locations::create_agency(&mut conn, "Other").unwrap();
+        let hash = dnd::password::hash("other-agency-pass").unwrap();
+        dnd::db::users::create(
+            &mut conn,
+            &dnd::db::users::NewUser {
+                email: "boss@other.test",
+                password_hash: &hash,
+                role: "agency",
+                agency_id: Some(other),
+                is_admin: true,
+            },
+            &[],
+        )
+        .unwrap();
+    }
+    app.client = crate::common::new_client();
+    assert_eq!(
+        app.sign_in("boss@other.test", "other-agency-pass")
+            .await
+            .status()
+            .as_u16(),
+        303
+    );
+    assert_eq!(app.get_text(&page).await.0, 404);
+    for action in ["connect", "disconnect", "test"] {
+        assert_eq!(
+            post(&app, &format!("{page}/sms/{action}"), &fields).await.0,
+            404,
+            "{action}"
+        );
+    }
+    let sms = dnd::db::integrations::find(&mut app.db.conn(), downtown, Channel::Sms)
+        .unwrap()
+        .unwrap();
+    assert_eq!(sms.secret.as_deref(), Some(demo::TWILIO_AUTH_TOKEN));
+    assert_eq!(sms.status, dnd::domain::IntegrationStatus::Connected);
+}

@@ -400,7 +400,7 @@ async fn provider_urls_off_the_allow_list_are_refused_and_never_get_the_secret()
         )
         .await;
     assert_eq!(code, 202, "{body}");
-    let dispatcher = Dispatcher::new(app.db.pool(), None, HostPolicy::default());
+    let dispatcher = Dispatcher::new(app.db.pool(), None, HostPolicy::default()).unwrap();
     assert_eq!(dispatcher.run_once().await.unwrap(), 1);
     assert!(
         seen.lock().unwrap().is_empty(),
@@ -416,7 +416,7 @@ async fn provider_urls_off_the_allow_list_are_refused_and_never_get_the_secret()
     assert!(message.to_string().contains("refused"), "{message}");
 
     // With private URLs allowed (a local test double), the same URL works.
-    let local = Dispatcher::new(app.db.pool(), None, HostPolicy::new(&[], true));
+    let local = Dispatcher::new(app.db.pool(), None, HostPolicy::new(&[], true)).unwrap();
     let (code, body) = app
         .api_post(
             demo::API_KEY_DOWNTOWN,

@@ -152,7 +152,8 @@ pub async fn list_integrations(
     render(&state, &session, at, None).await
 }
 
-#[derive(Debug, Deserialize, Default)]
+/// No `Debug`: it holds secrets.
+#[derive(Deserialize, Default)]
 pub struct ConnectFields {
     #[serde(default)]
     account_sid: String,
@@ -296,7 +297,11 @@ pub async fn test(
             .ok_or(PageError::NotFound)
     })
     .await?;
-    let client = state.hosts.client();
+    let disconnected = integration.status == IntegrationStatus::Disconnected;
+    let client = state
+        .hosts
+        .client()
+        .map_err(|e| PageError::Internal(format!("building the provider client: {e}")))?;
     let result = probe(&client, &state.hosts, &integration).await;
     let recorded: Result<(), String> = result.as_ref().map(|_| ()).map_err(Clone::clone);
     db::run(&state.pool, move |conn| {
@@ -313,7 +318,15 @@ pub async fn test(
     set_flash(
         &session,
         match result {
+            Ok(words) if disconnected => format!(
+                "Test passed: {words} {} stays disconnected until you connect it.",
+                channel.label()
+            ),
             Ok(words) => format!("Test passed: {words} {} is connected.", channel.label()),
+            Err(why) if disconnected => format!(
+                "Test failed: {why}. {} stays disconnected.",
+                channel.label()
+            ),
             Err(why) => format!(
                 "Test failed: {why}. {} is marked as in error until a test passes.",
                 channel.label()

@@ -189,6 +189,7 @@ pub async fn show_set_password(
     };
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
         .body(page.render()?))
 }
 

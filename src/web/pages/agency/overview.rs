@@ -11,6 +11,8 @@ use actix_web::{web, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
+use diesel::Connection;
+
 use crate::db::contacts::Contact;
 use crate::db::locations::{self, LocationSummary};
 use crate::db::overview::{self, LocationLine};
@@ -191,11 +193,19 @@ pub async fn create_location(
             if taken {
                 return Ok(Err("the agency already has a location with this name"));
             }
-            let location =
-                locations::create(conn, agency, &name, &time_zone).map_err(DbError::from)?;
-            sms::save_sms_settings(conn, location.id, &SmsSettings::defaults(&location.name))
+            // The location and its keyword lists, together or not at all.
+            let id = conn
+                .transaction(|conn| {
+                    let location = locations::create(conn, agency, &name, &time_zone)?;
+                    sms::save_sms_settings(
+                        conn,
+                        location.id,
+                        &SmsSettings::defaults(&location.name),
+                    )?;
+                    diesel::QueryResult::Ok(location.id)
+                })
                 .map_err(DbError::from)?;
-            Ok(Ok(location.id))
+            Ok(Ok(id))
         })
         .await?
     } else {

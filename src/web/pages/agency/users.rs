@@ -96,6 +96,8 @@ async fn render(
     };
     Ok(HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
+        // It may show a one-time secret: never kept by a cache.
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .body(page.render()?))
 }
 

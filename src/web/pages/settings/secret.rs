@@ -13,7 +13,8 @@ use crate::web::error::PageError;
 use crate::web::pages::session::redirect;
 use crate::web::AppState;
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: it holds a secret.
+#[derive(Deserialize)]
 pub struct SecretForm {
     #[serde(default)]
     secret: String,

@@ -13,7 +13,8 @@ use crate::web::error::PageError;
 use crate::web::pages::session::redirect;
 use crate::web::AppState;
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: it may hold an API key.
+#[derive(Deserialize)]
 pub struct TransportForm {
     #[serde(default)]
     transport: String,
