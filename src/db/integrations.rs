@@ -156,8 +156,9 @@ pub fn set_transport(
 }
 
 /// Connects a channel (a new integration, or the existing one updated).
-/// A secret given as `None` keeps the stored one; the sending transport is
-/// left as it is (a new integration starts on `log`, see the settings).
+/// A secret given as `None` keeps the stored one. SMS and email then send
+/// through the provider's API (the settings page can set them back to
+/// `log`); other channels' sending is not ours yet.
 pub fn connect(
     conn: &mut PgConnection,
     location_id: i64,
@@ -165,6 +166,11 @@ pub fn connect(
     c: &crate::domain::integration::Connection,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
+    let transport = match channel {
+        Channel::Sms => TransportKind::Twilio,
+        Channel::Email => TransportKind::Mailgun,
+        _ => TransportKind::Log,
+    };
     conn.transaction(|conn| {
         let current = find(conn, location_id, channel)?;
         let sealed = |column: &str, new: &Option<String>, old: Option<&Option<String>>| {
@@ -183,6 +189,7 @@ pub fn connect(
                     integrations::api_key.eq(sealed(API_KEY, &c.api_key, None)?),
                     integrations::sender.eq(&c.sender),
                     integrations::api_base_url.eq(&c.api_base_url),
+                    integrations::transport.eq(transport),
                     integrations::connected_at.eq(now),
                 ))
                 .execute(conn)?;
@@ -203,6 +210,7 @@ pub fn connect(
                 integrations::sender.eq(c.sender.as_ref().or(current.sender.as_ref())),
                 integrations::api_base_url
                     .eq(c.api_base_url.as_ref().or(current.api_base_url.as_ref())),
+                integrations::transport.eq(transport),
                 integrations::connected_at.eq(now),
                 integrations::last_error.eq(None::<String>),
                 integrations::last_error_at.eq(None::<DateTime<Utc>>),

@@ -266,6 +266,25 @@ async fn connect_checks_fields_and_test_marks_the_state_with_the_providers_answe
         let (_, html) = app.get_text(&page).await;
         assert!(html.contains("Test passed"), "{channel}: {html}");
     }
+
+    // Connecting SMS makes it send through Twilio (the settings page can
+    // set it back to log).
+    let (status, _) = post(
+        &app,
+        &format!("{page}/sms/connect"),
+        &[
+            ("account_sid", SID),
+            ("auth_token", TOKEN),
+            ("sending_number", "+1 415 555 0101"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 303);
+    let sms = dnd::db::integrations::find(&mut app.db.conn(), harbor, Channel::Sms)
+        .unwrap()
+        .unwrap();
+    assert_eq!(sms.transport, dnd::domain::TransportKind::Twilio);
+    assert_eq!(sms.sender.as_deref(), Some("+14155550101"));
 }
 
 #[actix_web::test]

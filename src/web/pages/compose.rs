@@ -8,10 +8,10 @@ use serde::Deserialize;
 use super::session::redirect;
 use crate::db::integrations::Integration;
 use crate::db::outbound::{self, NewMessage, SendError};
-use crate::db::{self, locations, DbError};
+use crate::db::{self, DbError};
 use crate::domain::dnd::{Block, Decision, DndState, Origin};
 use crate::domain::{Channel, IntegrationStatus};
-use crate::web::auth::{CsrfForm, CurrentUser};
+use crate::web::auth::{CsrfForm, VisibleLocation};
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -92,10 +92,11 @@ pub async fn send_message(
     state: web::Data<AppState>,
     session: Session,
     path: web::Path<(i64, i64)>,
-    CurrentUser(user): CurrentUser,
     CsrfForm(form): CsrfForm<ComposeForm>,
+    at: VisibleLocation,
 ) -> Result<HttpResponse, PageError> {
     let (location_id, contact_id) = path.into_inner();
+    let VisibleLocation { user, location, .. } = at;
     let channel: Channel = form.channel.parse().map_err(PageError::BadRequest)?;
     if matches!(channel, Channel::Call) {
         return Err(PageError::BadRequest(
@@ -116,9 +117,6 @@ pub async fn send_message(
     let subject = (!form.subject.trim().is_empty()).then(|| form.subject.trim().to_string());
     let (message, decision, dnd_state) =
         db::run(&state.pool, move |conn| -> Result<_, PageError> {
-            let location = locations::find_visible(conn, &user, location_id)
-                .map_err(DbError::from)?
-                .ok_or(PageError::NotFound)?;
             let sent = outbound::send_one(
                 conn,
                 location.id,

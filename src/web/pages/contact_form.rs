@@ -15,10 +15,10 @@ use super::form::FieldErrors;
 use super::session::redirect;
 use super::Nav;
 use crate::db::contacts::{self, Contact, ContactFields, UpsertError, Upserted};
-use crate::db::locations::{self, Location};
+use crate::db::locations::Location;
 use crate::db::users::User;
 use crate::db::{self, DbError};
-use crate::web::auth::{CsrfForm, CurrentUser, VisibleLocation};
+use crate::web::auth::{CsrfForm, VisibleLocation};
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -81,25 +81,16 @@ fn refuse_support(user: &User) -> Result<(), PageError> {
     Ok(())
 }
 
-async fn place(
+/// A contact of the visible location (404 when there is none).
+async fn contact_of(
     state: &AppState,
-    user: User,
     location_id: i64,
-    contact_id: Option<i64>,
-) -> Result<(Location, Option<Contact>), PageError> {
+    contact_id: i64,
+) -> Result<Contact, PageError> {
     db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = locations::find_visible(conn, &user, location_id)
+        contacts::find(conn, location_id, contact_id)
             .map_err(DbError::from)?
-            .ok_or(PageError::NotFound)?;
-        let contact = match contact_id {
-            Some(id) => Some(
-                contacts::find(conn, location.id, id)
-                    .map_err(DbError::from)?
-                    .ok_or(PageError::NotFound)?,
-            ),
-            None => None,
-        };
-        Ok((location, contact))
+            .ok_or(PageError::NotFound)
     })
     .await
 }
@@ -129,18 +120,18 @@ pub async fn edit_contact(
     state: web::Data<AppState>,
     session: Session,
     path: web::Path<(i64, i64)>,
-    CurrentUser(user): CurrentUser,
+    at: VisibleLocation,
 ) -> Result<HttpResponse, PageError> {
-    refuse_support(&user)?;
-    let nav = Nav::new(&user, &session)?;
-    let (location_id, contact_id) = path.into_inner();
-    let (location, contact) = place(&state, user, location_id, Some(contact_id)).await?;
-    let form = contact.as_ref().map(ContactForm::of).unwrap_or_default();
+    refuse_support(&at.user)?;
+    let nav = Nav::at(&at, &session)?;
+    let (_, contact_id) = path.into_inner();
+    let contact = contact_of(&state, at.location.id, contact_id).await?;
+    let form = ContactForm::of(&contact);
     render(
         FormPage {
             nav,
-            location,
-            contact,
+            location: at.location,
+            contact: Some(contact),
             form,
             errors: FieldErrors::default(),
         },
@@ -154,42 +145,38 @@ pub async fn edit_contact(
 pub async fn create_contact(
     state: web::Data<AppState>,
     session: Session,
-    path: web::Path<i64>,
-    CurrentUser(user): CurrentUser,
     CsrfForm(form): CsrfForm<ContactForm>,
+    at: VisibleLocation,
 ) -> Result<HttpResponse, PageError> {
-    refuse_support(&user)?;
-    save(state, session, user, path.into_inner(), None, form).await
+    refuse_support(&at.user)?;
+    save(state, session, at, None, form).await
 }
 
 pub async fn update_contact(
     state: web::Data<AppState>,
     session: Session,
     path: web::Path<(i64, i64)>,
-    CurrentUser(user): CurrentUser,
     CsrfForm(form): CsrfForm<ContactForm>,
+    at: VisibleLocation,
 ) -> Result<HttpResponse, PageError> {
-    refuse_support(&user)?;
-    let (location_id, contact_id) = path.into_inner();
-    save(state, session, user, location_id, Some(contact_id), form).await
+    refuse_support(&at.user)?;
+    let (_, contact_id) = path.into_inner();
+    save(state, session, at, Some(contact_id), form).await
 }
 
 async fn save(
     state: web::Data<AppState>,
     session: Session,
-    user: User,
-    location_id: i64,
+    at: VisibleLocation,
     contact_id: Option<i64>,
     form: ContactForm,
 ) -> Result<HttpResponse, PageError> {
-    let nav = Nav::new(&user, &session)?;
-    let actor = actor_for(&user);
+    let nav = Nav::at(&at, &session)?;
+    let actor = actor_for(&at.user);
     let fields = form.fields();
-    let saver = user.clone();
+    let location = at.location.clone();
+    let location_id = location.id;
     let outcome = db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = locations::find_visible(conn, &saver, location_id)
-            .map_err(DbError::from)?
-            .ok_or(PageError::NotFound)?;
         let input = match fields.validate(&location.default_region) {
             Ok(input) => input,
             Err(errors) => return Ok(Err(FieldErrors(errors))),
@@ -257,11 +244,14 @@ async fn save(
             )))
         }
         Err(errors) => {
-            let (location, contact) = place(&state, user, location_id, contact_id).await?;
+            let contact = match contact_id {
+                Some(id) => Some(contact_of(&state, location_id, id).await?),
+                None => None,
+            };
             render(
                 FormPage {
                     nav,
-                    location,
+                    location: at.location,
                     contact,
                     form,
                     errors,

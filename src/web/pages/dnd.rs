@@ -10,13 +10,13 @@ use crate::db::dnd::{self as dnd_store, DndError};
 use crate::db::integrations::Integration;
 use crate::db::optin::RequestRecord;
 use crate::db::users::User;
-use crate::db::{self, locations, DbError};
+use crate::db::{self};
 use crate::domain::dnd::{
     ActiveReason, Actor, ActorKind, Confirmation, DndState, Reason, Status, Transition,
 };
 use crate::domain::optin::{has_something_to_lift, RequestState};
 use crate::domain::{Channel, IntegrationStatus, Role};
-use crate::web::auth::{CsrfForm, CurrentUser};
+use crate::web::auth::{CsrfForm, VisibleLocation};
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -245,8 +245,8 @@ pub async fn change_dnd(
     state: web::Data<AppState>,
     session: Session,
     path: web::Path<(i64, i64)>,
-    CurrentUser(user): CurrentUser,
     CsrfForm(form): CsrfForm<ChangeForm>,
+    at: VisibleLocation,
 ) -> Result<HttpResponse, PageError> {
     let (location_id, contact_id) = path.into_inner();
     let target = match form.target.as_str() {
@@ -265,7 +265,7 @@ pub async fn change_dnd(
     let confirmation = Confirmation {
         suppression_removed: form.confirm_suppression_removed.is_some(),
     };
-    if user.role().is_read_only() {
+    if at.user.role().is_read_only() {
         // Checked before the location, but support sees every location, so
         // this reveals nothing.
         return Err(PageError::Forbidden(
@@ -274,11 +274,9 @@ pub async fn change_dnd(
                 .into(),
         ));
     }
-    let actor = actor_for(&user);
+    let actor = actor_for(&at.user);
+    let location = at.location;
     let result = db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = locations::find_visible(conn, &user, location_id)
-            .map_err(DbError::from)?
-            .ok_or(PageError::NotFound)?;
         let now = Utc::now();
         let applied = dnd_store::apply(conn, location.id, contact_id, |state| match target {
             Target::All => state.switch_all(on, &actor, now),

@@ -6,7 +6,7 @@ use askama_web::WebTemplate;
 use super::session::redirect;
 use super::Nav;
 use crate::db::{self, locations, DbError};
-use crate::web::auth::CurrentUser;
+use crate::web::auth::{CurrentUser, VisibleLocation};
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -40,18 +40,8 @@ pub async fn list_locations(
     })
 }
 
-pub async fn show_location(
-    state: web::Data<AppState>,
-    path: web::Path<i64>,
-    CurrentUser(user): CurrentUser,
-) -> Result<HttpResponse, PageError> {
-    let location_id = path.into_inner();
-    let location = db::run(&state.pool, move |conn| {
-        locations::find_visible(conn, &user, location_id).map_err(DbError::from)
-    })
-    .await?
-    .ok_or(PageError::NotFound)?;
-    Ok(redirect(&format!("/locations/{}/contacts", location.id)))
+pub async fn show_location(at: VisibleLocation) -> HttpResponse {
+    redirect(&format!("/locations/{}/contacts", at.location.id))
 }
 
 #[derive(serde::Deserialize)]

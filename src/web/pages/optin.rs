@@ -16,14 +16,14 @@ use super::session::redirect;
 use super::Nav;
 use crate::db::contacts::{self, Contact};
 use crate::db::dnd as dnd_store;
-use crate::db::locations::{self, Location};
+use crate::db::locations::Location;
 use crate::db::optin::{self as store, Listed, OptinError};
 use crate::db::users::User;
 use crate::db::{self, DbError};
 use crate::domain::dnd::ActiveReason;
 use crate::domain::optin::{approval_lifts, latest_opt_in_date, EvidenceDraft};
 use crate::domain::{Channel, InvalidField};
-use crate::web::auth::{CsrfForm, CurrentUser, VisibleLocation};
+use crate::web::auth::{CsrfForm, VisibleLocation};
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -89,15 +89,11 @@ struct Subject {
 /// The contact and what its channel holds, read for the form.
 async fn subject(
     state: &AppState,
-    user: User,
-    location_id: i64,
+    location: Location,
     contact_id: i64,
     channel: Channel,
 ) -> Result<Subject, PageError> {
     db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = locations::find_visible(conn, &user, location_id)
-            .map_err(DbError::from)?
-            .ok_or(PageError::NotFound)?;
         let contact = contacts::find(conn, location.id, contact_id)
             .map_err(DbError::from)?
             .ok_or(PageError::NotFound)?;
@@ -128,13 +124,13 @@ pub async fn new_request(
     session: Session,
     path: web::Path<(i64, i64)>,
     query: web::Query<NewQuery>,
-    CurrentUser(user): CurrentUser,
+    at: VisibleLocation,
 ) -> Result<HttpResponse, PageError> {
-    let (location_id, contact_id) = path.into_inner();
+    let (_, contact_id) = path.into_inner();
     let channel: Channel = query.channel.parse().map_err(PageError::BadRequest)?;
-    refuse_support(&user)?;
-    let nav = Nav::new(&user, &session)?;
-    let s = subject(&state, user, location_id, contact_id, channel).await?;
+    refuse_support(&at.user)?;
+    let nav = Nav::at(&at, &session)?;
+    let s = subject(&state, at.location, contact_id, channel).await?;
     let problem = s.lifts.is_empty().then(|| nothing_to_lift(channel));
     let status = if problem.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -174,25 +170,23 @@ pub async fn create_request(
     state: web::Data<AppState>,
     session: Session,
     path: web::Path<(i64, i64)>,
-    CurrentUser(user): CurrentUser,
     CsrfForm(form): CsrfForm<RequestForm>,
+    at: VisibleLocation,
 ) -> Result<HttpResponse, PageError> {
     let (location_id, contact_id) = path.into_inner();
-    refuse_support(&user)?;
+    refuse_support(&at.user)?;
     let channel: Channel = form.channel.parse().map_err(PageError::BadRequest)?;
-    let nav = Nav::new(&user, &session)?;
+    let nav = Nav::at(&at, &session)?;
     let draft = EvidenceDraft {
         relationship_numbers: form.relationship_numbers,
         recording_url: form.recording_url,
         opted_in_on: form.opted_in_on,
         note: form.note,
     };
-    let filer = user.clone();
+    let filer = at.user.clone();
     let checked = draft.clone();
+    let location = at.location.clone();
     let outcome = db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let location = locations::find_visible(conn, &filer, location_id)
-            .map_err(DbError::from)?
-            .ok_or(PageError::NotFound)?;
         let today = latest_opt_in_date(&location.time_zone, Utc::now());
         let evidence = match checked.validate(&location.default_region, today) {
             Ok(e) => e,
@@ -225,7 +219,7 @@ pub async fn create_request(
         }
         Err(refused) => refused,
     };
-    let s = subject(&state, user, location_id, contact_id, channel).await?;
+    let s = subject(&state, at.location, contact_id, channel).await?;
     let (status, errors, problem, open_request) = match refused {
         Refused::Fields(errors) => (
             StatusCode::UNPROCESSABLE_ENTITY,
