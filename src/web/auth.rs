@@ -119,6 +119,39 @@ impl FromRequest for VisibleLocation {
     }
 }
 
+/// A contact of a location the user may see (the path's `location_id` and
+/// `contact_id`; 404 when either is not theirs), with that location.
+pub struct VisibleContact {
+    pub at: VisibleLocation,
+    pub contact: crate::db::contacts::Contact,
+}
+
+impl FromRequest for VisibleContact {
+    type Error = PageError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let at = VisibleLocation::from_request(req, payload);
+        let id = req
+            .match_info()
+            .get("contact_id")
+            .and_then(|v| v.parse::<i64>().ok());
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let at = at.await?;
+            let state = state.ok_or_else(|| PageError::Internal("app state missing".into()))?;
+            let id = id.ok_or(PageError::NotFound)?;
+            let location_id = at.location.id;
+            let contact = db::run(&state.pool, move |conn| {
+                crate::db::contacts::find(conn, location_id, id).map_err(DbError::from)
+            })
+            .await?
+            .ok_or(PageError::NotFound)?;
+            Ok(VisibleContact { at, contact })
+        })
+    }
+}
+
 /// Starts a signed-in session: a new cookie (no fixation of a session made
 /// before sign-in) and a new CSRF token.
 pub fn sign_in(session: &Session, user: &users::User) -> Result<(), PageError> {

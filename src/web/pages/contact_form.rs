@@ -18,7 +18,7 @@ use crate::db::contacts::{self, Contact, ContactFields, UpsertError, Upserted};
 use crate::db::locations::Location;
 use crate::db::users::User;
 use crate::db::{self, DbError};
-use crate::web::auth::{CsrfForm, VisibleLocation};
+use crate::web::auth::{CsrfForm, VisibleContact, VisibleLocation};
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -117,15 +117,11 @@ pub async fn new_contact(session: Session, at: VisibleLocation) -> Result<HttpRe
 }
 
 pub async fn edit_contact(
-    state: web::Data<AppState>,
     session: Session,
-    path: web::Path<(i64, i64)>,
-    at: VisibleLocation,
+    VisibleContact { at, contact }: VisibleContact,
 ) -> Result<HttpResponse, PageError> {
     refuse_support(&at.user)?;
     let nav = Nav::at(&at, &session)?;
-    let (_, contact_id) = path.into_inner();
-    let contact = contact_of(&state, at.location.id, contact_id).await?;
     let form = ContactForm::of(&contact);
     render(
         FormPage {
