@@ -429,64 +429,16 @@ fn upsert_once(
             (None, None) => None,
         };
         let matched_id = existing.as_ref().map(|c| c.id);
-        for (field, value, holder) in [
-            (
-                "whatsapp_id",
-                input.whatsapp_id.as_deref(),
-                match input.whatsapp_id.as_deref() {
-                    Some(w) => holder!(conn, location_id, whatsapp_id, w, read)?,
-                    None => None,
-                },
-            ),
-            (
-                "facebook_id",
-                input.facebook_id.as_deref(),
-                match input.facebook_id.as_deref() {
-                    Some(f) => holder!(conn, location_id, facebook_id, f, read)?,
-                    None => None,
-                },
-            ),
-        ] {
-            if let (Some(value), Some(other)) = (value, holder) {
-                if Some(other.id) != matched_id {
-                    return Err(Attempt::Failed(UpsertError::Conflict {
-                        field,
-                        message: format!(
-                            "{field} {value} belongs to contact {} of this location; one {field} is one person",
-                            other.id
-                        ),
-                    }));
-                }
-            }
-        }
+        refuse_taken(
+            conn,
+            location_id,
+            input,
+            matched_id,
+            &["whatsapp_id", "facebook_id"],
+        )?;
         match existing {
             Some(current) => {
-                let updated = diesel::update(contacts::table.find((location_id, current.id)))
-                    .set((
-                        contacts::name.eq(input.name.as_deref().unwrap_or(&current.name)),
-                        contacts::phone.eq(input
-                            .phone
-                            .as_ref()
-                            .map(|p| p.as_str())
-                            .or(current.phone.as_deref())),
-                        contacts::email.eq(input
-                            .email
-                            .as_ref()
-                            .map(|e| e.as_str())
-                            .or(current.email.as_deref())),
-                        contacts::facebook_id.eq(input
-                            .facebook_id
-                            .as_deref()
-                            .or(current.facebook_id.as_deref())),
-                        contacts::whatsapp_id.eq(input
-                            .whatsapp_id
-                            .as_deref()
-                            .or(current.whatsapp_id.as_deref())),
-                        contacts::gmb_id.eq(input.gmb_id.as_deref().or(current.gmb_id.as_deref())),
-                        contacts::updated_at.eq(diesel::dsl::now),
-                    ))
-                    .returning(Contact::as_returning())
-                    .get_result(conn)?;
+                let updated = overwrite(conn, location_id, &current, input)?;
                 record_address_changes(conn, &current, &updated, actor)?;
                 Ok((updated, Upserted::Updated))
             }
@@ -551,80 +503,120 @@ fn edit_once(
             Some(c) if c.addresses() == seen.addresses() => c,
             Some(_) => return Err(Attempt::Again),
         };
-        for (field, value, holder) in [
-            (
-                "phone",
-                input.phone.as_ref().map(|p| p.as_str()),
-                match &input.phone {
-                    Some(p) => holder!(conn, location_id, phone, p.as_str(), read)?,
-                    None => None,
-                },
-            ),
-            (
-                "email",
-                input.email.as_ref().map(|e| e.as_str()),
-                match &input.email {
-                    Some(e) => holder!(conn, location_id, email, e.as_str(), read)?,
-                    None => None,
-                },
-            ),
-            (
-                "whatsapp_id",
-                input.whatsapp_id.as_deref(),
-                match input.whatsapp_id.as_deref() {
-                    Some(w) => holder!(conn, location_id, whatsapp_id, w, read)?,
-                    None => None,
-                },
-            ),
-            (
-                "facebook_id",
-                input.facebook_id.as_deref(),
-                match input.facebook_id.as_deref() {
-                    Some(f) => holder!(conn, location_id, facebook_id, f, read)?,
-                    None => None,
-                },
-            ),
-        ] {
-            if let (Some(value), Some(other)) = (value, holder) {
-                if other.id != contact_id {
-                    return Err(Attempt::Failed(UpsertError::Conflict {
-                        field,
-                        message: format!(
-                            "{value} belongs to contact {} of this location; one address is one person",
-                            other.id
-                        ),
-                    }));
-                }
-            }
-        }
-        let updated = diesel::update(contacts::table.find((location_id, contact_id)))
-            .set((
-                contacts::name.eq(input.name.as_deref().unwrap_or(&current.name)),
-                contacts::phone.eq(input
-                    .phone
-                    .as_ref()
-                    .map(|p| p.as_str())
-                    .or(current.phone.as_deref())),
-                contacts::email.eq(input
-                    .email
-                    .as_ref()
-                    .map(|e| e.as_str())
-                    .or(current.email.as_deref())),
-                contacts::facebook_id.eq(input
-                    .facebook_id
-                    .as_deref()
-                    .or(current.facebook_id.as_deref())),
-                contacts::whatsapp_id.eq(input
-                    .whatsapp_id
-                    .as_deref()
-                    .or(current.whatsapp_id.as_deref())),
-                contacts::updated_at.eq(diesel::dsl::now),
-            ))
-            .returning(Contact::as_returning())
-            .get_result(conn)?;
+        refuse_taken(
+            conn,
+            location_id,
+            input,
+            Some(contact_id),
+            &["phone", "email", "whatsapp_id", "facebook_id"],
+        )?;
+        let updated = overwrite(conn, location_id, &current, input)?;
         record_address_changes(conn, &current, &updated, actor)?;
         Ok(Some(updated))
     }
+}
+
+/// Refuses an address of `input` (among `fields`) that another contact of
+/// the location holds: one address is one person. `owner` is the contact
+/// being written (its own addresses are no conflict).
+fn refuse_taken(
+    conn: &mut PgConnection,
+    location_id: i64,
+    input: &ContactInput,
+    owner: Option<i64>,
+    fields: &[&'static str],
+) -> Result<(), Attempt> {
+    for &field in fields {
+        let (value, holder) = match field {
+            "phone" => {
+                let v = input.phone.as_ref().map(|p| p.as_str());
+                (
+                    v,
+                    match v {
+                        Some(v) => holder!(conn, location_id, phone, v, read)?,
+                        None => None,
+                    },
+                )
+            }
+            "email" => {
+                let v = input.email.as_ref().map(|e| e.as_str());
+                (
+                    v,
+                    match v {
+                        Some(v) => holder!(conn, location_id, email, v, read)?,
+                        None => None,
+                    },
+                )
+            }
+            "whatsapp_id" => {
+                let v = input.whatsapp_id.as_deref();
+                (
+                    v,
+                    match v {
+                        Some(v) => holder!(conn, location_id, whatsapp_id, v, read)?,
+                        None => None,
+                    },
+                )
+            }
+            _ => {
+                let v = input.facebook_id.as_deref();
+                (
+                    v,
+                    match v {
+                        Some(v) => holder!(conn, location_id, facebook_id, v, read)?,
+                        None => None,
+                    },
+                )
+            }
+        };
+        if let (Some(value), Some(other)) = (value, holder) {
+            if Some(other.id) != owner {
+                return Err(Attempt::Failed(UpsertError::Conflict {
+                    field,
+                    message: format!(
+                        "{field} {value} belongs to contact {} of this location; one address is one person",
+                        other.id
+                    ),
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `input` over `current`: given fields replace, missing ones stay.
+fn overwrite(
+    conn: &mut PgConnection,
+    location_id: i64,
+    current: &Contact,
+    input: &ContactInput,
+) -> QueryResult<Contact> {
+    diesel::update(contacts::table.find((location_id, current.id)))
+        .set((
+            contacts::name.eq(input.name.as_deref().unwrap_or(&current.name)),
+            contacts::phone.eq(input
+                .phone
+                .as_ref()
+                .map(|p| p.as_str())
+                .or(current.phone.as_deref())),
+            contacts::email.eq(input
+                .email
+                .as_ref()
+                .map(|e| e.as_str())
+                .or(current.email.as_deref())),
+            contacts::facebook_id.eq(input
+                .facebook_id
+                .as_deref()
+                .or(current.facebook_id.as_deref())),
+            contacts::whatsapp_id.eq(input
+                .whatsapp_id
+                .as_deref()
+                .or(current.whatsapp_id.as_deref())),
+            contacts::gmb_id.eq(input.gmb_id.as_deref().or(current.gmb_id.as_deref())),
+            contacts::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Contact::as_returning())
+        .get_result(conn)
 }
 
 /// For each channel whose address changed, and where the old or the new

@@ -1,19 +1,8 @@
 //! The agency overview, the search for one person across locations, and
 //! new and renamed locations, for each role.
 
-use crate::common::{location, spawn_app, TestApp};
+use crate::common::{location, spawn_app};
 use dnd::db::demo;
-
-async fn post(app: &TestApp, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-    let csrf = app.csrf_from("/locations").await;
-    let mut all = vec![("csrf_token", csrf.as_str())];
-    all.extend_from_slice(fields);
-    let r = app.post_form(path, &all).await;
-    let status = r.status().as_u16();
-    let to = location(&r);
-    let body = r.text().await.unwrap();
-    (status, if status == 303 { to } else { body })
-}
 
 #[actix_web::test]
 async fn the_overview_counts_each_location_and_support_sees_every_agency() {
@@ -65,8 +54,7 @@ async fn the_overview_counts_each_location_and_support_sees_every_agency() {
     let (_, one) = app.get_text(&format!("/agency?agency={other}")).await;
     assert!(one.contains("Far Away Spa") && !one.contains(demo::DOWNTOWN));
     assert_eq!(
-        post(
-            &app,
+        app.submit(
             "/agency/locations",
             &[("name", "Mine"), ("time_zone", "UTC")]
         )
@@ -95,16 +83,16 @@ async fn an_agency_user_creates_and_renames_a_location() {
             "already has a location",
         ),
     ] {
-        let (status, html) = post(&app, "/agency/locations", &fields).await;
+        let (status, html) = app.submit("/agency/locations", &fields).await;
         assert_eq!(status, 422, "{fields:?}");
         assert!(html.contains(marker), "{fields:?}");
     }
-    let (status, to) = post(
-        &app,
-        "/agency/locations",
-        &[("name", "Uptown Clinic"), ("time_zone", "America/Chicago")],
-    )
-    .await;
+    let (status, to) = app
+        .submit(
+            "/agency/locations",
+            &[("name", "Uptown Clinic"), ("time_zone", "America/Chicago")],
+        )
+        .await;
     assert_eq!(status, 303);
     let id = app.location_id("Uptown Clinic");
     assert_eq!(to, format!("/locations/{id}/integrations"));
@@ -113,22 +101,18 @@ async fn an_agency_user_creates_and_renames_a_location() {
     assert!(settings.keywords.opt_out.contains(&"STOP".to_string()));
     let (_, html) = app.get_text(&format!("/locations/{id}/settings")).await;
     assert!(html.contains("Uptown Clinic"));
-    let (status, _) = post(
-        &app,
-        &format!("/locations/{id}/settings/name"),
-        &[("name", "Uptown Dental")],
-    )
-    .await;
+    let (status, _) = app
+        .submit(
+            &format!("/locations/{id}/settings/name"),
+            &[("name", "Uptown Dental")],
+        )
+        .await;
     assert_eq!(status, 303);
     assert_eq!(app.location_id("Uptown Dental"), id);
     assert_eq!(
-        post(
-            &app,
-            &format!("/locations/{id}/settings/name"),
-            &[("name", " ")]
-        )
-        .await
-        .0,
+        app.submit(&format!("/locations/{id}/settings/name"), &[("name", " ")])
+            .await
+            .0,
         422
     );
     // A location user is not in it, and cannot rename or create.
@@ -138,8 +122,7 @@ async fn an_agency_user_creates_and_renames_a_location() {
         404
     );
     assert_eq!(
-        post(
-            &app,
+        app.submit(
             &format!("/locations/{id}/settings/name"),
             &[("name", "Mine")]
         )
@@ -148,8 +131,7 @@ async fn an_agency_user_creates_and_renames_a_location() {
         404
     );
     assert_eq!(
-        post(
-            &app,
+        app.submit(
             "/agency/locations",
             &[("name", "Mine"), ("time_zone", "UTC")]
         )

@@ -1,19 +1,8 @@
 //! A location's API keys in the browser: made by agency users, shown once,
 //! stored hashed, revoked; read-only for support; nothing for others.
 
-use crate::common::{spawn_app, TestApp};
+use crate::common::spawn_app;
 use dnd::db::demo;
-
-async fn post(app: &TestApp, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-    let csrf = app.csrf_from("/locations").await;
-    let mut all = vec![("csrf_token", csrf.as_str())];
-    all.extend_from_slice(fields);
-    let r = app.post_form(path, &all).await;
-    let status = r.status().as_u16();
-    let to = crate::common::location(&r);
-    let body = r.text().await.unwrap();
-    (status, if status == 303 { to } else { body })
-}
 
 fn shown_key(html: &str) -> String {
     let marker = "id=\"new-api-key\">";
@@ -27,7 +16,7 @@ async fn an_agency_user_makes_a_key_that_works_once_shown_and_revokes_it() {
     let harbor = app.location_id(demo::HARBOR);
     app.switch_to(demo::AGENCY_USER).await;
     let page = format!("/locations/{harbor}/api-keys");
-    let (status, html) = post(&app, &page, &[("name", "Zapier")]).await;
+    let (status, html) = app.submit(&page, &[("name", "Zapier")]).await;
     assert_eq!(status, 201);
     let key = shown_key(&html);
     assert!(key.starts_with("dnd_") && key.len() > 60, "{key}");
@@ -55,7 +44,7 @@ async fn an_agency_user_makes_a_key_that_works_once_shown_and_revokes_it() {
         "last use shown: {zapier_row}"
     );
     // A name is needed.
-    assert_eq!(post(&app, &page, &[("name", "  ")]).await.0, 422);
+    assert_eq!(app.submit(&page, &[("name", "  ")]).await.0, 422);
     let id = {
         use diesel::prelude::*;
         use dnd::db::schema::api_keys;
@@ -65,11 +54,11 @@ async fn an_agency_user_makes_a_key_that_works_once_shown_and_revokes_it() {
             .first::<i64>(&mut app.db.conn())
             .unwrap()
     };
-    let (status, to) = post(&app, &format!("{page}/{id}/revoke"), &[]).await;
+    let (status, to) = app.submit(&format!("{page}/{id}/revoke"), &[]).await;
     assert_eq!((status, to.as_str()), (303, page.as_str()));
     assert_eq!(app.api_get(&key, "/api/v1/me").await.0, 401);
     assert_eq!(
-        post(&app, &format!("{page}/{id}/revoke"), &[]).await.0,
+        app.submit(&format!("{page}/{id}/revoke"), &[]).await.0,
         404,
         "revoked once"
     );
@@ -82,37 +71,15 @@ async fn only_the_locations_agency_users_manage_keys() {
     let page = format!("/locations/{downtown}/api-keys");
     app.switch_to(demo::SUPPORT_USER).await;
     assert_eq!(app.get_text(&page).await.0, 200, "support reads the list");
-    assert_eq!(post(&app, &page, &[("name", "mine")]).await.0, 403);
+    assert_eq!(app.submit(&page, &[("name", "mine")]).await.0, 403);
     app.switch_to(demo::LOCATION_USER).await;
     assert_eq!(app.get_text(&page).await.0, 403);
-    assert_eq!(post(&app, &page, &[("name", "mine")]).await.0, 403);
+    assert_eq!(app.submit(&page, &[("name", "mine")]).await.0, 403);
     // Another agency's user does not see the location at all.
-    let mut conn = app.db.conn();
-    let other = dnd::db::locations::create_agency(&mut conn, "Other").unwrap();
-    let hash = dnd::password::hash("other-agency-user").unwrap();
-    dnd::db::users::create(
-        &mut conn,
-        &dnd::db::users::NewUser {
-            email: "other@agency.test",
-            password_hash: &hash,
-            role: "agency",
-            agency_id: Some(other),
-            is_admin: true,
-        },
-        &[],
-    )
-    .unwrap();
-    app.client = crate::common::new_client();
-    assert_eq!(
-        app.sign_in("other@agency.test", "other-agency-user")
-            .await
-            .status()
-            .as_u16(),
-        303
-    );
+    app.switch_to_other_agency().await;
     assert_eq!(app.get_text(&page).await.0, 404);
-    assert_eq!(post(&app, &page, &[("name", "mine")]).await.0, 404);
-    assert_eq!(post(&app, &format!("{page}/1/revoke"), &[]).await.0, 404);
+    assert_eq!(app.submit(&page, &[("name", "mine")]).await.0, 404);
+    assert_eq!(app.submit(&format!("{page}/1/revoke"), &[]).await.0, 404);
     {
         use diesel::prelude::*;
         use dnd::db::schema::api_keys;

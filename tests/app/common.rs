@@ -271,6 +271,46 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Submits a form as the signed-in user (the CSRF token of their
+    /// session, this site's Origin): the status, and where a redirect goes
+    /// or else the page.
+    pub async fn submit(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        let csrf = self.csrf_from("/locations").await;
+        let mut all = vec![("csrf_token", csrf.as_str())];
+        all.extend_from_slice(fields);
+        let r = self.post_form(path, &all).await;
+        let status = r.status().as_u16();
+        let to = location(&r);
+        let body = r.text().await.unwrap();
+        (status, if status == 303 { to } else { body })
+    }
+
+    /// Signs in, in a fresh browser, as a new admin of a new agency.
+    pub async fn switch_to_other_agency(&mut self) -> i64 {
+        let agency = {
+            let mut conn = self.db.conn();
+            let agency = dnd::db::locations::create_agency(&mut conn, "Other Agency").unwrap();
+            let hash = dnd::password::hash("other-agency-pass").unwrap();
+            dnd::db::users::create(
+                &mut conn,
+                &dnd::db::users::NewUser {
+                    email: "boss@other.test",
+                    password_hash: &hash,
+                    role: "agency",
+                    agency_id: Some(agency),
+                    is_admin: true,
+                },
+                &[],
+            )
+            .unwrap();
+            agency
+        };
+        self.client = new_client();
+        let r = self.sign_in("boss@other.test", "other-agency-pass").await;
+        assert_eq!(r.status().as_u16(), 303);
+        agency
+    }
+
     /// The CSRF token of the page at `path`.
     pub async fn csrf_from(&self, path: &str) -> String {
         let (_, html) = self.get_text(path).await;

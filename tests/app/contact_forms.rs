@@ -2,20 +2,9 @@
 //! addresses, one address one person), DND never cleared, a suppressed
 //! address blocked the moment it is given.
 
-use crate::common::{location, spawn_app, TestApp};
+use crate::common::{spawn_app, TestApp};
 use dnd::db::demo;
 use dnd::domain::Channel;
-
-async fn post(app: &TestApp, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-    let csrf = app.csrf_from("/locations").await;
-    let mut all = vec![("csrf_token", csrf.as_str())];
-    all.extend_from_slice(fields);
-    let r = app.post_form(path, &all).await;
-    let status = r.status().as_u16();
-    let to = location(&r);
-    let body = r.text().await.unwrap();
-    (status, if status == 303 { to } else { body })
-}
 
 fn id_in(path: &str) -> i64 {
     path.rsplit('/').next().unwrap().parse().unwrap()
@@ -28,16 +17,16 @@ async fn a_location_user_creates_and_edits_contacts_under_the_apis_rules() {
     app.switch_to(demo::LOCATION_USER).await;
     let new = format!("/locations/{downtown}/contacts");
     assert_eq!(app.get_text(&format!("{new}/new")).await.0, 200);
-    let (status, to) = post(
-        &app,
-        &new,
-        &[
-            ("name", "Ivy Form"),
-            ("phone", "(415) 555-0140"),
-            ("email", "Ivy@Example.com"),
-        ],
-    )
-    .await;
+    let (status, to) = app
+        .submit(
+            &new,
+            &[
+                ("name", "Ivy Form"),
+                ("phone", "(415) 555-0140"),
+                ("email", "Ivy@Example.com"),
+            ],
+        )
+        .await;
     assert_eq!(status, 303, "{to}");
     let ivy = id_in(&to);
     let stored = dnd::db::contacts::find(&mut app.db.conn(), downtown, ivy)
@@ -48,26 +37,23 @@ async fn a_location_user_creates_and_edits_contacts_under_the_apis_rules() {
 
     // Bad fields, each next to its field, nothing stored.
     let before = count(&app);
-    let (status, html) = post(
-        &app,
-        &new,
-        &[
-            ("name", "Bad"),
-            ("phone", "call me"),
-            ("email", "not-an-email"),
-        ],
-    )
-    .await;
+    let (status, html) = app
+        .submit(
+            &new,
+            &[
+                ("name", "Bad"),
+                ("phone", "call me"),
+                ("email", "not-an-email"),
+            ],
+        )
+        .await;
     assert_eq!(status, 422);
     assert!(html.contains("phone-error") && html.contains("email-error"));
     assert!(html.contains("value=\"call me\""), "what was typed is kept");
     // An address someone has: a conflict, not a merge.
-    let (status, html) = post(
-        &app,
-        &new,
-        &[("name", "Twin"), ("phone", "+1 415 555 0140")],
-    )
-    .await;
+    let (status, html) = app
+        .submit(&new, &[("name", "Twin"), ("phone", "+1 415 555 0140")])
+        .await;
     assert_eq!(status, 422);
     assert!(html.contains("belongs to another contact"));
     assert_eq!(count(&app), before);
@@ -76,16 +62,16 @@ async fn a_location_user_creates_and_edits_contacts_under_the_apis_rules() {
     // contact's WhatsApp id is refused.
     let edit = format!("/locations/{downtown}/contacts/{ivy}/edit");
     assert_eq!(app.get_text(&edit).await.0, 200);
-    let (status, _) = post(
-        &app,
-        &edit,
-        &[
-            ("name", "Ivy Edited"),
-            ("phone", "415-555-0141"),
-            ("email", ""),
-        ],
-    )
-    .await;
+    let (status, _) = app
+        .submit(
+            &edit,
+            &[
+                ("name", "Ivy Edited"),
+                ("phone", "415-555-0141"),
+                ("email", ""),
+            ],
+        )
+        .await;
     assert_eq!(status, 303);
     let edited = dnd::db::contacts::find(&mut app.db.conn(), downtown, ivy)
         .unwrap()
@@ -97,18 +83,20 @@ async fn a_location_user_creates_and_edits_contacts_under_the_apis_rules() {
         Some("ivy@example.com"),
         "blank keeps"
     );
-    let (status, to) = post(
-        &app,
-        &new,
-        &[
-            ("name", "Wanda"),
-            ("email", "wanda@example.com"),
-            ("whatsapp_id", "+14155550150"),
-        ],
-    )
-    .await;
+    let (status, to) = app
+        .submit(
+            &new,
+            &[
+                ("name", "Wanda"),
+                ("email", "wanda@example.com"),
+                ("whatsapp_id", "+14155550150"),
+            ],
+        )
+        .await;
     assert_eq!(status, 303, "{to}");
-    let (status, html) = post(&app, &edit, &[("whatsapp_id", "+1 415 555 0150")]).await;
+    let (status, html) = app
+        .submit(&edit, &[("whatsapp_id", "+1 415 555 0150")])
+        .await;
     assert_eq!(status, 422);
     assert!(html.contains("whatsapp_id-error"), "{html}");
 }
@@ -144,20 +132,20 @@ async fn a_suppressed_number_blocks_the_contact_it_is_given_to_at_once() {
     .unwrap();
     app.switch_to(demo::AGENCY_USER).await;
     // The number moves away from that contact: it stays opted out.
-    let (status, _) = post(
-        &app,
-        &format!("/locations/{downtown}/contacts/{}/edit", holder.id),
-        &[("phone", "+14155550161")],
-    )
-    .await;
+    let (status, _) = app
+        .submit(
+            &format!("/locations/{downtown}/contacts/{}/edit", holder.id),
+            &[("phone", "+14155550161")],
+        )
+        .await;
     assert_eq!(status, 303);
     // Given to a new contact, it blocks SMS at once.
-    let (status, to) = post(
-        &app,
-        &format!("/locations/{downtown}/contacts"),
-        &[("name", "New Holder"), ("phone", "+14155550160")],
-    )
-    .await;
+    let (status, to) = app
+        .submit(
+            &format!("/locations/{downtown}/contacts"),
+            &[("name", "New Holder"), ("phone", "+14155550160")],
+        )
+        .await;
     assert_eq!(status, 303);
     let (_, page) = app.get_text(&to).await;
     assert!(
@@ -184,8 +172,7 @@ async fn support_has_no_contact_forms_and_other_locations_are_404() {
     );
     let before = count(&app);
     assert_eq!(
-        post(
-            &app,
+        app.submit(
             &format!("/locations/{downtown}/contacts"),
             &[("phone", "+14155550170")]
         )
@@ -205,8 +192,7 @@ async fn support_has_no_contact_forms_and_other_locations_are_404() {
         404
     );
     assert_eq!(
-        post(
-            &app,
+        app.submit(
             &format!("/locations/{harbor}/contacts"),
             &[("phone", "+14155550171")]
         )

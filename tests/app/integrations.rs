@@ -6,7 +6,7 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use chrono::Utc;
 use serde_json::json;
 
-use crate::common::{location, spawn_app, TestApp};
+use crate::common::spawn_app;
 use dnd::db::contacts::{self, ContactInput};
 use dnd::db::demo;
 use dnd::db::dnd as store;
@@ -65,17 +65,6 @@ pub async fn provider_double() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-async fn post(app: &TestApp, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-    let csrf = app.csrf_from("/locations").await;
-    let mut all = vec![("csrf_token", csrf.as_str())];
-    all.extend_from_slice(fields);
-    let r = app.post_form(path, &all).await;
-    let status = r.status().as_u16();
-    let to = location(&r);
-    let body = r.text().await.unwrap();
-    (status, if status == 303 { to } else { body })
-}
-
 #[actix_web::test]
 async fn disconnecting_whatsapp_keeps_dnd_read_only_and_reconnecting_offers_it_again() {
     let mut app = spawn_app().await;
@@ -111,7 +100,9 @@ async fn disconnecting_whatsapp_keeps_dnd_read_only_and_reconnecting_offers_it_a
     let (_, html) = app.get_text(&contact_page).await;
     assert!(html.contains("id=\"switch-whatsapp\" aria-checked=\"true\""));
 
-    let (status, to) = post(&app, &format!("{integrations}/whatsapp/disconnect"), &[]).await;
+    let (status, to) = app
+        .submit(&format!("{integrations}/whatsapp/disconnect"), &[])
+        .await;
     assert_eq!((status, to.as_str()), (303, integrations.as_str()));
     let (_, page) = app.get_text(&integrations).await;
     assert!(page.contains("id=\"state-whatsapp\">disconnected"));
@@ -129,15 +120,15 @@ async fn disconnecting_whatsapp_keeps_dnd_read_only_and_reconnecting_offers_it_a
     assert!(state.is_blocked(Channel::Whatsapp));
 
     // Reconnect, keeping the stored secrets (left blank).
-    let (status, to) = post(
-        &app,
-        &format!("{integrations}/whatsapp/connect"),
-        &[
-            ("account_id", "1234567890"),
-            ("access_token", "EAAB-demo-access"),
-        ],
-    )
-    .await;
+    let (status, to) = app
+        .submit(
+            &format!("{integrations}/whatsapp/connect"),
+            &[
+                ("account_id", "1234567890"),
+                ("access_token", "EAAB-demo-access"),
+            ],
+        )
+        .await;
     assert_eq!((status, to.as_str()), (303, integrations.as_str()), "{to}");
     let (_, html) = app.get_text(&contact_page).await;
     assert!(html.contains("id=\"switch-whatsapp\" aria-checked=\"true\""));
@@ -159,12 +150,12 @@ async fn connect_checks_fields_and_test_marks_the_state_with_the_providers_answe
     let page = format!("/locations/{harbor}/integrations");
     app.switch_to(demo::AGENCY_USER).await;
     // Harbor has no Calls integration yet: bad fields are refused in place.
-    let (status, html) = post(
-        &app,
-        &format!("{page}/call/connect"),
-        &[("account_sid", "AC12"), ("auth_token", "short")],
-    )
-    .await;
+    let (status, html) = app
+        .submit(
+            &format!("{page}/call/connect"),
+            &[("account_sid", "AC12"), ("auth_token", "short")],
+        )
+        .await;
     assert_eq!(status, 422);
     assert!(html.contains("AC followed by 32 hex") && html.contains("at least 8 characters"));
     assert!(
@@ -172,19 +163,19 @@ async fn connect_checks_fields_and_test_marks_the_state_with_the_providers_answe
             .unwrap()
             .is_none()
     );
-    let (status, _) = post(&app, &format!("{page}/gmb/connect"), &[]).await;
+    let (status, _) = app.submit(&format!("{page}/gmb/connect"), &[]).await;
     assert_eq!(status, 403, "GMB is legacy");
 
-    let (status, _) = post(
-        &app,
-        &format!("{page}/call/connect"),
-        &[
-            ("account_sid", SID),
-            ("auth_token", "a-wrong-token"),
-            ("sending_number", "+1 415 555 0100"),
-        ],
-    )
-    .await;
+    let (status, _) = app
+        .submit(
+            &format!("{page}/call/connect"),
+            &[
+                ("account_sid", SID),
+                ("auth_token", "a-wrong-token"),
+                ("sending_number", "+1 415 555 0100"),
+            ],
+        )
+        .await;
     assert_eq!(status, 303);
     let (_, html) = app.get_text(&page).await;
     assert!(html.contains("id=\"state-call\">connected"));
@@ -200,15 +191,14 @@ async fn connect_checks_fields_and_test_marks_the_state_with_the_providers_answe
         None,
     )
     .unwrap();
-    let (status, _) = post(&app, &format!("{page}/call/test"), &[]).await;
+    let (status, _) = app.submit(&format!("{page}/call/test"), &[]).await;
     assert_eq!(status, 303);
     let (_, html) = app.get_text(&page).await;
     assert!(html.contains("id=\"state-call\">error"), "{html}");
     assert!(html.contains("Twilio refused the account SID or auth token"));
     assert!(!html.contains("a-wrong-token"));
     // The right token (kept SID), and the test passes.
-    post(
-        &app,
+    app.submit(
         &format!("{page}/call/connect"),
         &[("account_sid", SID), ("auth_token", TOKEN)],
     )
@@ -223,7 +213,7 @@ async fn connect_checks_fields_and_test_marks_the_state_with_the_providers_answe
         None,
     )
     .unwrap();
-    let (status, _) = post(&app, &format!("{page}/call/test"), &[]).await;
+    let (status, _) = app.submit(&format!("{page}/call/test"), &[]).await;
     assert_eq!(status, 303);
     let (_, html) = app.get_text(&page).await;
     assert!(
@@ -235,8 +225,7 @@ async fn connect_checks_fields_and_test_marks_the_state_with_the_providers_answe
     // Mailgun's and Meta's reads too.
     for channel in ["email", "facebook"] {
         if channel == "facebook" {
-            post(
-                &app,
+            app.submit(
                 &format!("{page}/facebook/connect"),
                 &[
                     ("app_secret", "meta-app-secret"),
@@ -261,7 +250,7 @@ async fn connect_checks_fields_and_test_marks_the_state_with_the_providers_answe
             current.sender.as_deref(),
         )
         .unwrap();
-        let (status, _) = post(&app, &format!("{page}/{channel}/test"), &[]).await;
+        let (status, _) = app.submit(&format!("{page}/{channel}/test"), &[]).await;
         assert_eq!(status, 303);
         let (_, html) = app.get_text(&page).await;
         assert!(html.contains("Test passed"), "{channel}: {html}");
@@ -269,16 +258,16 @@ async fn connect_checks_fields_and_test_marks_the_state_with_the_providers_answe
 
     // Connecting SMS makes it send through Twilio (the settings page can
     // set it back to log).
-    let (status, _) = post(
-        &app,
-        &format!("{page}/sms/connect"),
-        &[
-            ("account_sid", SID),
-            ("auth_token", TOKEN),
-            ("sending_number", "+1 415 555 0101"),
-        ],
-    )
-    .await;
+    let (status, _) = app
+        .submit(
+            &format!("{page}/sms/connect"),
+            &[
+                ("account_sid", SID),
+                ("auth_token", TOKEN),
+                ("sending_number", "+1 415 555 0101"),
+            ],
+        )
+        .await;
     assert_eq!(status, 303);
     let sms = dnd::db::integrations::find(&mut app.db.conn(), harbor, Channel::Sms)
         .unwrap()
@@ -300,16 +289,16 @@ async fn only_the_agencys_users_change_integrations() {
         "support reads only"
     );
     assert_eq!(
-        post(&app, &format!("{page}/sms/disconnect"), &[]).await.0,
+        app.submit(&format!("{page}/sms/disconnect"), &[]).await.0,
         403
     );
     app.switch_to(demo::LOCATION_USER).await;
     assert_eq!(app.get_text(&page).await.0, 403);
     assert_eq!(
-        post(&app, &format!("{page}/sms/disconnect"), &[]).await.0,
+        app.submit(&format!("{page}/sms/disconnect"), &[]).await.0,
         403
     );
-    assert_eq!(post(&app, &format!("{page}/sms/test"), &[]).await.0, 403);
+    assert_eq!(app.submit(&format!("{page}/sms/test"), &[]).await.0, 403);
     let sms = dnd::db::integrations::find(&mut app.db.conn(), downtown, Channel::Sms)
         .unwrap()
         .unwrap();
@@ -349,7 +338,7 @@ async fn a_test_never_undoes_a_disconnect_nor_sends_a_secret_off_the_allow_list(
     )
     .unwrap();
     app.switch_to(demo::AGENCY_USER).await;
-    let (status, _) = post(&app, &format!("{page}/sms/test"), &[]).await;
+    let (status, _) = app.submit(&format!("{page}/sms/test"), &[]).await;
     assert_eq!(status, 303);
     let (_, html) = app.get_text(&page).await;
     assert!(html.contains("the API URL is refused"), "{html}");
@@ -361,8 +350,8 @@ async fn a_test_never_undoes_a_disconnect_nor_sends_a_secret_off_the_allow_list(
     );
 
     // Disconnected, a test (passing or failing) leaves it disconnected.
-    post(&app, &format!("{page}/sms/disconnect"), &[]).await;
-    post(&app, &format!("{page}/sms/test"), &[]).await;
+    app.submit(&format!("{page}/sms/disconnect"), &[]).await;
+    app.submit(&format!("{page}/sms/test"), &[]).await;
     let (_, html) = app.get_text(&page).await;
     assert!(html.contains("id=\"state-sms\">disconnected"), "{html}");
     assert!(html.contains("stays disconnected"));
@@ -380,38 +369,14 @@ async fn other_agencies_and_location_users_cannot_connect() {
     ];
     app.switch_to(demo::LOCATION_USER).await;
     assert_eq!(
-        post(&app, &format!("{page}/sms/connect"), &fields).await.0,
+        app.submit(&format!("{page}/sms/connect"), &fields).await.0,
         403
     );
-    {
-        let mut conn = app.db.conn();
-        let other = dnd::db::locations::create_agency(&mut conn, "Other").unwrap();
-        let hash = dnd::password::hash("other-agency-pass").unwrap();
-        dnd::db::users::create(
-            &mut conn,
-            &dnd::db::users::NewUser {
-                email: "boss@other.test",
-                password_hash: &hash,
-                role: "agency",
-                agency_id: Some(other),
-                is_admin: true,
-            },
-            &[],
-        )
-        .unwrap();
-    }
-    app.client = crate::common::new_client();
-    assert_eq!(
-        app.sign_in("boss@other.test", "other-agency-pass")
-            .await
-            .status()
-            .as_u16(),
-        303
-    );
+    app.switch_to_other_agency().await;
     assert_eq!(app.get_text(&page).await.0, 404);
     for action in ["connect", "disconnect", "test"] {
         assert_eq!(
-            post(&app, &format!("{page}/sms/{action}"), &fields).await.0,
+            app.submit(&format!("{page}/sms/{action}"), &fields).await.0,
             404,
             "{action}"
         );
