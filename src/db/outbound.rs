@@ -130,6 +130,52 @@ fn decide_one(
     }
 }
 
+/// The gate's answer for a contact and channel without sending anything
+/// (for dialers and external automations): the address a message would go
+/// to, and the decision for it. An automated message's decision: the rule
+/// is the same for every origin.
+pub fn check(
+    conn: &mut PgConnection,
+    location_id: i64,
+    contact_id: i64,
+    channel: Channel,
+) -> Result<(Option<String>, Decision), SendError> {
+    let contact = super::contacts::find(conn, location_id, contact_id)?
+        .ok_or(SendError::NotFound(contact_id))?;
+    let Some(to) = contact.addresses().on(channel).map(str::to_string) else {
+        return Ok((None, contact_state_decision(conn, &contact, channel)?));
+    };
+    let decision = decide_one(
+        conn,
+        location_id,
+        contact_id,
+        channel,
+        Origin::Automated,
+        &to,
+    )?
+    .ok_or(SendError::NotFound(contact_id))?;
+    Ok((Some(to), decision))
+}
+
+/// A contact without an address on the channel: its own switch and reasons
+/// still answer (a dialer asking about calls to a contact with no number
+/// learns that DND is on, not only that there is no number).
+fn contact_state_decision(
+    conn: &mut PgConnection,
+    contact: &Contact,
+    channel: Channel,
+) -> Result<Decision, SendError> {
+    match dnd_store::state_of(conn, contact) {
+        Ok(state) => Ok(state.decide(channel, Origin::Automated)),
+        Err(e) => match unknown_value(&e) {
+            Some(unknown) => Ok(Decision::Unreadable(format!(
+                "DND state could not be read: {unknown}"
+            ))),
+            None => Err(SendError::Db(e.into())),
+        },
+    }
+}
+
 /// Decides and records one message: `queued` for the dispatcher, `blocked`
 /// with its reasons, or `failed` when the DND state could not be read.
 /// Nothing but `queued` is ever handed to a provider.

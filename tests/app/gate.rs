@@ -609,3 +609,125 @@ async fn values_from_a_newer_version_fail_closed() {
     );
     assert!(stored["provider_sid"].is_null());
 }
+
+/// The check answers what a send would get, without sending: same
+/// reasons, same address, for every channel; nothing is recorded.
+#[actix_web::test]
+async fn the_dnd_check_answers_as_the_gate_without_sending() {
+    use chrono::Utc;
+    use dnd::domain::dnd::{Actor, ActorKind, Reason};
+
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let key = demo::API_KEY_DOWNTOWN;
+    let (_, made) = app
+        .api_post(
+            key,
+            "/api/v1/contacts",
+            serde_json::json!({"name": "Cal Check", "phone": "+14155550180", "email": "cal@example.com"}),
+        )
+        .await;
+    let id = made["id"].as_i64().unwrap();
+    dnd::db::dnd::apply(&mut app.db.conn(), downtown, id, |s| {
+        s.set(
+            Channel::Sms,
+            Reason::SmsOptOut,
+            &Actor::new(ActorKind::Contact, None, "+14155550180"),
+            Utc::now(),
+            None,
+            Some("STOP".into()),
+        )
+    })
+    .unwrap();
+    let check = |channel: &'static str| {
+        let app = &app;
+        async move {
+            app.api_get(
+                key,
+                &format!("/api/v1/contacts/{id}/dnd/check?channel={channel}"),
+            )
+            .await
+        }
+    };
+    let messages_before = count_messages(&app);
+    let (status, sms) = check("sms").await;
+    assert_eq!(status, 200);
+    assert_eq!(sms["allowed"], false);
+    assert_eq!(sms["reasons"], serde_json::json!(["sms_opt_out"]));
+    assert_eq!(sms["address"], "+14155550180");
+    let (_, email) = check("email").await;
+    assert_eq!(email["allowed"], true);
+    assert_eq!(email["reasons"], serde_json::json!([]));
+    let (_, call) = check("call").await;
+    assert_eq!(
+        call["allowed"], true,
+        "calls are not blocked by an SMS opt-out"
+    );
+    let (_, whatsapp) = check("whatsapp").await;
+    assert_eq!(
+        whatsapp["allowed"], true,
+        "WhatsApp goes to the phone number"
+    );
+    let (_, facebook) = check("facebook").await;
+    assert_eq!(facebook["allowed"], false);
+    assert!(
+        facebook["error"]
+            .as_str()
+            .unwrap()
+            .contains("no Facebook Messenger address"),
+        "{facebook}"
+    );
+    assert_eq!(
+        count_messages(&app),
+        messages_before,
+        "a check sends nothing"
+    );
+
+    // The same answers as a send.
+    let (code, sent) = app
+        .api_post(
+            key,
+            "/api/v1/messages",
+            serde_json::json!({"contact_id": id, "channel": "sms", "body": "hi"}),
+        )
+        .await;
+    assert_eq!(code, 409);
+    assert_eq!(sent["reasons"], sms["reasons"]);
+    // All channels on: every channel says so, the switch first.
+    app.api_put(
+        key,
+        &format!("/api/v1/contacts/{id}/dnd"),
+        serde_json::json!({"all": true}),
+    )
+    .await;
+    let (_, email) = check("email").await;
+    assert_eq!(email["allowed"], false);
+    assert_eq!(email["reasons"], serde_json::json!(["all_channels"]));
+    let (_, call) = check("call").await;
+    assert_eq!(call["reasons"], serde_json::json!(["all_channels"]));
+
+    // Refusals.
+    assert_eq!(check("pigeon").await.0, 422);
+    let (status, _) = app
+        .api_get(
+            demo::API_KEY_HARBOR,
+            &format!("/api/v1/contacts/{id}/dnd/check?channel=sms"),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = app
+        .api_get(
+            "not-a-key",
+            &format!("/api/v1/contacts/{id}/dnd/check?channel=sms"),
+        )
+        .await;
+    assert_eq!(status, 401);
+}
+
+fn count_messages(app: &TestApp) -> i64 {
+    use diesel::prelude::*;
+    dnd::db::schema::messages::table
+        .count()
+        .get_result(&mut app.db.conn())
+        .unwrap()
+}

@@ -131,3 +131,46 @@ pub async fn list_optin_requests(
     let requests: Vec<OptinRequestView> = records.iter().map(OptinRequestView::from).collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({ "optin_requests": requests })))
 }
+
+#[derive(Debug, Deserialize)]
+pub struct CheckQuery {
+    channel: String,
+}
+
+/// The gate's answer without sending: may a message (or a call) reach this
+/// contact on this channel now? For dialers and external automations.
+pub async fn check_dnd(
+    state: web::Data<AppState>,
+    ApiLocation(location, _): ApiLocation,
+    path: web::Path<i64>,
+    query: web::Query<CheckQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let contact_id = path.into_inner();
+    let channel: Channel = query
+        .channel
+        .parse()
+        .map_err(|e: String| ApiError::Invalid(InvalidField::new("channel", e)))?;
+    let (address, decision) = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
+        Ok(crate::db::outbound::check(
+            conn,
+            location.id,
+            contact_id,
+            channel,
+        )?)
+    })
+    .await?;
+    let mut body = serde_json::json!({
+        "allowed": decision.is_allowed() && address.is_some(),
+        "reasons": decision.block_names(),
+        "channel": channel.as_str(),
+        "address": address,
+    });
+    match (&decision, &address) {
+        (crate::domain::dnd::Decision::Unreadable(why), _) => body["error"] = why.clone().into(),
+        (_, None) => {
+            body["error"] = format!("the contact has no {} address", channel.label()).into()
+        }
+        _ => {}
+    }
+    Ok(HttpResponse::Ok().json(body))
+}

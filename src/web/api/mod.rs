@@ -49,6 +49,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::get().to(dnd::list_history),
     )
     .route(
+        "/contacts/{contact_id}/dnd/check",
+        web::get().to(dnd::check_dnd),
+    )
+    .route(
         "/contacts/{contact_id}/optin-requests",
         web::get().to(dnd::list_optin_requests),
     )
