@@ -8,6 +8,7 @@ pub mod data_fixes;
 pub mod demo;
 pub mod dnd;
 pub mod events;
+pub mod export;
 pub mod integrations;
 pub mod locations;
 pub mod optin;

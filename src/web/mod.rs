@@ -4,6 +4,7 @@ pub mod api;
 mod assets;
 pub mod auth;
 pub mod error;
+pub mod export;
 mod health;
 pub mod pages;
 

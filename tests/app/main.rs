@@ -16,6 +16,7 @@ mod contact_forms;
 mod delivery;
 mod dnd;
 mod embedded;
+mod export;
 mod gate;
 mod integrations;
 mod messages;

@@ -174,3 +174,26 @@ pub async fn check_dnd(
     }
     Ok(HttpResponse::Ok().json(body))
 }
+
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The location's DND as CSV, streamed: every active reason now, or the
+/// history between `from` and `to` (dates, UTC, `to` inclusive).
+pub async fn export_csv(
+    state: web::Data<AppState>,
+    ApiLocation(location, _): ApiLocation,
+    query: web::Query<ExportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let export = crate::web::export::Export::from_query(query.from.as_deref(), query.to.as_deref())
+        .map_err(|e| ApiError::Invalid(InvalidField::new("from", e)))?;
+    Ok(crate::web::export::respond(
+        state.pool.clone(),
+        location.id,
+        export,
+        "dnd-export.csv",
+    ))
+}

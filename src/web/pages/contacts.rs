@@ -303,3 +303,26 @@ pub async fn show_contact(
         flash,
     })
 }
+
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The location's DND as CSV (every role that sees the location).
+pub async fn export_csv(
+    state: web::Data<AppState>,
+    query: web::Query<ExportQuery>,
+    at: VisibleLocation,
+) -> Result<actix_web::HttpResponse, PageError> {
+    let export = crate::web::export::Export::from_query(query.from.as_deref(), query.to.as_deref())
+        .map_err(|e| PageError::Unprocessable(format!("{e}. Nothing was exported.")))?;
+    let file = format!("dnd-{}.csv", at.location.id);
+    Ok(crate::web::export::respond(
+        state.pool.clone(),
+        at.location.id,
+        export,
+        &file,
+    ))
+}

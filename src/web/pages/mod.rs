@@ -71,6 +71,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(contact_form::create_contact),
         )
         .route(
+            "/locations/{location_id}/dnd/export.csv",
+            web::get().to(contacts::export_csv),
+        )
+        .route(
             "/locations/{location_id}/contacts/new",
             web::get().to(contact_form::new_contact),
         )
