@@ -110,20 +110,25 @@ struct Name {
 pub fn history_page(
     conn: &mut PgConnection,
     location_id: i64,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
     after: i64,
     limit: i64,
 ) -> QueryResult<(Vec<HistoryLine>, Option<i64>)> {
-    let rows: Vec<HistoryRow> = dnd_history::table
+    let mut query = dnd_history::table
         .filter(dnd_history::location_id.eq(location_id))
         .filter(dnd_history::id.gt(after))
-        .filter(dnd_history::at.ge(from))
-        .filter(dnd_history::at.lt(to))
         .order_by(dnd_history::id)
         .limit(limit)
         .select(HistoryRow::as_select())
-        .load(conn)?;
+        .into_boxed();
+    if let Some(from) = from {
+        query = query.filter(dnd_history::at.ge(from));
+    }
+    if let Some(to) = to {
+        query = query.filter(dnd_history::at.lt(to));
+    }
+    let rows: Vec<HistoryRow> = query.load(conn)?;
     let next = (rows.len() as i64 == limit)
         .then(|| rows.last().map(|r| r.id))
         .flatten();

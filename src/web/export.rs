@@ -21,10 +21,15 @@ const HISTORY_PER_PAGE: i64 = 1000;
 /// carriage return, or `+` that is not an E.164 number) gets a leading
 /// apostrophe, so it shows as text. OWASP's "CSV injection" advice.
 pub fn neutralise(cell: &str) -> Cow<'_, str> {
+    // Spreadsheets skip leading spaces before a formula: look past them.
+    let first = cell.trim_start_matches(' ');
     let risky = match cell.chars().next() {
-        Some('=' | '@' | '-' | '\t' | '\r') => true,
-        Some('+') => !is_e164(cell),
-        _ => false,
+        Some('\t' | '\r' | '\n') => true,
+        _ => match first.chars().next() {
+            Some('=' | '@' | '-') => true,
+            Some('+') => !is_e164(first),
+            _ => false,
+        },
     };
     if risky {
         Cow::Owned(format!("'{cell}"))
@@ -43,35 +48,39 @@ fn is_e164(s: &str) -> bool {
 pub enum Export {
     /// Every active reason (and all-channels switch) now.
     Current,
-    /// The history between two instants.
+    /// The history between two instants (either end open).
     History {
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
     },
 }
 
 impl Export {
     /// From the query's `from` and `to` (dates, `YYYY-MM-DD`, UTC; `to`
     /// inclusive): both absent is the current state.
-    pub fn from_query(from: Option<&str>, to: Option<&str>) -> Result<Export, String> {
-        let day = |v: &str, what: &str| {
+    /// The field named in the error comes first.
+    pub fn from_query(
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Export, (&'static str, String)> {
+        let day = |v: &str, what: &'static str| {
             NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
-                .map_err(|_| format!("{what}: \"{v}\" is not a date (YYYY-MM-DD)"))
+                .map_err(|_| (what, format!("\"{v}\" is not a date (YYYY-MM-DD)")))
         };
+        let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
         match (from.filter(|v| !v.is_empty()), to.filter(|v| !v.is_empty())) {
             (None, None) => Ok(Export::Current),
             (from, to) => {
-                let from = from.map(|v| day(v, "from")).transpose()?;
-                let to = to.map(|v| day(v, "to")).transpose()?;
-                let start = from
-                    .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
-                    .unwrap_or(DateTime::<Utc>::MIN_UTC);
+                let start = from.map(|v| day(v, "from")).transpose()?.and_then(midnight);
                 let end = to
+                    .map(|v| day(v, "to"))
+                    .transpose()?
                     .and_then(|d| d.succ_opt())
-                    .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
-                    .unwrap_or(DateTime::<Utc>::MAX_UTC);
-                if end <= start {
-                    return Err("to is before from".into());
+                    .and_then(midnight);
+                if let (Some(s), Some(e)) = (start, end) {
+                    if e <= s {
+                        return Err(("to", "is before from".into()));
+                    }
                 }
                 Ok(Export::History {
                     from: start,
@@ -234,6 +243,8 @@ mod tests {
             "-2+3",
             "\tx",
             "\rx",
+            "\n=1",
+            "  =1+1",
             "+1 (212)",
             "+CMD|'/C calc'!A0",
         ] {
@@ -250,12 +261,21 @@ mod tests {
             Export::from_query(None, None),
             Ok(Export::Current)
         ));
-        let Ok(Export::History { from, to }) =
-            Export::from_query(Some("2026-11-01"), Some("2026-11-01"))
+        let Ok(Export::History {
+            from: Some(from),
+            to: Some(to),
+        }) = Export::from_query(Some("2026-11-01"), Some("2026-11-01"))
         else {
             panic!("a history export");
         };
         assert_eq!((to - from).num_hours(), 24);
+        assert!(matches!(
+            Export::from_query(None, Some("2026-11-01")),
+            Ok(Export::History {
+                from: None,
+                to: Some(_)
+            })
+        ));
         assert!(Export::from_query(Some("2026-11-02"), Some("2026-11-01")).is_err());
         assert!(Export::from_query(Some("yesterday"), None).is_err());
     }

@@ -172,6 +172,12 @@ async fn the_export_streams_page_after_page_and_the_history_by_dates() {
     )
     .await;
     assert_eq!(rows(&old).len(), 1, "only the header");
+    // Either end may be left open.
+    let (status, _, _, upto) = export(&app, demo::API_KEY_DOWNTOWN, &format!("?to={today}")).await;
+    assert_eq!(status, 200);
+    assert!(rows(&upto).len() > ids.len(), "everything up to today");
+    let (_, _, _, since) = export(&app, demo::API_KEY_DOWNTOWN, &format!("?from={today}")).await;
+    assert_eq!(rows(&since).len(), rows(&csv).len());
     assert_eq!(
         export(&app, demo::API_KEY_DOWNTOWN, "?from=last+week")
             .await

@@ -189,7 +189,7 @@ pub async fn export_csv(
     query: web::Query<ExportQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let export = crate::web::export::Export::from_query(query.from.as_deref(), query.to.as_deref())
-        .map_err(|e| ApiError::Invalid(InvalidField::new("from", e)))?;
+        .map_err(|(field, e)| ApiError::Invalid(InvalidField::new(field, e)))?;
     Ok(crate::web::export::respond(
         state.pool.clone(),
         location.id,

@@ -317,7 +317,9 @@ pub async fn export_csv(
     at: VisibleLocation,
 ) -> Result<actix_web::HttpResponse, PageError> {
     let export = crate::web::export::Export::from_query(query.from.as_deref(), query.to.as_deref())
-        .map_err(|e| PageError::Unprocessable(format!("{e}. Nothing was exported.")))?;
+        .map_err(|(field, e)| {
+            PageError::Unprocessable(format!("{field}: {e}. Nothing was exported."))
+        })?;
     let file = format!("dnd-{}.csv", at.location.id);
     Ok(crate::web::export::respond(
         state.pool.clone(),
