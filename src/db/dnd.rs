@@ -286,27 +286,46 @@ pub fn apply_within(
 
 /// Locks a contact for a change of its DND: its addresses' locks first,
 /// then its row. Its addresses are read before the row is locked, so if
-/// they changed in between, it starts again.
+/// they changed in between, it starts again, in a savepoint of its own
+/// whose rollback releases the locks of the attempt (PostgreSQL releases a
+/// subtransaction's locks when it aborts): locks are always taken in the
+/// one sorted order, never a second set on top of a first.
 pub fn lock_contact(
     conn: &mut PgConnection,
     location_id: i64,
     contact_id: i64,
 ) -> Result<Option<Contact>, DbError> {
+    enum Attempt {
+        Again,
+        Failed(diesel::result::Error),
+    }
+    impl From<diesel::result::Error> for Attempt {
+        fn from(e: diesel::result::Error) -> Self {
+            Attempt::Failed(e)
+        }
+    }
     for _ in 0..5 {
-        let Some(seen) = super::contacts::find(conn, location_id, contact_id)? else {
-            return Ok(None);
-        };
-        lock_addresses(conn, seen.address_list().map(|a| (location_id, a)))?;
-        let locked: Option<Contact> = contacts::table
-            .find((location_id, contact_id))
-            .select(Contact::as_select())
-            .for_update()
-            .first(conn)
-            .optional()?;
-        match locked {
-            None => return Ok(None),
-            Some(c) if c.addresses() == seen.addresses() => return Ok(Some(c)),
-            Some(_) => continue,
+        let attempt = conn.transaction(|conn| -> Result<Option<Contact>, Attempt> {
+            let Some(seen) = super::contacts::find(conn, location_id, contact_id)? else {
+                return Ok(None);
+            };
+            lock_addresses(conn, seen.address_list().map(|a| (location_id, a)))?;
+            let locked: Option<Contact> = contacts::table
+                .find((location_id, contact_id))
+                .select(Contact::as_select())
+                .for_update()
+                .first(conn)
+                .optional()?;
+            match locked {
+                None => Ok(None),
+                Some(c) if c.addresses() == seen.addresses() => Ok(Some(c)),
+                Some(_) => Err(Attempt::Again),
+            }
+        });
+        match attempt {
+            Ok(found) => return Ok(found),
+            Err(Attempt::Again) => continue,
+            Err(Attempt::Failed(e)) => return Err(e.into()),
         }
     }
     Err(DbError::Invariant(format!(
