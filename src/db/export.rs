@@ -24,12 +24,6 @@ pub struct ReasonLine {
     pub source: Option<String>,
 }
 
-#[derive(QueryableByName)]
-struct Id {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
-
 /// The active reasons of the next contacts (in id order, after `after`)
 /// that hold any; and the id to continue after, if there may be more.
 pub fn reasons_page(
@@ -38,24 +32,21 @@ pub fn reasons_page(
     after: i64,
     contacts: i64,
 ) -> QueryResult<(Vec<ReasonLine>, Option<i64>)> {
-    let ids: Vec<Id> = diesel::sql_query(
-        "SELECT id FROM contacts
-         WHERE location_id = $1 AND id > $2 AND (dnd_all OR dnd_mask <> 0)
-         ORDER BY id LIMIT $3",
-    )
-    .bind::<BigInt, _>(location_id)
-    .bind::<BigInt, _>(after)
-    .bind::<BigInt, _>(contacts)
-    .load(conn)?;
-    let next = (ids.len() as i64 == contacts)
-        .then(|| ids.last().map(|i| i.id))
+    use super::schema::contacts as c;
+    let page: Vec<Contact> = c::table
+        .filter(c::location_id.eq(location_id))
+        .filter(c::id.gt(after))
+        .filter(c::dnd_all.or(c::dnd_mask.ne(0)))
+        .order_by(c::id)
+        .limit(contacts)
+        .select(Contact::as_select())
+        .load(conn)?;
+    let next = (page.len() as i64 == contacts)
+        .then(|| page.last().map(|c| c.id))
         .flatten();
     let mut lines = Vec::new();
-    for Id { id } in ids {
-        let Some(contact) = super::contacts::find(conn, location_id, id)? else {
-            continue;
-        };
-        lines.extend(lines_of(conn, &contact)?);
+    for contact in &page {
+        lines.extend(lines_of(conn, contact)?);
     }
     Ok((lines, next))
 }

@@ -288,41 +288,33 @@ pub fn record_test(
 /// Encrypts every secret still stored in clear (written before secrets were
 /// encrypted); idempotent. Returns how many values it sealed.
 pub fn seal_plain_secrets(conn: &mut PgConnection) -> QueryResult<usize> {
-    reseal(
-        conn,
-        |stored| (!crate::secrets::is_sealed(stored)).then(|| stored.to_string()),
-        &crate::secrets::seal,
-    )
+    // Every start asks; once done, a look that finds nothing, no lock.
+    let plain: bool = diesel::select(diesel::dsl::exists(
+        integrations::table.filter(
+            integrations::secret
+                .not_like("v1:%")
+                .or(integrations::api_key.not_like("v1:%"))
+                .or(integrations::verify_token.not_like("v1:%")),
+        ),
+    ))
+    .get_result(conn)?;
+    if !plain {
+        return Ok(0);
+    }
+    reseal(conn, |column, stored| {
+        if crate::secrets::is_sealed(stored) {
+            return Ok(None);
+        }
+        crate::secrets::seal(column, stored).map(Some)
+    })
 }
 
 /// Re-encrypts every secret from the installed key to `new` (the key
 /// rotation), in one transaction. Returns how many values it re-encrypted.
 pub fn rotate_key(conn: &mut PgConnection, new: &crate::secrets::SecretKey) -> QueryResult<usize> {
-    conn.transaction(|conn| {
-        // No integration is written (or made) while the key changes: a
-        // server writing with the old key meanwhile would lose its write.
-        diesel::sql_query("LOCK TABLE integrations IN EXCLUSIVE MODE").execute(conn)?;
-        let mut n = 0;
-        for (column, name) in crate::secrets::SEALED_COLUMNS {
-            let rows: Vec<(i64, i64, Option<String>)> = diesel::sql_query(format!(
-                "SELECT location_id, id, {name} AS value FROM integrations WHERE {name} IS NOT NULL FOR UPDATE"
-            ))
-            .load::<Row>(conn)?
-            .into_iter()
-            .map(|r| (r.location_id, r.id, r.value))
-            .collect();
-            for (location_id, id, value) in rows {
-                let Some(stored) = value else { continue };
-                let plain = crate::secrets::open(column, &stored)
-                    .map_err(|e| diesel::result::Error::DeserializationError(Box::new(e)))?;
-                let sealed = new
-                    .seal(column, &plain)
-                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-                write_column(conn, name, location_id, id, &sealed)?;
-                n += 1;
-            }
-        }
-        Ok(n)
+    reseal(conn, |column, stored| {
+        let plain = crate::secrets::open(column, stored)?;
+        new.seal(column, &plain).map(Some)
     })
 }
 
@@ -332,47 +324,39 @@ struct Row {
     location_id: i64,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     id: i64,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    value: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    value: String,
 }
 
-fn write_column(
-    conn: &mut PgConnection,
-    name: &str,
-    location_id: i64,
-    id: i64,
-    value: &str,
-) -> QueryResult<()> {
-    // `name` is one of SEALED_COLUMNS (never input).
-    diesel::sql_query(format!(
-        "UPDATE integrations SET {name} = $1 WHERE location_id = $2 AND id = $3"
-    ))
-    .bind::<diesel::sql_types::Text, _>(value)
-    .bind::<diesel::sql_types::BigInt, _>(location_id)
-    .bind::<diesel::sql_types::BigInt, _>(id)
-    .execute(conn)?;
-    Ok(())
-}
-
+/// Rewrites every stored secret with what `rewrite` makes of it (`None`:
+/// leave it), all in one transaction. No integration is written meanwhile:
+/// a server writing with another key would lose its write.
 fn reseal(
     conn: &mut PgConnection,
-    pick: impl Fn(&str) -> Option<String>,
-    seal: &dyn Fn(&str, &str) -> Result<String, crate::secrets::SecretError>,
+    rewrite: impl Fn(&str, &str) -> Result<Option<String>, crate::secrets::SecretError>,
 ) -> QueryResult<usize> {
     conn.transaction(|conn| {
+        diesel::sql_query("LOCK TABLE integrations IN EXCLUSIVE MODE").execute(conn)?;
         let mut n = 0;
         for (column, name) in crate::secrets::SEALED_COLUMNS {
+            // `name` is one of SEALED_COLUMNS (never input).
             let rows: Vec<Row> = diesel::sql_query(format!(
-                "SELECT location_id, id, {name} AS value FROM integrations WHERE {name} IS NOT NULL FOR UPDATE"
+                "SELECT location_id, id, {name} AS value FROM integrations WHERE {name} IS NOT NULL"
             ))
             .load(conn)?;
             for r in rows {
-                let Some(plain) = r.value.as_deref().and_then(&pick) else {
+                let Some(value) = rewrite(column, &r.value)
+                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?
+                else {
                     continue;
                 };
-                let sealed = seal(column, &plain)
-                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-                write_column(conn, name, r.location_id, r.id, &sealed)?;
+                diesel::sql_query(format!(
+                    "UPDATE integrations SET {name} = $1 WHERE location_id = $2 AND id = $3"
+                ))
+                .bind::<diesel::sql_types::Text, _>(value)
+                .bind::<diesel::sql_types::BigInt, _>(r.location_id)
+                .bind::<diesel::sql_types::BigInt, _>(r.id)
+                .execute(conn)?;
                 n += 1;
             }
         }

@@ -29,6 +29,24 @@ pub struct LocationSummary {
 /// all of them. Every page that reaches tenant data goes through
 /// [`find_visible`], which applies the same rule to one location.
 pub fn list_visible(conn: &mut PgConnection, user: &User) -> QueryResult<Vec<LocationSummary>> {
+    visible(conn, user, None)
+}
+
+/// The first `limit` of [`list_visible`] (support may see thousands; the
+/// navigation's switcher needs a few).
+pub fn first_visible(
+    conn: &mut PgConnection,
+    user: &User,
+    limit: i64,
+) -> QueryResult<Vec<LocationSummary>> {
+    visible(conn, user, Some(limit))
+}
+
+fn visible(
+    conn: &mut PgConnection,
+    user: &User,
+    limit: Option<i64>,
+) -> QueryResult<Vec<LocationSummary>> {
     let mut query = locations::table
         .inner_join(agencies::table)
         .select((Location::as_select(), agencies::name))
@@ -45,6 +63,9 @@ pub fn list_visible(conn: &mut PgConnection, user: &User) -> QueryResult<Vec<Loc
             ),
         ),
     };
+    if let Some(limit) = limit {
+        query = query.limit(limit);
+    }
     Ok(query
         .load::<(Location, String)>(conn)?
         .into_iter()

@@ -17,7 +17,7 @@ use super::schema::{
 };
 use super::users::User;
 use super::DbError;
-use crate::domain::dnd::{Action, Actor, ActorKind, Kind, Transition};
+use crate::domain::dnd::{Action, Actor, ActorKind, DndState, Kind, Transition};
 use crate::domain::optin::{
     evidence_is_stale, has_something_to_lift, stale_explanation, Decision, Evidence, RequestState,
 };
@@ -346,10 +346,12 @@ pub fn find(conn: &mut PgConnection, request_id: i64) -> QueryResult<Option<List
 
 /// When the newest opt-out on an address and channel happened: the
 /// provider's time of the newest permanent reason set or received again
-/// there, or the time an active one was set, whichever is later.
+/// there, or the time an active one of `state` (the contact's, as the
+/// caller read it) was set, whichever is later.
 pub fn newest_opt_out(
     conn: &mut PgConnection,
     contact: &Contact,
+    state: &DndState,
     channel: Channel,
     address: &str,
 ) -> QueryResult<Option<DateTime<Utc>>> {
@@ -363,7 +365,6 @@ pub fn newest_opt_out(
             "max(coalesce(event_at, at))",
         ))
         .first(conn)?;
-    let state = dnd_store::state_of(conn, contact)?;
     let active = state
         .reasons(channel)
         .iter()
@@ -472,7 +473,8 @@ fn approve(
             current.as_deref().unwrap_or("none")
         )));
     }
-    if let Some(newest) = newest_opt_out(conn, contact, channel, &request.address)? {
+    let state = dnd_store::state_of(conn, contact)?;
+    if let Some(newest) = newest_opt_out(conn, contact, &state, channel, &request.address)? {
         if evidence_is_stale(request.opted_in_on, request.created_at, Some(newest)) {
             return Err(OptinError::Stale(stale_explanation(
                 request.opted_in_on,
@@ -481,7 +483,6 @@ fn approve(
             )));
         }
     }
-    let state = dnd_store::state_of(conn, contact)?;
     if !has_something_to_lift(state.reasons(channel)) {
         // The contact opted in again meanwhile: nothing left to lift.
         return Ok(None);

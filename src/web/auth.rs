@@ -69,7 +69,7 @@ impl FromRequest for CurrentUser {
 
 /// How many locations the navigation's switcher lists (support may see
 /// thousands; the locations page lists them all).
-const SWITCHER_SIZE: usize = 200;
+const SWITCHER_SIZE: i64 = 200;
 
 /// The signed-in user and the location of the path's `location_id`, if
 /// they may see it (404 otherwise, the same as no such location), loaded
@@ -102,10 +102,9 @@ impl FromRequest for VisibleLocation {
                 let location = locations::find_visible(conn, &user, id)
                     .map_err(DbError::from)?
                     .ok_or(PageError::NotFound)?;
-                let switcher = locations::list_visible(conn, &user)
+                let switcher = locations::first_visible(conn, &user, SWITCHER_SIZE)
                     .map_err(DbError::from)?
                     .into_iter()
-                    .take(SWITCHER_SIZE)
                     .map(|l| (l.location.id, l.location.name))
                     .collect();
                 Ok(VisibleLocation {

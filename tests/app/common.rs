@@ -362,16 +362,8 @@ impl TestApp {
         path: &str,
         body: serde_json::Value,
     ) -> (u16, serde_json::Value) {
-        let r = self
-            .client
-            .post(self.url(path))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
+        self.api_send(self.client.post(self.url(path)), key, body)
             .await
-            .unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
     pub async fn api_put(
@@ -380,14 +372,17 @@ impl TestApp {
         path: &str,
         body: serde_json::Value,
     ) -> (u16, serde_json::Value) {
-        let r = self
-            .client
-            .put(self.url(path))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
+        self.api_send(self.client.put(self.url(path)), key, body)
             .await
-            .unwrap();
+    }
+
+    async fn api_send(
+        &self,
+        request: reqwest::RequestBuilder,
+        key: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let r = request.bearer_auth(key).json(&body).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }

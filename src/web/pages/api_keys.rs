@@ -68,11 +68,7 @@ async fn render(
         errors: extra.errors,
         name: extra.name,
     };
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        // It may show a one-time secret: never kept by a cache.
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .body(page.render()?))
+    super::html_no_store(status, &page)
 }
 
 pub async fn list_keys(

@@ -96,9 +96,7 @@ async fn contact_of(
 }
 
 fn render(page: FormPage, status: StatusCode) -> Result<HttpResponse, PageError> {
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(page.render()?))
+    super::html(status, &page)
 }
 
 pub async fn new_contact(session: Session, at: VisibleLocation) -> Result<HttpResponse, PageError> {

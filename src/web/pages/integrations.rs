@@ -139,9 +139,7 @@ async fn render(
         flash,
         gmb_legacy: GMB_LEGACY,
     };
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(page.render()?))
+    super::html(status, &page)
 }
 
 pub async fn list_integrations(

@@ -15,7 +15,9 @@ pub mod settings;
 mod support;
 
 use actix_session::Session;
-use actix_web::web;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
 
 use super::auth::csrf_token;
 use super::error::PageError;
@@ -171,6 +173,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             "/locations/{location_id}/settings/integrations/{channel}/transport",
             web::post().to(settings::save_transport),
         );
+}
+
+/// A rendered page with its status.
+pub fn html(status: StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(page.render()?))
+}
+
+/// [`html`] for a page that may show a one-time secret (a password link,
+/// a new API key): never kept by a cache.
+pub fn html_no_store(status: StatusCode, page: &impl Template) -> Result<HttpResponse, PageError> {
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .body(page.render()?))
 }
 
 /// What the shared layout shows of the signed-in user (and the token its

@@ -113,9 +113,7 @@ async fn subject(
 }
 
 fn render(page: NewRequestPage, status: StatusCode) -> Result<HttpResponse, PageError> {
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(page.render()?))
+    super::html(status, &page)
 }
 
 /// The form, for a contact's channel.

@@ -187,10 +187,8 @@ pub async fn show_set_password(
         email: user.email,
         error: None,
     };
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(page.render()?))
+    // The page's form carries the link's token.
+    super::html_no_store(actix_web::http::StatusCode::OK, &page)
 }
 
 #[derive(Deserialize)]
@@ -233,9 +231,7 @@ pub async fn set_password(
             email: user.email,
             error: Some(error),
         };
-        return Ok(HttpResponse::UnprocessableEntity()
-            .content_type("text/html; charset=utf-8")
-            .body(page.render()?));
+        return super::html(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, &page);
     }
     let chosen = form.password;
     let set = db::run(&state.pool, move |conn| -> Result<_, PageError> {

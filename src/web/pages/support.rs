@@ -261,7 +261,7 @@ async fn render_request(
             .into_iter()
             .filter(|r| r.request.id < request.id)
             .collect();
-        let newest = store::newest_opt_out(conn, &contact, request.channel, &request.address)
+        let newest = store::newest_opt_out(conn, &contact, &dnd, request.channel, &request.address)
             .map_err(DbError::from)?;
         let stale = newest
             .filter(|n| evidence_is_stale(request.opted_in_on, request.created_at, Some(*n)))
@@ -285,9 +285,7 @@ async fn render_request(
         })
     })
     .await?;
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(page.render()?))
+    super::html(status, &page)
 }
 
 /// One request, with what it would lift and why it might not be approved.
@@ -321,6 +319,26 @@ pub struct RejectForm {
     reason: String,
 }
 
+/// A decision form refused for its field: the page again, with the message
+/// next to the field and what was typed (422).
+async fn refuse(
+    state: &AppState,
+    session: &Session,
+    user: User,
+    request_id: i64,
+    attempt: Attempt,
+) -> Result<HttpResponse, PageError> {
+    render_request(
+        state,
+        session,
+        user,
+        request_id,
+        attempt,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
+}
+
 fn too_long(text: &str) -> bool {
     text.chars().count() > MAX_NOTE_CHARS
 }
@@ -342,15 +360,7 @@ pub async fn approve(
             note,
             ..Attempt::default()
         };
-        return render_request(
-            &state,
-            &session,
-            user,
-            path.into_inner(),
-            attempt,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+        return refuse(&state, &session, user, path.into_inner(), attempt).await;
     }
     decide(
         state,
@@ -387,15 +397,7 @@ pub async fn reject(
             reason,
             ..Attempt::default()
         };
-        return render_request(
-            &state,
-            &session,
-            user,
-            path.into_inner(),
-            attempt,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+        return refuse(&state, &session, user, path.into_inner(), attempt).await;
     }
     decide(
         state,

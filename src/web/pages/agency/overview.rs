@@ -124,9 +124,7 @@ async fn render(
             draft.time_zone
         },
     };
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(page.render()?))
+    crate::web::pages::html(status, &page)
 }
 
 pub async fn show_overview(
@@ -329,7 +327,5 @@ pub async fn search_contacts(
         problem,
         found,
     };
-    Ok(HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(page.render()?))
+    crate::web::pages::html(StatusCode::OK, &page)
 }

@@ -94,11 +94,7 @@ async fn render(
             ..extra.draft
         },
     };
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        // It may show a one-time secret: never kept by a cache.
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .body(page.render()?))
+    crate::web::pages::html_no_store(status, &page)
 }
 
 pub async fn list_users(

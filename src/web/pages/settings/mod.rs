@@ -222,9 +222,7 @@ async fn render(
         error,
         flash,
     };
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(page.render()?))
+    super::html(status, &page)
 }
 
 pub async fn show_settings(
