@@ -750,48 +750,7 @@ pub fn list(
 ) -> Result<ContactPage, DbError> {
     // The page's ids first, from an index alone (each filter and order has
     // one that holds what it tests), then those rows.
-    let mut query = contacts::table
-        .filter(contacts::location_id.eq(location_id))
-        .select(contacts::id)
-        .into_boxed();
-    // A phone search lists by number: the phone index then gives both the
-    // matches and their order, whatever the share of contacts that match.
-    let mut order = SortKey::Name;
-    if let Some(term) = filter
-        .search
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    {
-        let digits: String = term.chars().filter(char::is_ascii_digit).collect();
-        let looks_like_phone = !digits.is_empty()
-            && term
-                .chars()
-                .all(|c| c.is_ascii_digit() || " +-().".contains(c));
-        if looks_like_phone {
-            order = SortKey::Phone;
-            query = query.filter(contacts::phone.like(format!("+{digits}%")));
-        } else {
-            let pattern = format!("%{}%", escape_like(&term.to_lowercase()));
-            query = query.filter(
-                sql::<Bool>("(lower(contacts.name) LIKE ")
-                    .bind::<Text, _>(pattern.clone())
-                    .sql(" OR contacts.email LIKE ")
-                    .bind::<Text, _>(pattern)
-                    .sql(")"),
-            );
-        }
-    }
-    if let Some(status) = filter.status {
-        query = query.filter(contacts::dnd_status.eq(status.code()));
-    }
-    if let Some(channel) = filter.blocked {
-        // Written exactly as the partial index's predicate, so it is used.
-        let bit = channel.bit();
-        query = query.filter(sql::<Bool>(&format!(
-            "(contacts.dnd_all OR (contacts.dnd_mask & {bit}) <> 0)"
-        )));
-    }
+    let (mut query, order) = filtered(location_id, filter);
     let forward = !matches!(cursor, Cursor::Before(_));
     let anchor = match cursor {
         Cursor::First => None,
@@ -850,6 +809,72 @@ pub fn list(
             Cursor::Before(_) => more,
         },
     })
+}
+
+type IdQuery<'a> = contacts::BoxedQuery<'a, diesel::pg::Pg, BigInt>;
+
+/// The ids of a location's contacts that match the list's filter, and the
+/// order the list shows them in.
+fn filtered(location_id: i64, filter: &ListFilter) -> (IdQuery<'static>, SortKey) {
+    let mut query = contacts::table
+        .filter(contacts::location_id.eq(location_id))
+        .select(contacts::id)
+        .into_boxed();
+    // A phone search lists by number: the phone index then gives both the
+    // matches and their order, whatever the share of contacts that match.
+    let mut order = SortKey::Name;
+    if let Some(term) = filter
+        .search
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        let digits: String = term.chars().filter(char::is_ascii_digit).collect();
+        let looks_like_phone = !digits.is_empty()
+            && term
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+        if looks_like_phone {
+            order = SortKey::Phone;
+            query = query.filter(contacts::phone.like(format!("+{digits}%")));
+        } else {
+            let pattern = format!("%{}%", escape_like(&term.to_lowercase()));
+            query = query.filter(
+                sql::<Bool>("(lower(contacts.name) LIKE ")
+                    .bind::<Text, _>(pattern.clone())
+                    .sql(" OR contacts.email LIKE ")
+                    .bind::<Text, _>(pattern)
+                    .sql(")"),
+            );
+        }
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(contacts::dnd_status.eq(status.code()));
+    }
+    if let Some(channel) = filter.blocked {
+        // Written exactly as the partial index's predicate, so it is used.
+        let bit = channel.bit();
+        query = query.filter(sql::<Bool>(&format!(
+            "(contacts.dnd_all OR (contacts.dnd_mask & {bit}) <> 0)"
+        )));
+    }
+    (query, order)
+}
+
+/// Every contact of a location the list's filter matches (what a bulk
+/// change on "this list" acts on), by id, at most `limit + 1` so the
+/// caller can tell the list was longer than it takes.
+pub fn matching_ids(
+    conn: &mut PgConnection,
+    location_id: i64,
+    filter: &ListFilter,
+    limit: i64,
+) -> QueryResult<Vec<i64>> {
+    let (query, _) = filtered(location_id, filter);
+    query
+        .order_by(contacts::id.asc())
+        .limit(limit + 1)
+        .load(conn)
 }
 
 /// What the list is sorted by.

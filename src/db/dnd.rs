@@ -182,33 +182,71 @@ pub fn load_state(
 
 /// The state of a contact already read.
 pub fn state_of(conn: &mut PgConnection, contact: &Contact) -> QueryResult<DndState> {
-    let own: Vec<OwnRow> = contact_dnd_reasons::table
-        .filter(contact_dnd_reasons::location_id.eq(contact.location_id))
-        .filter(contact_dnd_reasons::contact_id.eq(contact.id))
-        .select(OwnRow::as_select())
-        .load(conn)?;
-    let addresses = contact.addresses();
-    let held: Vec<&str> = Channel::ALL
+    let mut states = states_of(conn, contact.location_id, std::slice::from_ref(contact))?;
+    Ok(states.pop().unwrap_or_default())
+}
+
+/// The states of contacts of one location already read, in their order,
+/// in two round trips however many there are.
+pub fn states_of(
+    conn: &mut PgConnection,
+    location_id: i64,
+    contacts: &[Contact],
+) -> QueryResult<Vec<DndState>> {
+    let ids: Vec<i64> = contacts.iter().map(|c| c.id).collect();
+    let mut own: HashMap<i64, Vec<(Channel, ActiveReason)>> = HashMap::new();
+    if !ids.is_empty() {
+        let rows: Vec<(i64, OwnRow)> = contact_dnd_reasons::table
+            .filter(contact_dnd_reasons::location_id.eq(location_id))
+            .filter(contact_dnd_reasons::contact_id.eq_any(&ids))
+            .select((contact_dnd_reasons::contact_id, OwnRow::as_select()))
+            .load(conn)?;
+        for (id, row) in rows {
+            own.entry(id).or_default().push(row.into_active());
+        }
+    }
+    let mut held: Vec<&str> = contacts
         .iter()
-        .filter_map(|c| addresses.on(*c))
+        .flat_map(|c| {
+            let addresses = c.addresses();
+            Channel::ALL
+                .iter()
+                .filter_map(|ch| addresses.on(*ch))
+                .collect::<Vec<_>>()
+        })
         .collect();
-    let on_addresses: Vec<AddressRow> = if held.is_empty() {
-        Vec::new()
-    } else {
-        reasons_on(conn, contact.location_id, &held)?
-    };
-    Ok(DndState::from_parts(
-        contact.dnd_all,
-        own.into_iter().map(OwnRow::into_active).chain(
-            on_addresses
+    held.sort_unstable();
+    held.dedup();
+    let mut kept: HashMap<String, Vec<AddressRow>> = HashMap::new();
+    if !held.is_empty() {
+        for row in reasons_on(conn, location_id, &held)? {
+            kept.entry(row.address.clone()).or_default().push(row);
+        }
+    }
+    Ok(contacts
+        .iter()
+        .map(|contact| {
+            let addresses = contact.addresses();
+            let on_addresses = Channel::ALL
+                .iter()
+                .filter_map(|ch| addresses.on(*ch))
+                .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
+                .flat_map(|a| kept.get(a).cloned().unwrap_or_default())
                 // The address must be the one the contact has on *that*
                 // channel (a number is an SMS address and maybe a WhatsApp
                 // one; an id string could be two things).
                 .filter(|r| addresses.on(r.channel) == Some(r.address.as_str()))
-                .map(AddressRow::into_active),
-        ),
-    ))
+                .map(AddressRow::into_active);
+            DndState::from_parts(
+                contact.dnd_all,
+                own.remove(&contact.id)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .chain(on_addresses),
+            )
+        })
+        .collect())
 }
 
 /// What the gate needs for one message about to go to `address` on

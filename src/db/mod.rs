@@ -2,6 +2,7 @@
 //! the embedded cluster, migrations, and the queries per table.
 
 pub mod api_keys;
+pub mod bulk;
 pub mod cluster;
 pub mod contacts;
 pub mod data_fixes;
@@ -96,6 +97,7 @@ pub struct DbPool {
     inner: Pool<Manager>,
     permits: Arc<Semaphore>,
     timeout: Duration,
+    size: u32,
 }
 
 impl DbPool {
@@ -189,6 +191,7 @@ pub fn build_pool(url: &str, size: u32, timeout: Duration) -> Result<DbPool, DbE
         inner,
         permits: Arc::new(Semaphore::new(size as usize)),
         timeout,
+        size,
     })
 }
 
@@ -208,6 +211,37 @@ where
     })
     .await
     .and_then(|result| result)
+}
+
+/// [`run`] with `n` connections at once (each counted as one of the
+/// pool's permits), for one large piece of work that spreads over them.
+pub async fn run_wide<T, E, F>(pool: &DbPool, n: u32, work: F) -> Result<T, E>
+where
+    F: FnOnce(Vec<&mut PgConnection>) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<DbError> + Send + 'static,
+{
+    let n = n.clamp(1, pool.size);
+    let permit = tokio::time::timeout(pool.timeout, pool.permits.clone().acquire_many_owned(n))
+        .await
+        .map_err(|_| E::from(DbError::Busy(pool.timeout)))?
+        .map_err(|_| E::from(DbError::Cancelled))?;
+    let inner = pool.inner.clone();
+    actix_web::web::block(move || {
+        let _permit = permit;
+        let mut conns = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            conns.push(inner.get().map_err(DbError::from)?);
+        }
+        let result = work(conns.iter_mut().map(|c| &mut ***c).collect());
+        let worked = result.is_ok();
+        for conn in &mut conns {
+            conn.known_good = worked.then(Instant::now);
+        }
+        result
+    })
+    .await
+    .map_err(|_| E::from(DbError::Cancelled))?
 }
 
 /// [`run`] for work that answers several requests at once and so cannot

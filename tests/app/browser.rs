@@ -915,3 +915,99 @@ async fn whatsapp_dnd_is_kept_read_only_while_disconnected_and_offered_again_on_
     );
     c.clone().close().await.unwrap();
 }
+
+#[actix_web::test]
+async fn a_bulk_dnd_change_on_a_filtered_list_blocks_exactly_those_contacts() {
+    let Some(browser) = open_browser().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let c = &browser.client;
+    sign_in(c, &app.base, demo::LOCATION_USER).await;
+    c.goto(&app.url(&format!(
+        "/locations/{downtown}/contacts?q=%2B1+212+555+010"
+    )))
+    .await
+    .unwrap();
+    let rows = c
+        .find_all(Locator::Css("table#contacts tbody tr"))
+        .await
+        .unwrap();
+    let listed = rows.len();
+    assert!(listed > 1 && listed < 50, "a filtered list: {listed} rows");
+    c.find(Locator::Css("#scope-list"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Css("#bulk-target option[value=email]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    fill(c, "#bulk-note", "Asked at the front desk").await;
+    click_submit(c, Locator::Css("#bulk-apply")).await;
+    let result = c
+        .wait()
+        .for_element(Locator::Css("#bulk-result"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let figure = |id: &'static str| async move {
+        c.find(Locator::Css(id))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    let (changed, unchanged, skipped) = (
+        figure("#bulk-changed").await,
+        figure("#bulk-unchanged").await,
+        figure("#bulk-skipped").await,
+    );
+    assert_eq!(changed + unchanged + skipped, listed, "{result}");
+    assert!(changed > 0, "{result}");
+    // Back on the same filtered list, every row is blocked on email; a
+    // contact outside the filter is not.
+    click_submit(c, Locator::Css("#back-to-list")).await;
+    c.wait()
+        .for_element(Locator::Css("table#contacts"))
+        .await
+        .unwrap();
+    for cell in c
+        .find_all(Locator::Css("table#contacts td.dnd-cell"))
+        .await
+        .unwrap()
+    {
+        let text = cell.text().await.unwrap();
+        assert!(
+            text.to_lowercase().contains("email"),
+            "still allowed on email: {text}"
+        );
+    }
+    // One history row per changed contact, with the note, and no others.
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let noted: Count = diesel::RunQueryDsl::get_result(
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM dnd_history WHERE location_id = $1 AND detail = $2",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(downtown)
+        .bind::<diesel::sql_types::Text, _>("Asked at the front desk"),
+        &mut app.db.conn(),
+    )
+    .unwrap();
+    assert_eq!(noted.n as usize, changed);
+    c.clone().close().await.unwrap();
+}

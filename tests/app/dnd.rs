@@ -13,7 +13,7 @@ use dnd::domain::dnd::{Actor, ActorKind, DndState, Reason};
 use dnd::domain::{Channel, PhoneNumber};
 
 /// A fresh contact of a location, so tests do not share state.
-fn new_contact(app: &TestApp, location_id: i64, phone: &str) -> i64 {
+pub(crate) fn new_contact(app: &TestApp, location_id: i64, phone: &str) -> i64 {
     contacts::upsert(
         &mut app.db.conn(),
         location_id,
@@ -34,7 +34,13 @@ fn new_contact(app: &TestApp, location_id: i64, phone: &str) -> i64 {
 
 /// Sets a reason the way its rightful setter would (a reason kept by
 /// address lands on the contact's address on that channel).
-fn set_reason(app: &TestApp, location_id: i64, contact_id: i64, channel: Channel, reason: Reason) {
+pub(crate) fn set_reason(
+    app: &TestApp,
+    location_id: i64,
+    contact_id: i64,
+    channel: Channel,
+    reason: Reason,
+) {
     let kind = if reason.may_set(ActorKind::Api) {
         ActorKind::Api
     } else {
@@ -54,13 +60,13 @@ fn set_reason(app: &TestApp, location_id: i64, contact_id: i64, channel: Channel
     .unwrap();
 }
 
-fn state_of(app: &TestApp, location_id: i64, contact_id: i64) -> DndState {
+pub(crate) fn state_of(app: &TestApp, location_id: i64, contact_id: i64) -> DndState {
     store::load_state(&mut app.db.conn(), location_id, contact_id)
         .unwrap()
         .unwrap()
 }
 
-fn history_len(app: &TestApp, location_id: i64, contact_id: i64) -> usize {
+pub(crate) fn history_len(app: &TestApp, location_id: i64, contact_id: i64) -> usize {
     store::history(&mut app.db.conn(), location_id, contact_id, 10_000)
         .unwrap()
         .len()

@@ -9,6 +9,7 @@ mod agency_users;
 mod api;
 mod api_keys;
 mod browser;
+mod bulk;
 mod cli;
 mod compose;
 mod consent;

@@ -236,6 +236,25 @@ impl Transition {
     }
 }
 
+/// The note every bulk change carries into its history rows: required,
+/// one paragraph at most.
+pub fn change_note(note: &str) -> Result<String, String> {
+    let note = note.trim();
+    if note.is_empty() {
+        return Err("say why (the note goes into each contact's history)".into());
+    }
+    if note.chars().count() > 500 {
+        return Err("keep the note to 500 characters".into());
+    }
+    if note
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
+        return Err("the note contains control characters".into());
+    }
+    Ok(note.to_string())
+}
+
 /// Why a change was refused, in words a person can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -252,6 +271,36 @@ impl Refusal {
             message: message.into(),
             remaining: Vec::new(),
         }
+    }
+
+    /// A short name for why, for counting refusals of a bulk change: the
+    /// reasons that stay, by name (`sms_opt_out`, `email_bounced,manual`),
+    /// or `not_allowed` when the refusal is about who may set.
+    pub fn code(&self) -> String {
+        reason_code(&self.remaining).unwrap_or_else(|| "not_allowed".to_string())
+    }
+}
+
+/// The names of these reasons, sorted, comma-separated (`None` if none).
+pub fn reason_code(reasons: &[ActiveReason]) -> Option<String> {
+    let mut names: Vec<&str> = reasons.iter().map(|a| a.reason.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    (!names.is_empty()).then(|| names.join(","))
+}
+
+/// A change of switches by a person or the API: the all-channels switch
+/// and/or channels turned on (the `manual` reason) or off (lifting what
+/// the actor may lift).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Switches {
+    pub all: Option<bool>,
+    pub channels: Vec<(Channel, bool)>,
+}
+
+impl Switches {
+    pub fn is_empty(&self) -> bool {
+        self.all.is_none() && self.channels.is_empty()
     }
 }
 
@@ -515,6 +564,57 @@ impl DndState {
             remaining: state.reasons(channel).to_vec(),
             state,
             entries,
+        })
+    }
+
+    /// Applies every switch of `switches`, all or none: one refused lift
+    /// refuses the whole change. `source` names where the change was made
+    /// (the reason's source), `detail` is a note for each history row.
+    pub fn switch(
+        &self,
+        switches: &Switches,
+        actor: &Actor,
+        at: DateTime<Utc>,
+        source: &str,
+        detail: Option<&str>,
+    ) -> Result<Transition, Refusal> {
+        let mut state = self.clone();
+        let mut entries = Vec::new();
+        let mut remaining = Vec::new();
+        if let Some(on) = switches.all {
+            let t = state.switch_all(on, actor, at)?;
+            entries.extend(t.entries);
+            state = t.state;
+        }
+        for (channel, on) in &switches.channels {
+            let t = if *on {
+                state.set(
+                    *channel,
+                    Reason::Manual,
+                    actor,
+                    at,
+                    None,
+                    Some(source.to_string()),
+                )?
+            } else {
+                let t = state.lift(*channel, actor, at, Confirmation::default())?;
+                // What a lift leaves in force (a set's "remaining" is
+                // what it just set).
+                remaining.extend(t.remaining.iter().cloned());
+                t
+            };
+            entries.extend(t.entries);
+            state = t.state;
+        }
+        if let Some(note) = detail {
+            for e in &mut entries {
+                e.detail = Some(note.to_string());
+            }
+        }
+        Ok(Transition {
+            state,
+            entries,
+            remaining,
         })
     }
 

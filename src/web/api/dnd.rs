@@ -7,8 +7,8 @@ use serde::Deserialize;
 use super::views::{DndView, HistoryView, OptinRequestView};
 use super::{ApiError, ApiLocation};
 use crate::db::dnd::{self as dnd_store, DndError};
-use crate::db::{self, contacts};
-use crate::domain::dnd::{Confirmation, Reason, Transition};
+use crate::db::{self, bulk, contacts};
+use crate::domain::dnd::{change_note, Switches};
 use crate::domain::{Channel, InvalidField};
 use crate::web::AppState;
 
@@ -22,6 +22,30 @@ pub struct DndChange {
     channels: BTreeMap<String, bool>,
 }
 
+impl DndChange {
+    fn switches(self) -> Result<Switches, ApiError> {
+        let mut switches = Switches {
+            all: self.all,
+            channels: Vec::with_capacity(self.channels.len()),
+        };
+        for (name, on) in self.channels {
+            let channel: Channel = name
+                .parse()
+                .map_err(|why: String| ApiError::Invalid(InvalidField::new("channels", why)))?;
+            switches.channels.push((channel, on));
+        }
+        if switches.is_empty() {
+            return Err(ApiError::Invalid(InvalidField::new(
+                "channels",
+                "give \"all\" and/or \"channels\", e.g. {\"channels\": {\"sms\": true}}",
+            )));
+        }
+        Ok(switches)
+    }
+}
+
+const SOURCE: &str = "automation API";
+
 /// Applies the whole request in one transaction, or none of it: a lift the
 /// API may not do is a 403 with the reason, and nothing else is applied.
 pub async fn change_dnd(
@@ -31,46 +55,12 @@ pub async fn change_dnd(
     body: web::Json<DndChange>,
 ) -> Result<HttpResponse, ApiError> {
     let contact_id = path.into_inner();
-    let DndChange { all, channels } = body.into_inner();
-    let mut wanted = Vec::with_capacity(channels.len());
-    for (name, on) in channels {
-        let channel: Channel = name
-            .parse()
-            .map_err(|why: String| ApiError::Invalid(InvalidField::new("channels", why)))?;
-        wanted.push((channel, on));
-    }
-    if all.is_none() && wanted.is_empty() {
-        return Err(ApiError::Invalid(InvalidField::new(
-            "channels",
-            "give \"all\" and/or \"channels\", e.g. {\"channels\": {\"sms\": true}}",
-        )));
-    }
+    let switches = body.into_inner().switches()?;
     let actor = key.actor();
     let dnd = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
         let now = Utc::now();
         let applied = dnd_store::apply(conn, location.id, contact_id, |start| {
-            let mut state = start.clone();
-            let mut entries = Vec::new();
-            if let Some(on) = all {
-                let t = state.switch_all(on, &actor, now)?;
-                entries.extend(t.entries);
-                state = t.state;
-            }
-            for (channel, on) in &wanted {
-                let t = if *on {
-                    let source = Some("automation API".to_string());
-                    state.set(*channel, Reason::Manual, &actor, now, None, source)?
-                } else {
-                    state.lift(*channel, &actor, now, Confirmation::default())?
-                };
-                entries.extend(t.entries);
-                state = t.state;
-            }
-            Ok(Transition {
-                state,
-                entries,
-                remaining: Vec::new(),
-            })
+            start.switch(&switches, &actor, now, SOURCE, None)
         });
         match applied {
             Ok(t) => Ok(t.state),
@@ -89,6 +79,77 @@ pub async fn change_dnd(
         HttpResponse::Ok()
             .json(serde_json::json!({ "id": contact_id, "dnd": DndView::from(&dnd) })),
     )
+}
+
+/// `POST /api/v1/dnd/bulk`: one change for many contacts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkChange {
+    contact_ids: Vec<i64>,
+    all: Option<bool>,
+    #[serde(default)]
+    channels: BTreeMap<String, bool>,
+    #[serde(default)]
+    note: String,
+}
+
+/// Applies one change to up to 100,000 contacts of the key's location.
+/// Each contact gets all of it or none (a lift the API may not do skips
+/// that contact, with the reason); contacts of other locations are
+/// `not_found`.
+pub async fn bulk_dnd(
+    state: web::Data<AppState>,
+    ApiLocation(location, key): ApiLocation,
+    body: web::Json<BulkChange>,
+) -> Result<HttpResponse, ApiError> {
+    let BulkChange {
+        contact_ids,
+        all,
+        channels,
+        note,
+    } = body.into_inner();
+    let switches = DndChange { all, channels }.switches()?;
+    let note = change_note(&note).map_err(|e| ApiError::Invalid(InvalidField::new("note", e)))?;
+    if contact_ids.is_empty() || contact_ids.len() > bulk::MAX_CONTACTS {
+        return Err(ApiError::Invalid(InvalidField::new(
+            "contact_ids",
+            format!(
+                "give between 1 and {} contact ids (got {})",
+                bulk::MAX_CONTACTS,
+                contact_ids.len()
+            ),
+        )));
+    }
+    let actor = key.actor();
+    let outcome = db::run_wide(
+        &state.pool,
+        bulk::CONNECTIONS,
+        move |conns| -> Result<_, ApiError> {
+            let now = Utc::now();
+            Ok(bulk::apply_on(conns, location.id, &contact_ids, |start| {
+                start.switch(&switches, &actor, now, SOURCE, Some(&note))
+            })?)
+        },
+    )
+    .await?;
+    let list = |items: &[bulk::Skipped]| -> Vec<serde_json::Value> {
+        items
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "contact_id": s.contact_id,
+                    "reason": s.reason,
+                    "message": s.message,
+                })
+            })
+            .collect()
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "changed": outcome.changed,
+        "unchanged": outcome.unchanged,
+        "skipped": list(&outcome.skipped),
+        "still_blocked": list(&outcome.still_blocked),
+    })))
 }
 
 /// A contact's DND history, newest first.

@@ -38,6 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::get().to(contacts::show_contact),
     )
     .route("/contacts/{contact_id}/dnd", web::put().to(dnd::change_dnd))
+    .route("/dnd/bulk", web::post().to(dnd::bulk_dnd))
     .route("/dnd/export.csv", web::get().to(dnd::export_csv))
     .route("/messages", web::post().to(messages::send_message))
     .route("/messages/bulk", web::post().to(messages::send_bulk))

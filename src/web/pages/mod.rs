@@ -2,6 +2,7 @@
 
 mod agency;
 mod api_keys;
+pub mod bulk;
 mod compose;
 mod contact_form;
 pub mod contacts;
@@ -71,6 +72,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/locations/{location_id}/contacts",
             web::post().to(contact_form::create_contact),
+        )
+        .route(
+            "/locations/{location_id}/contacts/bulk-dnd",
+            web::post().to(bulk::bulk_dnd),
         )
         .route(
             "/locations/{location_id}/dnd/export.csv",
