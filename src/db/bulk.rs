@@ -22,9 +22,10 @@ use super::dnd::{lock_addresses, states_of, DndWrite};
 use super::DbError;
 use crate::domain::dnd::{reason_code, DndState, Refusal, Transition};
 
-/// Contacts per transaction: at most five addresses each, so a few
-/// thousand advisory locks at most.
-const CHUNK: usize = 1000;
+/// Contacts per transaction: at most five addresses each, so at most
+/// 2,500 advisory locks per chunk (PostgreSQL's default lock table holds
+/// 64 per connection, shared: 6,400 for 100 connections).
+const CHUNK: usize = 500;
 
 /// Connections a large bulk change spreads over (see [`apply_on`]).
 pub const CONNECTIONS: u32 = 2;
@@ -52,9 +53,22 @@ pub struct BulkOutcome {
     /// Changed, but a lift left reasons the actor may not lift in force:
     /// the channel stays blocked for them.
     pub still_blocked: Vec<Skipped>,
+    /// The contacts changed, by id.
+    pub changed_ids: Vec<i64>,
+    /// The change stopped part-way (the database failed): what is counted
+    /// was committed, the rest was not done. Running it again finishes it.
+    pub interrupted: Option<String>,
 }
 
 impl BulkOutcome {
+    fn merge(&mut self, part: BulkOutcome) {
+        self.changed += part.changed;
+        self.unchanged += part.unchanged;
+        self.skipped.extend(part.skipped);
+        self.still_blocked.extend(part.still_blocked);
+        self.changed_ids.extend(part.changed_ids);
+    }
+
     /// The skipped contacts counted by reason, most frequent first, with
     /// one of the rules' sentences for each.
     pub fn skipped_by_reason(&self) -> Vec<(String, usize, String)> {
@@ -112,55 +126,74 @@ pub fn apply_on(
     let chunks: Vec<&[i64]> = ids.chunks(CHUNK).collect();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let results: Vec<Result<BulkOutcome, DbError>> = std::thread::scope(|scope| {
+    let results: Vec<(BulkOutcome, Option<DbError>)> = std::thread::scope(|scope| {
         let workers: Vec<_> = conns
             .into_iter()
             .map(|conn| {
                 let (chunks, next, failed, change) = (&chunks, &next, &failed, &change);
-                scope.spawn(move || -> Result<BulkOutcome, DbError> {
+                scope.spawn(move || -> (BulkOutcome, Option<DbError>) {
                     let mut outcome = BulkOutcome::default();
                     while !failed.load(Ordering::Relaxed) {
                         let Some(chunk) = chunks.get(next.fetch_add(1, Ordering::Relaxed)) else {
                             break;
                         };
+                        // A chunk's counts join the outcome only once it
+                        // has committed.
+                        let mut part = BulkOutcome::default();
                         let done = conn.transaction(|conn| {
-                            apply_chunk(conn, location_id, chunk, change, &mut outcome)
+                            apply_within(conn, location_id, chunk, |_, s| change(s), &mut part)
                         });
                         if let Err(e) = done {
                             failed.store(true, Ordering::Relaxed);
-                            return Err(e);
+                            return (outcome, Some(e));
                         }
+                        outcome.merge(part);
                     }
-                    Ok(outcome)
+                    (outcome, None)
                 })
             })
             .collect();
         workers
             .into_iter()
             .map(|w| {
-                w.join()
-                    .unwrap_or_else(|_| Err(DbError::Invariant("a bulk worker panicked".into())))
+                w.join().unwrap_or_else(|_| {
+                    (
+                        BulkOutcome::default(),
+                        Some(DbError::Invariant("a bulk worker panicked".into())),
+                    )
+                })
             })
             .collect()
     });
     let mut total = BulkOutcome::default();
-    for result in results {
-        let part = result?;
-        total.changed += part.changed;
-        total.unchanged += part.unchanged;
-        total.skipped.extend(part.skipped);
-        total.still_blocked.extend(part.still_blocked);
+    let mut failure = None;
+    for (part, error) in results {
+        total.merge(part);
+        failure = failure.or(error);
+    }
+    if let Some(e) = failure {
+        let done = total.changed + total.unchanged + total.skipped.len();
+        if done == 0 {
+            return Err(e);
+        }
+        total.interrupted = Some(format!(
+            "The change stopped after {done} contacts ({e}); those are done, the others were \
+             not changed. Run it again to finish: contacts already done count as unchanged."
+        ));
     }
     total.skipped.sort_by_key(|s| s.contact_id);
     total.still_blocked.sort_by_key(|s| s.contact_id);
     Ok(total)
 }
 
-fn apply_chunk(
+/// One chunk, inside the caller's transaction: locks these contacts, reads
+/// their states, lets `change` decide for each (by id) and writes it all
+/// in one statement. (An import's DND flags go through here too.)
+pub fn apply_within(
     conn: &mut PgConnection,
     location_id: i64,
     ids: &[i64],
-    change: &impl Fn(&DndState) -> Result<Transition, Refusal>,
+    change: impl Fn(i64, &DndState) -> Result<Transition, Refusal>,
     outcome: &mut BulkOutcome,
 ) -> Result<(), DbError> {
     let contacts = lock_contacts(conn, location_id, ids)?;
@@ -176,12 +209,13 @@ fn apply_chunk(
     let now = Utc::now();
     let mut write = DndWrite::default();
     for (contact, before) in contacts.iter().zip(&states) {
-        match change(before) {
+        match change(contact.id, before) {
             Ok(mut t) if t.state != *before => {
                 let addresses = contact.addresses();
                 t.locate(|c| addresses.on(c).map(str::to_string));
                 write.contact_change(contact, before, &t, now)?;
                 outcome.changed += 1;
+                outcome.changed_ids.push(contact.id);
                 if let Some(reason) = reason_code(&t.remaining) {
                     let why: Vec<String> = t.remaining.iter().map(|a| a.explain()).collect();
                     outcome.still_blocked.push(Skipped {
@@ -292,6 +326,8 @@ mod tests {
                 skip(3, "sms_opt_out"),
             ],
             still_blocked: Vec::new(),
+            changed_ids: Vec::new(),
+            interrupted: None,
         };
         assert_eq!(
             outcome.skipped_by_reason(),

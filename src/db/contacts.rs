@@ -585,7 +585,7 @@ fn refuse_taken(
 }
 
 /// Writes `input` over `current`: given fields replace, missing ones stay.
-fn overwrite(
+pub(super) fn overwrite(
     conn: &mut PgConnection,
     location_id: i64,
     current: &Contact,
@@ -622,7 +622,7 @@ fn overwrite(
 /// For each channel whose address changed, and where the old or the new
 /// address holds a reason, a history row on the contact: the old address's
 /// reasons stay on it, the new one's apply now. Nothing is deleted.
-fn record_address_changes(
+pub(super) fn record_address_changes(
     conn: &mut PgConnection,
     before: &Contact,
     after: &Contact,

@@ -288,6 +288,37 @@ pub fn gate_state(
     )))
 }
 
+/// The contact of a location holding each of these addresses on `channel`
+/// now, by address (addresses no contact holds are absent).
+pub fn holders<'a>(
+    conn: &mut PgConnection,
+    location_id: i64,
+    channel: Channel,
+    addresses: impl IntoIterator<Item = &'a str>,
+) -> QueryResult<HashMap<String, i64>> {
+    #[derive(QueryableByName)]
+    struct Holder {
+        #[diesel(sql_type = Text)]
+        address: String,
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let addresses: Vec<&str> = addresses.into_iter().collect();
+    if addresses.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<Holder> = diesel::sql_query(
+        "SELECT h.holder_channel, a.address, h.holder_id AS id
+         FROM unnest($2::text[]) AS a (address)
+         JOIN LATERAL dnd_holders(ARRAY[$1::int8], ARRAY[a.address], ARRAY[$3::text]) h ON true",
+    )
+    .bind::<BigInt, _>(location_id)
+    .bind::<Array<Text>, _>(&addresses)
+    .bind::<Text, _>(channel.as_str())
+    .load(conn)?;
+    Ok(rows.into_iter().map(|h| (h.address, h.id)).collect())
+}
+
 /// Runs one DND change for a contact by a person or the API: locks the
 /// contact's addresses and its row (two changes never interleave, and no
 /// consent event lands on its addresses meanwhile), reads its state, lets
@@ -874,6 +905,17 @@ impl DndWrite {
         self.own_new_actor_id.push(a.actor.id);
         self.own_new_actor_label.push(a.actor.label.clone());
         self.own_new_source.push(a.source.clone());
+    }
+
+    /// What turns an address's `before` into `after` (see
+    /// [`AddressWrite::change`]), written with the rest.
+    pub fn address_change(
+        &mut self,
+        key: &AddressKey,
+        before: &AddressState,
+        after: &AddressState,
+    ) {
+        self.address.change(key, before, after);
     }
 
     /// A history row (see [`HistoryColumns::push`]).

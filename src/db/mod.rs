@@ -10,6 +10,7 @@ pub mod demo;
 pub mod dnd;
 pub mod events;
 pub mod export;
+pub mod imports;
 pub mod integrations;
 pub mod locations;
 pub mod optin;
@@ -98,6 +99,9 @@ pub struct DbPool {
     permits: Arc<Semaphore>,
     timeout: Duration,
     size: u32,
+    /// One large job (a bulk change, an import) at a time, so they never
+    /// take the connections webhooks and pages need.
+    wide: Arc<Semaphore>,
 }
 
 impl DbPool {
@@ -192,6 +196,7 @@ pub fn build_pool(url: &str, size: u32, timeout: Duration) -> Result<DbPool, DbE
         permits: Arc::new(Semaphore::new(size as usize)),
         timeout,
         size,
+        wide: Arc::new(Semaphore::new(1)),
     })
 }
 
@@ -213,15 +218,21 @@ where
     .and_then(|result| result)
 }
 
-/// [`run`] with `n` connections at once (each counted as one of the
+/// [`run`] with up to `n` connections at once (each counted as one of the
 /// pool's permits), for one large piece of work that spreads over them.
+/// One such job runs at a time, on at most a quarter of the pool, so the
+/// rest stays free for webhooks, pages and the API.
 pub async fn run_wide<T, E, F>(pool: &DbPool, n: u32, work: F) -> Result<T, E>
 where
     F: FnOnce(Vec<&mut PgConnection>) -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: From<DbError> + Send + 'static,
 {
-    let n = n.clamp(1, pool.size);
+    let n = n.clamp(1, (pool.size / 4).max(1));
+    let wide = tokio::time::timeout(pool.timeout, pool.wide.clone().acquire_owned())
+        .await
+        .map_err(|_| E::from(DbError::Busy(pool.timeout)))?
+        .map_err(|_| E::from(DbError::Cancelled))?;
     let permit = tokio::time::timeout(pool.timeout, pool.permits.clone().acquire_many_owned(n))
         .await
         .map_err(|_| E::from(DbError::Busy(pool.timeout)))?
@@ -229,6 +240,7 @@ where
     let inner = pool.inner.clone();
     actix_web::web::block(move || {
         let _permit = permit;
+        let _wide = wide;
         let mut conns = Vec::with_capacity(n as usize);
         for _ in 0..n {
             conns.push(inner.get().map_err(DbError::from)?);

@@ -274,6 +274,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    imports (location_id, id) {
+        location_id -> Int8,
+        id -> Int8,
+        kind -> Text,
+        channel -> Nullable<Text>,
+        file_name -> Text,
+        file -> Nullable<Bytea>,
+        actor_kind -> Text,
+        actor_id -> Nullable<Int8>,
+        actor_label -> Text,
+        state -> Text,
+        rows_total -> Int4,
+        rows_done -> Int4,
+        created -> Int4,
+        updated -> Int4,
+        unchanged -> Int4,
+        errors -> Text,
+        failure -> Nullable<Text>,
+        created_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
 diesel::joinable!(locations -> agencies (agency_id));
 diesel::joinable!(location_sms_settings -> locations (location_id));
 diesel::joinable!(users -> agencies (agency_id));
@@ -304,4 +328,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     optin_decisions,
     optin_open_requests,
     password_links,
+    imports,
 );

@@ -5,6 +5,7 @@ pub mod address;
 mod channel;
 pub mod dnd;
 mod email;
+pub mod import;
 pub mod integration;
 pub mod message;
 pub mod optin;

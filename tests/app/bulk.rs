@@ -161,6 +161,13 @@ async fn the_list_page_changes_what_its_filters_match() {
     let b = new_contact(&app, downtown, "+19175550122");
     let other = new_contact(&app, downtown, "+13125550123");
     app.sign_in_as(demo::LOCATION_USER).await;
+    // The list offers the form once, in the page's content.
+    let (_, list) = app
+        .get_text(&format!("/locations/{downtown}/contacts"))
+        .await;
+    assert_eq!(list.matches(r#"id="bulk""#).count(), 1, "{list}");
+    let title = &list[list.find("<title>").unwrap()..list.find("</title>").unwrap()];
+    assert!(!title.contains("csrf"), "{title}");
     let path = format!("/locations/{downtown}/contacts/bulk-dnd");
     // The filters of a search for "+1 917 555 012" (a and b only).
     let (status, page) = app

@@ -19,6 +19,7 @@ mod dnd;
 mod embedded;
 mod export;
 mod gate;
+mod imports;
 mod integrations;
 mod messages;
 mod migrations;

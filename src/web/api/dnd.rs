@@ -144,12 +144,21 @@ pub async fn bulk_dnd(
             })
             .collect()
     };
-    Ok(HttpResponse::Ok().json(serde_json::json!({
+    let mut body = serde_json::json!({
         "changed": outcome.changed,
         "unchanged": outcome.unchanged,
         "skipped": list(&outcome.skipped),
         "still_blocked": list(&outcome.still_blocked),
-    })))
+    });
+    // Stopped part-way: what is counted was committed; 503 so a client
+    // retries (the contacts done count as unchanged the second time).
+    Ok(match &outcome.interrupted {
+        Some(why) => {
+            body["error"] = why.clone().into();
+            HttpResponse::ServiceUnavailable().json(body)
+        }
+        None => HttpResponse::Ok().json(body),
+    })
 }
 
 /// A contact's DND history, newest first.

@@ -4,6 +4,7 @@
 mod contacts;
 mod dnd;
 mod error;
+mod imports;
 mod key;
 mod messages;
 mod views;
@@ -39,6 +40,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/contacts/{contact_id}/dnd", web::put().to(dnd::change_dnd))
     .route("/dnd/bulk", web::post().to(dnd::bulk_dnd))
+    .route(
+        "/imports/contacts",
+        web::post().to(imports::import_contacts),
+    )
+    .route(
+        "/imports/suppressions",
+        web::post().to(imports::import_suppressions),
+    )
     .route("/dnd/export.csv", web::get().to(dnd::export_csv))
     .route("/messages", web::post().to(messages::send_message))
     .route("/messages/bulk", web::post().to(messages::send_bulk))

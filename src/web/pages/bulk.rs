@@ -163,7 +163,13 @@ pub async fn bulk_dnd(
                 .into(),
         )),
         "list" => Vec::new(),
-        _ => form.contact_ids.clone(),
+        "ticked" | "" => form.contact_ids.clone(),
+        other => {
+            return Err(PageError::Unprocessable(format!(
+                "\"{other}\" is not a choice of contacts: use the ticked rows or the whole list. \
+                 Nothing was changed."
+            )))
+        }
     };
     let history_note = note.clone();
     let outcome = db::run_wide(&state.pool, bulk::CONNECTIONS, move |mut conns| -> Result<_, PageError> {
@@ -198,7 +204,7 @@ pub async fn bulk_dnd(
             .map(|(code, count, message)| SkipLine {
                 count,
                 what: describe(&code),
-                message,
+                message: why(&code).unwrap_or(message),
             })
             .collect()
     };
@@ -214,6 +220,20 @@ pub async fn bulk_dnd(
         skipped,
         still_blocked,
     })
+}
+
+/// Who may lift the reasons of a code, the same for every contact counted
+/// under it (`None` for a code that is not a list of reasons).
+fn why(code: &str) -> Option<String> {
+    let rules: Option<Vec<String>> = code
+        .split(',')
+        .map(|c| {
+            c.parse::<Reason>()
+                .ok()
+                .map(|r| format!("{}: {}", r.label(), r.lift_rule()))
+        })
+        .collect();
+    rules.map(|r| format!("{}.", r.join("; ")))
 }
 
 /// A skip code in words: the reasons that stay, by their labels.
