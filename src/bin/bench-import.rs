@@ -64,7 +64,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut timed = |label: &str| -> Result<f64, Box<dyn std::error::Error>> {
         let start = Instant::now();
         let file = ParsedFile::read(ImportKind::Contacts, csv.as_bytes())?;
-        let outcome = imports::import(&mut conn, &run, file, &|_| {})?;
+        let outcome = imports::import(&mut conn, &run, file, &|_, _| {})?;
         let secs = start.elapsed().as_secs_f64();
         println!(
             "{label}: {secs:.1} s  ({} created, {} updated, {} unchanged, {} errors)",

@@ -219,7 +219,7 @@ pub fn import_contacts(
     conn: &mut PgConnection,
     run: &ImportRun<'_>,
     parsed: Parsed<ContactRow>,
-    progress: &dyn Fn(usize),
+    progress: &dyn Fn(&mut PgConnection, usize),
 ) -> Result<ImportOutcome, DbError> {
     let rows = parsed.rows.len() + parsed.errors.len();
     let (ready, errors) = prepare_contacts(parsed, run.region);
@@ -233,7 +233,7 @@ pub fn import_contacts(
         let outcome = in_transaction(conn, run.dry_run, |conn| contacts_chunk(conn, run, chunk))?;
         total.add(outcome);
         done += chunk.len();
-        progress(done);
+        progress(conn, done);
     }
     total.errors.sort_by_key(|e| e.line);
     Ok(total)
@@ -536,7 +536,7 @@ pub fn import_suppressions(
     run: &ImportRun<'_>,
     channel: Channel,
     parsed: Parsed<SuppressionRow>,
-    progress: &dyn Fn(usize),
+    progress: &dyn Fn(&mut PgConnection, usize),
 ) -> Result<ImportOutcome, DbError> {
     let rows = parsed.rows.len() + parsed.errors.len();
     let mut errors: Vec<ErrorView> = parsed.errors.into_iter().map(ErrorView::from).collect();
@@ -572,7 +572,7 @@ pub fn import_suppressions(
         })?;
         total.add(outcome);
         done += chunk.len();
-        progress(done);
+        progress(conn, done);
     }
     total.errors.sort_by_key(|e| e.line);
     Ok(total)
@@ -906,7 +906,7 @@ pub fn import(
     conn: &mut PgConnection,
     run: &ImportRun<'_>,
     file: ParsedFile,
-    progress: &dyn Fn(usize),
+    progress: &dyn Fn(&mut PgConnection, usize),
 ) -> Result<ImportOutcome, DbError> {
     match file {
         ParsedFile::Contacts(p) => import_contacts(conn, run, p, progress),

@@ -212,6 +212,26 @@ fn expected_origin(req: &HttpRequest, state: Option<&web::Data<AppState>>) -> St
 
 /// The request must come from a page of this site: `Origin` when the browser
 /// sends it, else `Referer`; neither is refused.
+/// The session's CSRF token against the one a form sent.
+fn check_token(session: &Session, sent: &str) -> Result<(), PageError> {
+    let expected = session.get::<String>(CSRF)?.unwrap_or_default();
+    if expected.is_empty() || !constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
+        return Err(PageError::Forbidden(
+            "This form has expired or did not come from this site, so nothing was \
+             changed. Reload the page and try again."
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The checks [`CsrfForm`] makes, for a form read another way (a file
+/// upload): sent from a page of this site, with the session's token.
+pub fn check_form(req: &HttpRequest, sent_token: &str) -> Result<(), PageError> {
+    check_origin(req)?;
+    check_token(&req.get_session(), sent_token)
+}
+
 fn check_origin(req: &HttpRequest) -> Result<(), PageError> {
     let state = req.app_data::<web::Data<AppState>>();
     let expected = expected_origin(req, state);
@@ -269,14 +289,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
                 .find(|(k, _)| k == CSRF_FIELD)
                 .map(|(_, v)| v.as_str())
                 .unwrap_or("");
-            let expected = session.get::<String>(CSRF)?.unwrap_or_default();
-            if expected.is_empty() || !constant_time_eq(sent.as_bytes(), expected.as_bytes()) {
-                return Err(PageError::Forbidden(
-                    "This form has expired or did not come from this site, so nothing was \
-                     changed. Reload the page and try again."
-                        .into(),
-                ));
-            }
+            check_token(&session, sent)?;
             let form: T = serde_urlencoded::from_bytes(&body)
                 .map_err(|e| PageError::BadRequest(format!("The form is incomplete: {e}")))?;
             Ok(CsrfForm(form))

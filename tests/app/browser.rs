@@ -1011,3 +1011,68 @@ async fn a_bulk_dnd_change_on_a_filtered_list_blocks_exactly_those_contacts() {
     assert_eq!(noted.n as usize, changed);
     c.clone().close().await.unwrap();
 }
+
+#[actix_web::test]
+async fn an_imported_csv_with_a_bad_row_shows_the_row_in_the_preview_and_imports_the_rest() {
+    let Some(browser) = open_browser().await else {
+        return;
+    };
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let c = &browser.client;
+    let file = run_dir("import").with_extension("csv");
+    std::fs::write(
+        &file,
+        "name,phone,email,dnd_sms\nBrowser Import,+1 917 555 0501,browser@example.com,yes\nNo Number,+1 917,nonumber@example.com,\n",
+    )
+    .unwrap();
+    sign_in(c, &app.base, demo::LOCATION_USER).await;
+    c.goto(&app.url(&format!("/locations/{downtown}/contacts")))
+        .await
+        .unwrap();
+    click_submit(c, Locator::Css("#imports-link")).await;
+    c.wait()
+        .for_element(Locator::Css("#import-file"))
+        .await
+        .unwrap()
+        .send_keys(file.canonicalize().unwrap().to_str().unwrap())
+        .await
+        .unwrap();
+    click_submit(c, Locator::Css("#preview")).await;
+    let errors = c
+        .wait()
+        .for_element(Locator::Css("#import-row-errors"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(errors.contains("3") && errors.contains("phone"), "{errors}");
+    let created = c
+        .find(Locator::Css("#import-created"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(created, "1");
+    click_submit(c, Locator::Css("#confirm-import")).await;
+    c.wait()
+        .for_element(Locator::XPath(
+            "//h2[@id='state-title' and text()='Imported']",
+        ))
+        .await
+        .unwrap();
+    let contact = dnd::db::contacts::find_by_phone(
+        &mut app.db.conn(),
+        downtown,
+        &dnd::domain::PhoneNumber::parse_international("+19175550501").unwrap(),
+    )
+    .unwrap()
+    .expect("imported");
+    let state = dnd::db::dnd::load_state(&mut app.db.conn(), downtown, contact.id)
+        .unwrap()
+        .unwrap();
+    assert!(state.is_blocked(dnd::domain::Channel::Sms));
+    c.clone().close().await.unwrap();
+}

@@ -320,3 +320,131 @@ async fn a_suppression_list_blocks_the_address_now_and_whoever_takes_it_later() 
         assert_eq!(body["field"], "channel");
     }
 }
+
+/// Uploads a file through the imports page's form as the signed-in user.
+async fn upload(app: &TestApp, location_id: i64, kind: &str, csv: &str) -> (u16, String) {
+    let csrf = app
+        .csrf_from(&format!("/locations/{location_id}/imports"))
+        .await;
+    let form = reqwest::multipart::Form::new()
+        .text("csrf_token", csrf)
+        .text("kind", kind.to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(csv.as_bytes().to_vec())
+                .file_name("people.csv")
+                .mime_str("text/csv")
+                .unwrap(),
+        );
+    let r = app
+        .client
+        .post(app.url(&format!("/locations/{location_id}/imports")))
+        .header("Origin", &app.base)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let to = crate::common::location(&r);
+    (
+        status,
+        if status == 303 {
+            to
+        } else {
+            r.text().await.unwrap()
+        },
+    )
+}
+
+#[actix_web::test]
+async fn the_imports_page_previews_then_imports_on_confirmation() {
+    let mut app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    app.sign_in_as(demo::LOCATION_USER).await;
+    let csv = "name,phone,email\nPage Person,+1 917 555 0401,page@example.com\nBroken,+1 917,broken@example.com\n";
+    let (status, to) = upload(&app, downtown, "contacts", csv).await;
+    assert_eq!(status, 303, "{to}");
+    assert!(
+        to.starts_with(&format!("/locations/{downtown}/imports/")),
+        "{to}"
+    );
+    let (status, preview) = app.get_text(&to).await;
+    assert_eq!(status, 200);
+    assert!(
+        preview.contains("Preview: nothing has been imported yet"),
+        "{preview}"
+    );
+    assert!(
+        preview.contains(r#"<dd id="import-created">1</dd>"#),
+        "{preview}"
+    );
+    assert!(
+        preview.contains("<tr><td>3</td><td>phone</td>"),
+        "{preview}"
+    );
+    assert!(
+        by_phone(&app, downtown, "+19175550401").is_none(),
+        "nothing before confirming"
+    );
+
+    let (status, back) = app.submit(&format!("{to}/confirm"), &[]).await;
+    assert_eq!(status, 303);
+    assert_eq!(back, to);
+    // It runs after the answer: its page says how far it got, then done.
+    let mut page = String::new();
+    for _ in 0..100 {
+        page = app.get_text(&to).await.1;
+        if page.contains("<h2 id=\"state-title\">Imported</h2>") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        page.contains("<h2 id=\"state-title\">Imported</h2>"),
+        "{page}"
+    );
+    assert!(page.contains("<tr><td>3</td><td>phone</td>"), "{page}");
+    let created = by_phone(&app, downtown, "+19175550401").expect("imported");
+    assert_eq!(created.name, "Page Person");
+    // Confirming again imports nothing twice.
+    let (status, _) = app.submit(&format!("{to}/confirm"), &[]).await;
+    assert_eq!(status, 409);
+
+    // A file refused as a whole comes back to the form, kept nothing.
+    let (status, page) = upload(&app, downtown, "contacts", "name,email\nX,x@example.com\n").await;
+    assert_eq!(status, 422);
+    assert!(page.contains("missing: phone"), "{page}");
+    // Refusals: another location (404), no token (403), support (403).
+    let harbor = app.location_id(demo::HARBOR);
+    let (status, _) = app.get_text(&format!("/locations/{harbor}/imports")).await;
+    assert_eq!(status, 404);
+    let r = app
+        .client
+        .post(app.url(&format!("/locations/{downtown}/imports")))
+        .header("Origin", &app.base)
+        .multipart(
+            reqwest::multipart::Form::new()
+                .text("kind", "contacts")
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(csv.as_bytes().to_vec()).file_name("a.csv"),
+                ),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    app.switch_to(demo::SUPPORT_USER).await;
+    let (status, _) = app.get_text(&to).await;
+    assert_eq!(status, 200, "support reads it");
+    let (status, _) = upload(
+        &app,
+        downtown,
+        "suppressions:sms",
+        "address\n+19175550409\n",
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, _) = app.submit(&format!("{to}/confirm"), &[]).await;
+    assert_eq!(status, 403);
+}

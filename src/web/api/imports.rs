@@ -84,7 +84,7 @@ async fn run(
             dry_run,
         };
         if dry_run {
-            let outcome = imports::import(conn, &run, file, &|_| {})?;
+            let outcome = imports::import(conn, &run, file, &|_, _| {})?;
             return Ok((None, outcome));
         }
         let record = imports::create(
@@ -101,7 +101,7 @@ async fn run(
             },
         )?;
         run.source = record.source();
-        let result = imports::import(conn, &run, file, &|_| {});
+        let result = imports::import(conn, &run, file, &|_, _| {});
         imports::finish(
             conn,
             location.id,

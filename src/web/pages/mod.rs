@@ -8,6 +8,7 @@ mod contact_form;
 pub mod contacts;
 pub mod dnd;
 mod form;
+pub mod imports;
 mod integrations;
 mod locations;
 mod optin;
@@ -76,6 +77,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route(
             "/locations/{location_id}/contacts/bulk-dnd",
             web::post().to(bulk::bulk_dnd),
+        )
+        .route(
+            "/locations/{location_id}/imports",
+            web::get().to(imports::list_imports),
+        )
+        .route(
+            "/locations/{location_id}/imports",
+            web::post().to(imports::upload),
+        )
+        .route(
+            "/locations/{location_id}/imports/{import_id}",
+            web::get().to(imports::show_import),
+        )
+        .route(
+            "/locations/{location_id}/imports/{import_id}/confirm",
+            web::post().to(imports::confirm),
         )
         .route(
             "/locations/{location_id}/dnd/export.csv",
