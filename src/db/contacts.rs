@@ -27,6 +27,9 @@ pub struct Contact {
     pub dnd_mask: i16,
     /// 2 on, 1 partial, 0 off (computed by PostgreSQL from the two above).
     pub dnd_status: i16,
+    /// Inbound DND: messages from the contact muted, calls rejected.
+    pub inbound_sms_dnd: bool,
+    pub inbound_calls_dnd: bool,
 }
 
 impl Contact {
@@ -38,6 +41,13 @@ impl Contact {
     /// display order.
     pub fn blocked_channels(&self) -> Vec<Channel> {
         Channel::in_mask(self.dnd_mask)
+    }
+
+    pub fn inbound(&self) -> crate::domain::dnd::InboundDnd {
+        crate::domain::dnd::InboundDnd {
+            sms: self.inbound_sms_dnd,
+            calls: self.inbound_calls_dnd,
+        }
     }
 
     /// Where each channel reaches this contact.

@@ -984,6 +984,7 @@ impl HistoryRow {
         match (self.reason, self.action) {
             (Some(r), _) => r.label(),
             (None, Action::AddressChanged) => "Address changed",
+            (None, Action::InboundOn | Action::InboundOff) => "Inbound DND",
             (None, _) => "All-channels switch",
         }
     }

@@ -11,6 +11,7 @@ pub mod dnd;
 pub mod events;
 pub mod export;
 pub mod imports;
+pub mod inbound;
 pub mod integrations;
 pub mod locations;
 pub mod optin;

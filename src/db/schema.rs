@@ -77,6 +77,8 @@ diesel::table! {
         dnd_all -> Bool,
         dnd_mask -> Int2,
         dnd_status -> Int2,
+        inbound_sms_dnd -> Bool,
+        inbound_calls_dnd -> Bool,
     }
 }
 
@@ -233,6 +235,7 @@ diesel::table! {
         next_attempt_at -> Nullable<Timestamptz>,
         claimed_at -> Nullable<Timestamptz>,
         handed_over_at -> Nullable<Timestamptz>,
+        muted -> Bool,
     }
 }
 
@@ -298,6 +301,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    location_voice_settings (location_id) {
+        location_id -> Int8,
+        forward_to -> Nullable<Text>,
+        message -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(locations -> agencies (agency_id));
 diesel::joinable!(location_sms_settings -> locations (location_id));
 diesel::joinable!(users -> agencies (agency_id));
@@ -329,4 +341,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     optin_open_requests,
     password_links,
     imports,
+    location_voice_settings,
 );

@@ -255,6 +255,9 @@ pub struct Message {
     pub subject: Option<String>,
     pub blocked_reasons: Vec<String>,
     pub error_message: Option<String>,
+    /// An inbound SMS from a contact with inbound SMS DND: kept, and no
+    /// one is notified of it.
+    pub muted: bool,
 }
 
 impl Message {

@@ -42,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     };
     cfg.route("/twilio/{location_id}/sms", receive(Route::TwilioSms))
         .route("/twilio/{location_id}/status", receive(Route::TwilioStatus))
+        .route("/twilio/{location_id}/voice", web::post().to(receive_call))
         .route("/mailgun/{location_id}", receive(Route::Mailgun))
         .route(
             "/meta/{location_id}",
@@ -205,6 +206,50 @@ fn called_url(req: &HttpRequest, state: &AppState) -> String {
             format!("{}://{}{path}", info.scheme(), info.host())
         }
     }
+}
+
+/// `POST /webhooks/twilio/{location_id}/voice`: a call to the location's
+/// number. Rejected (`<Reject/>`) when the caller's contact has inbound
+/// call DND; otherwise forwarded to the location's number, or answered
+/// with its message. Nothing is stored: a call changes no consent.
+async fn receive_call(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<i64>,
+    payload: web::Payload,
+) -> Result<HttpResponse, WebhookError> {
+    let location_id = path.into_inner();
+    let url = called_url(&req, &state);
+    let signature = req
+        .headers()
+        .get("X-Twilio-Signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let result = async {
+        let body = read_body(payload).await?;
+        crate::db::run(&state.pool, move |conn| -> Result<String, WebhookError> {
+            let context = crate::db::webhooks::context(conn, location_id)?
+                .ok_or(WebhookError::UnknownLocation(location_id))?;
+            let caller = twilio::incoming_call(&context, &url, &body, signature.as_deref())?;
+            let reject = match caller {
+                Some(number) => crate::db::contacts::find_by_phone(conn, location_id, &number)?
+                    .is_some_and(|c| c.inbound_calls_dnd),
+                None => false,
+            };
+            let settings = crate::db::inbound::voice_settings(conn, location_id)?;
+            Ok(crate::domain::dnd::voice_twiml(
+                reject,
+                settings.forward_to.as_deref(),
+                &settings.spoken(&context.location.name),
+            ))
+        })
+        .await
+    }
+    .await;
+    let twiml = counted(&state.metrics, location_id, result.map(|t| (t, false)))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/xml; charset=utf-8")
+        .body(twiml))
 }
 
 /// One webhook, whatever the provider: read, handed to the pipeline (which

@@ -10,8 +10,8 @@ use super::{Provider, WebhookError};
 use crate::db::events::{InboundText, ProviderEvent, StatusReport};
 use crate::db::webhooks::WebhookContext;
 use crate::domain::dnd::{
-    match_keyword, twilio_error_reason, Actor, ActorKind, ConsentEvent, Effect, KeywordMatch,
-    Reason,
+    match_keyword, twilio_error_reason, xml_escape, Actor, ActorKind, ConsentEvent, Effect,
+    KeywordMatch, Reason,
 };
 use crate::domain::{Channel, PhoneNumber};
 
@@ -82,21 +82,6 @@ pub fn twiml(reply: Option<&str>) -> HttpResponse {
         .body(body)
 }
 
-fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Checks a Twilio form POST against the location's SMS auth token and
 /// returns its parameters; an unsigned request is interpreted no further.
 fn verify(
@@ -105,13 +90,22 @@ fn verify(
     body: &[u8],
     signature: Option<&str>,
 ) -> Result<Params, WebhookError> {
+    let integration = context
+        .integration(Channel::Sms, "twilio")
+        .ok_or(WebhookError::NoIntegration("Twilio SMS"))?;
+    verify_with(integration, url, body, signature)
+}
+
+fn verify_with(
+    integration: &crate::db::webhooks::Signer,
+    url: &str,
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<Params, WebhookError> {
     let refused = |why: &str| WebhookError::Refused {
         provider: Provider::Twilio,
         why: why.to_string(),
     };
-    let integration = context
-        .integration(Channel::Sms, "twilio")
-        .ok_or(WebhookError::NoIntegration("Twilio SMS"))?;
     let token = integration
         .secret
         .as_deref()
@@ -122,6 +116,25 @@ fn verify(
         return Err(refused("the X-Twilio-Signature does not match"));
     }
     Ok(params)
+}
+
+/// A verified incoming call (signed with the Calls integration's auth
+/// token, or the SMS one's when calls have none): the caller's number,
+/// when it is one (a withheld number is not).
+pub fn incoming_call(
+    context: &WebhookContext,
+    url: &str,
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<Option<PhoneNumber>, WebhookError> {
+    let integration = context
+        .integration(Channel::Call, "twilio")
+        .or_else(|| context.integration(Channel::Sms, "twilio"))
+        .ok_or(WebhookError::NoIntegration("Twilio"))?;
+    let params = verify_with(integration, url, body, signature)?;
+    required(&params, "CallSid")?;
+    Ok(param(&params, "From")
+        .and_then(|from| PhoneNumber::parse(from, &context.location.default_region).ok()))
 }
 
 fn phone(params: &Params, name: &str, region: &str) -> Result<PhoneNumber, WebhookError> {

@@ -20,6 +20,7 @@ mod embedded;
 mod export;
 mod gate;
 mod imports;
+mod inbound;
 mod integrations;
 mod messages;
 mod migrations;

@@ -6,6 +6,7 @@
 mod codes;
 mod consent;
 mod gate;
+mod inbound;
 mod keywords;
 mod reason;
 
@@ -16,6 +17,7 @@ use chrono::{DateTime, Utc};
 pub use codes::{mailgun_event_reason, twilio_error_reason, whatsapp_error_reason, MailgunEvent};
 pub use consent::{Clocks, ConsentEvent, Effect};
 pub use gate::{decide_blocks, Block, Decision, Origin};
+pub use inbound::{voice_twiml, xml_escape, InboundDnd};
 pub use keywords::{match_keyword, KeywordMatch, Keywords};
 pub use reason::{ActorKind, Kind, Reason};
 
@@ -150,15 +152,21 @@ pub enum Action {
     /// The contact's address on the channel changed: the reasons of the old
     /// address stay on it, those of the new one apply.
     AddressChanged,
+    /// Inbound DND turned on for SMS or calls (no reason: it is the
+    /// contact's switch, apart from outbound DND).
+    InboundOn,
+    InboundOff,
 }
 
 impl Action {
-    pub const ALL: [Action; 5] = [
+    pub const ALL: [Action; 7] = [
         Action::Set,
         Action::Lifted,
         Action::Repeated,
         Action::Stale,
         Action::AddressChanged,
+        Action::InboundOn,
+        Action::InboundOff,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -168,6 +176,8 @@ impl Action {
             Action::Repeated => "repeated",
             Action::Stale => "stale",
             Action::AddressChanged => "address_changed",
+            Action::InboundOn => "inbound_on",
+            Action::InboundOff => "inbound_off",
         }
     }
 
@@ -179,6 +189,8 @@ impl Action {
             Action::Repeated => "received again",
             Action::Stale => "ignored (late event)",
             Action::AddressChanged => "address changed",
+            Action::InboundOn => "inbound DND turned on",
+            Action::InboundOff => "inbound DND turned off",
         }
     }
 }

@@ -72,8 +72,9 @@ pub async fn show_contact(
         Ok((contact, dnd))
     })
     .await?;
+    let inbound = contact.inbound();
     let mut view = ContactView::from(contact);
-    view.dnd = Some(DndView::from(&dnd));
+    view.dnd = Some(DndView::new(&dnd, inbound));
     Ok(HttpResponse::Ok().json(view))
 }
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::views::{DndView, HistoryView, OptinRequestView};
 use super::{ApiError, ApiLocation};
 use crate::db::dnd::{self as dnd_store, DndError};
-use crate::db::{self, bulk, contacts};
+use crate::db::{self, bulk, contacts, inbound};
 use crate::domain::dnd::{change_note, Switches};
 use crate::domain::{Channel, InvalidField};
 use crate::web::AppState;
@@ -20,6 +20,33 @@ pub struct DndChange {
     all: Option<bool>,
     #[serde(default)]
     channels: BTreeMap<String, bool>,
+}
+
+/// `{"inbound": {"sms": bool, "calls": bool}}` (either or both).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboundChange {
+    sms: Option<bool>,
+    calls: Option<bool>,
+}
+
+impl InboundChange {
+    fn changes(&self) -> Vec<(Channel, bool)> {
+        [(Channel::Sms, self.sms), (Channel::Call, self.calls)]
+            .into_iter()
+            .filter_map(|(c, on)| on.map(|on| (c, on)))
+            .collect()
+    }
+}
+
+/// The body of `PUT /contacts/{id}/dnd`: outbound switches and/or inbound.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DndPut {
+    all: Option<bool>,
+    #[serde(default)]
+    channels: BTreeMap<String, bool>,
+    inbound: Option<InboundChange>,
 }
 
 impl DndChange {
@@ -52,18 +79,41 @@ pub async fn change_dnd(
     state: web::Data<AppState>,
     ApiLocation(location, key): ApiLocation,
     path: web::Path<i64>,
-    body: web::Json<DndChange>,
+    body: web::Json<DndPut>,
 ) -> Result<HttpResponse, ApiError> {
     let contact_id = path.into_inner();
-    let switches = body.into_inner().switches()?;
+    let DndPut {
+        all,
+        channels,
+        inbound,
+    } = body.into_inner();
+    let inbound = inbound.unwrap_or_default().changes();
+    let outbound = DndChange { all, channels };
+    let switches = if inbound.is_empty() || outbound.all.is_some() || !outbound.channels.is_empty()
+    {
+        outbound.switches().map_err(|e| match e {
+            ApiError::Invalid(f) if inbound.is_empty() => ApiError::Invalid(InvalidField::new(
+                f.field,
+                format!("{} (or \"inbound\": {{\"sms\": true}})", f.message),
+            )),
+            other => other,
+        })?
+    } else {
+        Switches::default()
+    };
     let actor = key.actor();
     let dnd = db::run(&state.pool, move |conn| -> Result<_, ApiError> {
         let now = Utc::now();
-        let applied = dnd_store::apply(conn, location.id, contact_id, |start| {
-            start.switch(&switches, &actor, now, SOURCE, None)
-        });
+        let applied = inbound::apply_both(
+            conn,
+            location.id,
+            contact_id,
+            |start| start.switch(&switches, &actor, now, SOURCE, None),
+            &inbound,
+            &actor,
+        );
         match applied {
-            Ok(t) => Ok(t.state),
+            Ok(done) => Ok(done),
             Err(DndError::NotFound) => Err(ApiError::NotFound(format!(
                 "no contact {contact_id} in this location"
             ))),
@@ -75,10 +125,8 @@ pub async fn change_dnd(
         }
     })
     .await?;
-    Ok(
-        HttpResponse::Ok()
-            .json(serde_json::json!({ "id": contact_id, "dnd": DndView::from(&dnd) })),
-    )
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({ "id": contact_id, "dnd": DndView::new(&dnd.0, dnd.1) })))
 }
 
 /// `POST /api/v1/dnd/bulk`: one change for many contacts.

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use crate::db::contacts::Contact;
 use crate::db::dnd::HistoryRow;
 use crate::db::optin::RequestRecord;
-use crate::domain::dnd::{ActiveReason, DndState};
+use crate::domain::dnd::{ActiveReason, DndState, InboundDnd};
 use crate::domain::Channel;
 
 #[derive(Debug, Serialize)]
@@ -59,6 +59,14 @@ pub struct DndView {
     pub status: &'static str,
     pub all: bool,
     pub channels: BTreeMap<&'static str, ChannelDndView>,
+    /// Inbound DND: messages from the contact muted, calls rejected.
+    pub inbound: InboundView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct InboundView {
+    pub sms: bool,
+    pub calls: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,9 +97,13 @@ impl From<&ActiveReason> for ReasonView {
     }
 }
 
-impl From<&DndState> for DndView {
-    fn from(state: &DndState) -> Self {
+impl DndView {
+    pub fn new(state: &DndState, inbound: InboundDnd) -> Self {
         DndView {
+            inbound: InboundView {
+                sms: inbound.sms,
+                calls: inbound.calls,
+            },
             status: state.status().as_str(),
             all: state.all,
             channels: Channel::ALL

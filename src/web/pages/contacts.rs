@@ -188,6 +188,24 @@ pub struct ContactPage {
     flash: Option<String>,
 }
 
+impl ContactPage {
+    /// The inbound DND switches: form target, label, state.
+    fn inbound_switches(&self) -> [(&'static str, &'static str, bool); 2] {
+        [
+            (
+                "inbound_sms",
+                "Mute inbound SMS",
+                self.contact.inbound_sms_dnd,
+            ),
+            (
+                "inbound_calls",
+                "Reject inbound calls",
+                self.contact.inbound_calls_dnd,
+            ),
+        ]
+    }
+}
+
 /// One line of the contact's timeline: a message (inbound or outbound,
 /// with its status and any blocking reasons) or a DND change.
 pub struct TimelineRow {
@@ -222,6 +240,9 @@ impl ContactPage {
                 if let Some(origin) = &m.origin {
                     detail.push(origin.clone());
                 }
+                if m.muted {
+                    detail.push("muted: inbound SMS DND is on, no one was notified".to_string());
+                }
                 TimelineRow {
                     at: m.created_at,
                     channel: m.channel.clone(),
@@ -230,8 +251,16 @@ impl ContactPage {
                         Some(subject) if !subject.is_empty() => format!("{subject}: {}", m.body),
                         _ => m.body.clone(),
                     },
-                    status: m.status.clone(),
-                    status_class: format!("msg-{}", m.status),
+                    status: if m.muted {
+                        "muted".to_string()
+                    } else {
+                        m.status.clone()
+                    },
+                    status_class: if m.muted {
+                        "msg-muted".to_string()
+                    } else {
+                        format!("msg-{}", m.status)
+                    },
                     detail: detail.join(" · "),
                 }
             })
@@ -248,6 +277,7 @@ impl ContactPage {
             },
             status: match (h.kind, h.action) {
                 (_, Action::Stale | Action::AddressChanged) => h.action.as_str().to_string(),
+                (_, Action::InboundOn | Action::InboundOff) => "inbound".into(),
                 (Some(kind), _) => kind.as_str().to_string(),
                 (None, _) => "switch".into(),
             },

@@ -236,6 +236,8 @@ pub struct ChangeForm {
 enum Target {
     All,
     Channel(Channel),
+    /// Inbound DND for SMS or calls.
+    Inbound(Channel),
 }
 
 /// Turns a channel (or all channels) on or off for the signed-in user. The
@@ -251,6 +253,8 @@ pub async fn change_dnd(
     let (location_id, contact_id) = path.into_inner();
     let target = match form.target.as_str() {
         "all" => Target::All,
+        "inbound_sms" => Target::Inbound(Channel::Sms),
+        "inbound_calls" => Target::Inbound(Channel::Call),
         other => Target::Channel(other.parse().map_err(PageError::BadRequest)?),
     };
     let on = match form.turn.as_str() {
@@ -278,8 +282,22 @@ pub async fn change_dnd(
     let location = at.location;
     let result = db::run(&state.pool, move |conn| -> Result<_, PageError> {
         let now = Utc::now();
+        if let Target::Inbound(channel) = target {
+            return match crate::db::inbound::switch(
+                conn,
+                location.id,
+                contact_id,
+                &[(channel, on)],
+                &actor,
+            ) {
+                Ok(_) => Ok(Ok(None)),
+                Err(DndError::NotFound) => Err(PageError::NotFound),
+                Err(DndError::Refused(refusal)) => Ok(Err(refusal)),
+                Err(DndError::Db(e)) => Err(e.into()),
+            };
+        }
         let applied = dnd_store::apply(conn, location.id, contact_id, |state| match target {
-            Target::All => state.switch_all(on, &actor, now),
+            Target::All | Target::Inbound(_) => state.switch_all(on, &actor, now),
             Target::Channel(channel) if on => state.set(
                 channel,
                 Reason::Manual,
@@ -291,7 +309,7 @@ pub async fn change_dnd(
             Target::Channel(channel) => state.lift(channel, &actor, now, confirmation),
         });
         match applied {
-            Ok(t) => Ok(Ok(t)),
+            Ok(t) => Ok(Ok(Some(t))),
             Err(DndError::NotFound) => Err(PageError::NotFound),
             Err(DndError::Refused(refusal)) => Ok(Err(refusal)),
             Err(DndError::Db(e)) => Err(e.into()),
@@ -300,7 +318,16 @@ pub async fn change_dnd(
     .await?;
     match result {
         Ok(transition) => {
-            session.insert(FLASH, notice(&target, on, &transition))?;
+            let message = match (&transition, target) {
+                (Some(t), _) => notice(&target, on, t),
+                (None, Target::Inbound(Channel::Sms)) if on => {
+                    "Inbound SMS muted: messages from this contact are kept without notifying anyone.".to_string()
+                }
+                (None, Target::Inbound(Channel::Sms)) => "Inbound SMS no longer muted.".to_string(),
+                (None, _) if on => "Inbound calls from this contact are now rejected.".to_string(),
+                (None, _) => "Inbound calls from this contact are accepted again.".to_string(),
+            };
+            session.insert(FLASH, message)?;
             Ok(redirect(&format!(
                 "/locations/{location_id}/contacts/{contact_id}#dnd"
             )))
@@ -317,6 +344,7 @@ fn notice(target: &Target, on: bool, t: &Transition) -> String {
     let what = match target {
         Target::All => "DND on all channels".to_string(),
         Target::Channel(c) => format!("{} DND", c.label()),
+        Target::Inbound(c) => format!("Inbound {} DND", c.label()),
     };
     if t.entries.is_empty() {
         return format!("{what} was already {}.", if on { "on" } else { "off" });

@@ -188,6 +188,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(settings::save_sms_settings),
         )
         .route(
+            "/locations/{location_id}/settings/voice",
+            web::post().to(settings::save_voice_settings),
+        )
+        .route(
             "/locations/{location_id}/settings/integrations/{channel}/secret",
             web::post().to(settings::rotate_secret),
         )

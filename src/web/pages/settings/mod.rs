@@ -21,11 +21,13 @@ mod name;
 mod secret;
 mod sms;
 mod transport;
+mod voice;
 
 pub use name::rename_location;
 pub use secret::rotate_secret;
 pub use sms::save_sms_settings;
 pub use transport::save_transport;
+pub use voice::save_voice_settings;
 
 const FLASH: &str = "settings_flash";
 
@@ -74,6 +76,11 @@ struct SettingsPage {
     opt_in_reply: String,
     help_reply: String,
     error: Option<String>,
+    /// Calls: forward to this number, else say the message.
+    voice_forward_to: String,
+    voice_message: String,
+    voice_default: String,
+    voice_error: Option<String>,
     flash: Option<String>,
 }
 
@@ -109,6 +116,10 @@ pub fn webhook_urls(base: &str, location_id: i64) -> Vec<WebhookUrl> {
         WebhookUrl {
             label: "Twilio: status callback URL",
             url: format!("{base}/webhooks/twilio/{location_id}/status"),
+        },
+        WebhookUrl {
+            label: "Twilio: incoming calls (\"A call comes in\")",
+            url: format!("{base}/webhooks/twilio/{location_id}/voice"),
         },
         WebhookUrl {
             label: "Mailgun: webhooks (permanent failure, unsubscribe, spam complaint)",
@@ -174,6 +185,25 @@ async fn render(
     draft: Option<(SmsSettings, String)>,
     transport: Option<TransportDraft>,
 ) -> Result<HttpResponse, PageError> {
+    render_all(state, req, session, at, draft, transport, None).await
+}
+
+/// The voice form refused, as typed, with why.
+pub struct VoiceDraft {
+    forward_to: String,
+    message: String,
+    error: String,
+}
+
+async fn render_all(
+    state: &AppState,
+    req: &HttpRequest,
+    session: &Session,
+    at: VisibleLocation,
+    draft: Option<(SmsSettings, String)>,
+    transport: Option<TransportDraft>,
+    voice: Option<VoiceDraft>,
+) -> Result<HttpResponse, PageError> {
     let nav = Nav::at(&at, session)?;
     let editable = can_edit(&at.user, &at.location)?;
     let location = at.location;
@@ -183,10 +213,11 @@ async fn render(
     }
     let base = base_url(req, state);
     let (id, name) = (location.id, location.name.clone());
-    let (integrations, saved) = db::run(&state.pool, move |conn| -> Result<_, DbError> {
+    let (integrations, saved, calls) = db::run(&state.pool, move |conn| -> Result<_, DbError> {
         Ok((
             integrations::list(conn, id)?,
             store::sms_settings(conn, id, &name)?,
+            crate::db::inbound::voice_settings(conn, id)?,
         ))
     })
     .await?;
@@ -202,13 +233,23 @@ async fn render(
             row.transport_error = Some(t.error.clone());
         }
     }
-    let status = if error.is_some() || transport.is_some() {
+    let (voice_forward_to, voice_message, voice_error) = match voice {
+        Some(d) => (d.forward_to, d.message, Some(d.error)),
+        None => (
+            calls.forward_to.clone().unwrap_or_default(),
+            calls.message.clone(),
+            None,
+        ),
+    };
+    let status = if error.is_some() || transport.is_some() || voice_error.is_some() {
         actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
     } else {
         actix_web::http::StatusCode::OK
     };
+    let voice_default = crate::db::inbound::VoiceSettings::default().spoken(&location.name);
     let page = SettingsPage {
         nav,
+        voice_default,
         urls: webhook_urls(&base, location.id),
         location,
         can_edit: editable,
@@ -220,6 +261,9 @@ async fn render(
         opt_in_reply: shown.opt_in_reply,
         help_reply: shown.help_reply,
         error,
+        voice_forward_to,
+        voice_message,
+        voice_error,
         flash,
     };
     super::html(status, &page)
