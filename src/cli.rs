@@ -186,6 +186,8 @@ fn serve(config: &Config, demo_requested: bool) -> Result<(), CliError> {
         config.host_policy(),
     )
     .map_err(|e| CliError::Usage(format!("the provider HTTP client could not be built: {e}")))?;
+    let notifier = crate::outbound::notify::Notifier::new(pool.clone(), config.host_policy())
+        .map_err(|e| CliError::Usage(format!("the webhook HTTP client could not be built: {e}")))?;
     let app = Application::build(config, pool)?;
     let shown_host = config
         .public_url
@@ -204,6 +206,8 @@ fn serve(config: &Config, demo_requested: bool) -> Result<(), CliError> {
     let result = actix_web::rt::System::new().block_on(async move {
         // Queued messages go out from every server; they never collide.
         dispatcher.spawn();
+        // DND-change webhooks likewise (claims are leased, never doubled).
+        notifier.spawn();
         app.run_until_stopped().await
     });
     // `database` drops here, after the server has drained: the embedded

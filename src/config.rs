@@ -43,6 +43,9 @@ pub struct Config {
     /// `DND_ALLOW_PRIVATE_URLS`: whether provider calls may go to loopback,
     /// link-local and private addresses (a local test server).
     pub allow_private_urls: bool,
+    /// `DND_WEBHOOK_HOSTS`: when set, the only hosts DND-change webhooks
+    /// are sent to (comma-separated); when unset, any public host.
+    pub webhook_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -60,6 +63,7 @@ impl std::fmt::Debug for Config {
             .field("pool_timeout", &self.pool_timeout)
             .field("provider_hosts", &self.provider_hosts)
             .field("allow_private_urls", &self.allow_private_urls)
+            .field("webhook_hosts", &self.webhook_hosts)
             .finish()
     }
 }
@@ -77,6 +81,18 @@ fn number<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, Con
             why: "expected a whole number".into(),
         }),
     }
+}
+
+/// A comma-separated list (empty when unset).
+fn list(name: &str) -> Vec<String> {
+    var(name)
+        .map(|v| {
+            v.split(',')
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn flag(name: &'static str) -> Result<bool, ConfigError> {
@@ -121,21 +137,16 @@ impl Config {
             public_url,
             pool_size,
             pool_timeout: Duration::from_secs(number("DND_POOL_TIMEOUT_SECS", 5)?),
-            provider_hosts: var("DND_PROVIDER_HOSTS")
-                .map(|v| {
-                    v.split(',')
-                        .map(|h| h.trim().to_string())
-                        .filter(|h| !h.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            provider_hosts: list("DND_PROVIDER_HOSTS"),
             allow_private_urls: flag("DND_ALLOW_PRIVATE_URLS")?,
+            webhook_hosts: list("DND_WEBHOOK_HOSTS"),
         })
     }
 
-    /// Where provider calls may go.
+    /// Where provider calls (and DND-change webhooks) may go.
     pub fn host_policy(&self) -> crate::outbound::hosts::HostPolicy {
         crate::outbound::hosts::HostPolicy::new(&self.provider_hosts, self.allow_private_urls)
+            .with_webhook_hosts(&self.webhook_hosts)
     }
 
     /// Whether cookies must only travel over HTTPS.

@@ -181,11 +181,17 @@ sealed_column!(SealedSecret, "integrations.secret");
 sealed_column!(SealedApiKey, "integrations.api_key");
 sealed_column!(SealedVerifyToken, "integrations.verify_token");
 
-/// The columns that hold secrets, as (associated data, table, column).
-pub const SEALED_COLUMNS: [(&str, &str); 3] = [
-    ("integrations.secret", "secret"),
-    ("integrations.api_key", "api_key"),
-    ("integrations.verify_token", "verify_token"),
+/// The columns that hold secrets, as (associated data, table, column);
+/// each table is keyed by (location_id, id).
+pub const SEALED_COLUMNS: [(&str, &str, &str); 4] = [
+    ("integrations.secret", "integrations", "secret"),
+    ("integrations.api_key", "integrations", "api_key"),
+    ("integrations.verify_token", "integrations", "verify_token"),
+    (
+        "webhook_subscriptions.secret",
+        "webhook_subscriptions",
+        "secret",
+    ),
 ];
 
 #[cfg(test)]

@@ -336,12 +336,13 @@ fn reseal(
     rewrite: impl Fn(&str, &str) -> Result<Option<String>, crate::secrets::SecretError>,
 ) -> QueryResult<usize> {
     conn.transaction(|conn| {
-        diesel::sql_query("LOCK TABLE integrations IN EXCLUSIVE MODE").execute(conn)?;
+        diesel::sql_query("LOCK TABLE integrations, webhook_subscriptions IN EXCLUSIVE MODE")
+            .execute(conn)?;
         let mut n = 0;
-        for (column, name) in crate::secrets::SEALED_COLUMNS {
-            // `name` is one of SEALED_COLUMNS (never input).
+        for (column, table, name) in crate::secrets::SEALED_COLUMNS {
+            // `table` and `name` are from SEALED_COLUMNS (never input).
             let rows: Vec<Row> = diesel::sql_query(format!(
-                "SELECT location_id, id, {name} AS value FROM integrations WHERE {name} IS NOT NULL"
+                "SELECT location_id, id, {name} AS value FROM {table} WHERE {name} IS NOT NULL"
             ))
             .load(conn)?;
             for r in rows {
@@ -351,7 +352,7 @@ fn reseal(
                     continue;
                 };
                 diesel::sql_query(format!(
-                    "UPDATE integrations SET {name} = $1 WHERE location_id = $2 AND id = $3"
+                    "UPDATE {table} SET {name} = $1 WHERE location_id = $2 AND id = $3"
                 ))
                 .bind::<diesel::sql_types::Text, _>(value)
                 .bind::<diesel::sql_types::BigInt, _>(r.location_id)

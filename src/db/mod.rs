@@ -20,6 +20,7 @@ pub mod overview;
 mod prepared;
 pub mod schema;
 pub mod sql_types;
+pub mod subscriptions;
 pub mod users;
 pub mod webhooks;
 

@@ -310,6 +310,35 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_subscriptions (location_id, id) {
+        location_id -> Int8,
+        id -> Int8,
+        url -> Text,
+        secret -> Text,
+        created_by -> Text,
+        created_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (location_id, id) {
+        location_id -> Int8,
+        id -> Int8,
+        subscription_id -> Int8,
+        history_id -> Int8,
+        order_key -> Text,
+        state -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_status -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(locations -> agencies (agency_id));
 diesel::joinable!(location_sms_settings -> locations (location_id));
 diesel::joinable!(users -> agencies (agency_id));
@@ -342,4 +371,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     password_links,
     imports,
     location_voice_settings,
+    webhook_subscriptions,
+    webhook_deliveries,
 );

@@ -32,6 +32,8 @@ pub struct HostRefused(pub String);
 pub struct HostPolicy {
     allowed: Vec<String>,
     allow_private: bool,
+    /// When not empty, the only hosts DND-change webhooks go to.
+    webhook_hosts: Vec<String>,
 }
 
 impl Default for HostPolicy {
@@ -56,6 +58,46 @@ impl HostPolicy {
         HostPolicy {
             allowed,
             allow_private,
+            webhook_hosts: Vec::new(),
+        }
+    }
+
+    /// Limits DND-change webhooks to these hosts (none: any public host).
+    pub fn with_webhook_hosts(mut self, hosts: &[String]) -> Self {
+        self.webhook_hosts = hosts
+            .iter()
+            .map(|h| normalise_host(h))
+            .filter(|h| !h.is_empty())
+            .collect();
+        self
+    }
+
+    /// Checks a customer's webhook URL, before it is stored and before each
+    /// delivery: https, no credentials in it, a public host (a private
+    /// address only with `DND_ALLOW_PRIVATE_URLS=true`), and one of
+    /// `DND_WEBHOOK_HOSTS` when the operator lists them. Unlike provider
+    /// URLs, any public host is fine otherwise: it is the customer's own
+    /// server, and no credential of ours goes there.
+    pub fn check_webhook(&self, url: &str) -> Result<Url, HostRefused> {
+        let restricted = HostPolicy {
+            allowed: self.webhook_hosts.clone(),
+            allow_private: self.allow_private,
+            webhook_hosts: Vec::new(),
+        };
+        match restricted.check_target(url) {
+            Err(e) => Err(e),
+            Ok((parsed, private, shown)) => {
+                if !private
+                    && !self.webhook_hosts.is_empty()
+                    && !self.webhook_hosts.contains(&shown)
+                {
+                    return Err(HostRefused(format!(
+                        "{shown} is not one of the hosts webhooks may go to ({})",
+                        self.webhook_hosts.join(", ")
+                    )));
+                }
+                Ok(parsed)
+            }
         }
     }
 
@@ -68,13 +110,28 @@ impl HostPolicy {
     /// or password in it, and a host on the allow-list (or a private
     /// address, when those are allowed).
     pub fn check(&self, url: &str) -> Result<Url, HostRefused> {
+        let (parsed, private, shown) = self.check_target(url)?;
+        if !private && !self.allowed.contains(&shown) {
+            return Err(HostRefused(format!(
+                "{shown} is not a provider API host: credentials go only to {} (an operator adds \
+                 a proxy with DND_PROVIDER_HOSTS)",
+                self.allowed.join(", ")
+            )));
+        }
+        Ok(parsed)
+    }
+
+    /// What every destination must be: a URL without credentials in it,
+    /// https (http only to a private address), and a private address only
+    /// when those are allowed. Returns the URL, whether its host is
+    /// private, and the host as compared with the lists.
+    fn check_target(&self, url: &str) -> Result<(Url, bool, String), HostRefused> {
         let refused = |why: String| HostRefused(why);
         let parsed =
             Url::parse(url.trim()).map_err(|e| refused(format!("\"{url}\" is not a URL ({e})")))?;
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(refused(
-                "the URL carries a user name or password; the provider's credentials are sent \
-                 separately"
+                "the URL carries a user name or password; credentials are never put in a URL"
                     .into(),
             ));
         }
@@ -89,18 +146,10 @@ impl HostPolicy {
             Target::Name(name) => name == "localhost" || name.ends_with(".localhost"),
         };
         let shown = host.to_string();
-        if private {
-            if !self.allow_private {
-                return Err(refused(format!(
-                    "{shown} is a loopback, link-local or private address: provider credentials \
-                     are never sent there (set DND_ALLOW_PRIVATE_URLS=true for a local test server)"
-                )));
-            }
-        } else if !self.allowed.contains(&shown) {
+        if private && !self.allow_private {
             return Err(refused(format!(
-                "{shown} is not a provider API host: credentials go only to {} (an operator adds \
-                 a proxy with DND_PROVIDER_HOSTS)",
-                self.allowed.join(", ")
+                "{shown} is a loopback, link-local or private address: nothing is sent there \
+                 (set DND_ALLOW_PRIVATE_URLS=true for a local test server)"
             )));
         }
         match parsed.scheme() {
@@ -113,7 +162,7 @@ impl HostPolicy {
                 ))
             }
         }
-        Ok(parsed)
+        Ok((parsed, private, shown))
     }
 
     /// The HTTP client for provider calls: no redirects (a provider's

@@ -4,5 +4,6 @@
 
 pub mod dispatcher;
 pub mod hosts;
+pub mod notify;
 pub mod probe;
 pub mod transport;

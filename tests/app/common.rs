@@ -210,6 +210,7 @@ pub fn test_config() -> Config {
         pool_size: 4,
         pool_timeout: Duration::from_secs(1),
         provider_hosts: Vec::new(),
+        webhook_hosts: Vec::new(),
         // The tests' provider doubles listen on loopback.
         allow_private_urls: true,
     }

@@ -28,4 +28,5 @@ mod optin;
 mod pages;
 mod settings;
 mod sign_in;
+mod subscriptions;
 mod webhooks;

@@ -7,6 +7,7 @@ mod error;
 mod imports;
 mod key;
 mod messages;
+mod subscriptions;
 mod views;
 
 use actix_web::{web, HttpResponse};
@@ -40,6 +41,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/contacts/{contact_id}/dnd", web::put().to(dnd::change_dnd))
     .route("/dnd/bulk", web::post().to(dnd::bulk_dnd))
+    .route(
+        "/webhook-subscriptions",
+        web::post().to(subscriptions::create),
+    )
+    .route("/webhook-subscriptions", web::get().to(subscriptions::list))
+    .route(
+        "/webhook-subscriptions/{id}",
+        web::delete().to(subscriptions::delete),
+    )
     .route(
         "/imports/contacts",
         web::post().to(imports::import_contacts),

@@ -81,6 +81,9 @@ struct SettingsPage {
     voice_message: String,
     voice_default: String,
     voice_error: Option<String>,
+    /// DND-change webhooks and their latest deliveries.
+    subscriptions: Vec<crate::db::subscriptions::Subscription>,
+    deliveries: Vec<crate::db::subscriptions::DeliveryRow>,
     flash: Option<String>,
 }
 
@@ -213,14 +216,17 @@ async fn render_all(
     }
     let base = base_url(req, state);
     let (id, name) = (location.id, location.name.clone());
-    let (integrations, saved, calls) = db::run(&state.pool, move |conn| -> Result<_, DbError> {
-        Ok((
-            integrations::list(conn, id)?,
-            store::sms_settings(conn, id, &name)?,
-            crate::db::inbound::voice_settings(conn, id)?,
-        ))
-    })
-    .await?;
+    let (integrations, saved, calls, subscriptions, deliveries) =
+        db::run(&state.pool, move |conn| -> Result<_, DbError> {
+            Ok((
+                integrations::list(conn, id)?,
+                store::sms_settings(conn, id, &name)?,
+                crate::db::inbound::voice_settings(conn, id)?,
+                crate::db::subscriptions::list(conn, id)?,
+                crate::db::subscriptions::log(conn, id, 50)?,
+            ))
+        })
+        .await?;
     let (shown, error) = match draft {
         Some((draft, error)) => (draft, Some(error)),
         None => (saved, None),
@@ -264,6 +270,8 @@ async fn render_all(
         voice_forward_to,
         voice_message,
         voice_error,
+        subscriptions,
+        deliveries,
         flash,
     };
     super::html(status, &page)
