@@ -169,6 +169,7 @@ pub fn connect(
     let transport = match channel {
         Channel::Sms => TransportKind::Twilio,
         Channel::Email => TransportKind::Mailgun,
+        Channel::Whatsapp | Channel::Facebook => TransportKind::Meta,
         _ => TransportKind::Log,
     };
     conn.transaction(|conn| {

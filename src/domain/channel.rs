@@ -133,6 +133,8 @@ pub enum TransportKind {
     Log,
     Twilio,
     Mailgun,
+    /// Meta's Graph API: WhatsApp Cloud API and Messenger Send API.
+    Meta,
 }
 
 impl TransportKind {
@@ -141,6 +143,7 @@ impl TransportKind {
             TransportKind::Log => "log",
             TransportKind::Twilio => "twilio",
             TransportKind::Mailgun => "mailgun",
+            TransportKind::Meta => "meta",
         }
     }
 }
@@ -153,8 +156,9 @@ impl FromStr for TransportKind {
             "log" => Ok(TransportKind::Log),
             "twilio" => Ok(TransportKind::Twilio),
             "mailgun" => Ok(TransportKind::Mailgun),
+            "meta" => Ok(TransportKind::Meta),
             _ => Err(format!(
-                "unknown transport \"{s}\": use log, twilio or mailgun"
+                "unknown transport \"{s}\": use log, twilio, mailgun or meta"
             )),
         }
     }

@@ -8,7 +8,7 @@ use chrono::Utc;
 use diesel::Connection;
 
 use super::hosts::HostPolicy;
-use super::transport::{self, Outcome, Outgoing, Transport, MAILGUN_API, TWILIO_API};
+use super::transport::{self, Outcome, Outgoing, Transport, MAILGUN_API, META_API, TWILIO_API};
 use crate::db::events::{self, Delivery, ProviderEvent};
 use crate::db::integrations::Integration;
 use crate::db::outbound::{self, HandOver, Outbound};
@@ -168,6 +168,22 @@ impl Dispatcher {
                 api_key: need(&i.api_key, "Mailgun API key")?,
                 from: need(&i.sender, "sending address")?,
             },
+            TransportKind::Meta if i.channel == Channel::Whatsapp => Transport::WhatsApp {
+                base_url: allowed(META_API)?,
+                phone_number_id: need(&i.account, "WhatsApp phone number id")?,
+                access_token: need(&i.api_key, "Meta access token")?,
+            },
+            TransportKind::Meta if i.channel == Channel::Facebook => Transport::Messenger {
+                base_url: allowed(META_API)?,
+                page_id: need(&i.account, "Facebook page id")?,
+                access_token: need(&i.api_key, "Meta access token")?,
+            },
+            TransportKind::Meta => {
+                return Err(format!(
+                    "not sent: Meta does not send on {}",
+                    i.channel.label()
+                ))
+            }
             TransportKind::Log => Transport::Log,
         })
     }

@@ -22,6 +22,18 @@ pub enum Transport {
         api_key: String,
         from: String,
     },
+    /// WhatsApp Cloud API (`/{phone-number-id}/messages`), bearer token.
+    WhatsApp {
+        base_url: String,
+        phone_number_id: String,
+        access_token: String,
+    },
+    /// Messenger Send API (`/{page-id}/messages`), bearer page token.
+    Messenger {
+        base_url: String,
+        page_id: String,
+        access_token: String,
+    },
 }
 
 impl std::fmt::Debug for Transport {
@@ -33,12 +45,23 @@ impl std::fmt::Debug for Transport {
             Transport::Mailgun {
                 base_url, domain, ..
             } => write!(f, "Mailgun({base_url}, {domain})"),
+            Transport::WhatsApp {
+                base_url,
+                phone_number_id,
+                ..
+            } => write!(f, "WhatsApp({base_url}, {phone_number_id})"),
+            Transport::Messenger {
+                base_url, page_id, ..
+            } => write!(f, "Messenger({base_url}, {page_id})"),
         }
     }
 }
 
 pub const TWILIO_API: &str = "https://api.twilio.com";
 pub const MAILGUN_API: &str = "https://api.mailgun.net";
+pub const META_API: &str = "https://graph.facebook.com";
+/// The Graph API version requests name.
+pub const GRAPH_VERSION: &str = "v21.0";
 
 /// One message to hand over.
 #[derive(Debug, Clone)]
@@ -110,6 +133,82 @@ struct TwilioError {
 #[derive(Deserialize)]
 struct MailgunQueued {
     id: String,
+}
+
+/// `{"messages": [{"id": "wamid…"}]}` (WhatsApp) or `{"message_id": "m_…"}`
+/// (Messenger).
+#[derive(Deserialize)]
+struct GraphSent {
+    #[serde(default)]
+    messages: Vec<GraphMessageId>,
+    message_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct GraphMessageId {
+    id: String,
+}
+
+/// `{"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}`.
+#[derive(Deserialize)]
+struct GraphError {
+    error: GraphErrorBody,
+}
+
+#[derive(Deserialize)]
+struct GraphErrorBody {
+    message: Option<String>,
+    code: Option<u32>,
+}
+
+/// One request to Meta's Graph API, and what its answer means.
+async fn graph_send(
+    client: &reqwest::Client,
+    provider: &str,
+    url: String,
+    access_token: &str,
+    body: serde_json::Value,
+) -> Outcome {
+    let sent = client
+        .post(url)
+        .bearer_auth(access_token)
+        .json(&body)
+        .send()
+        .await;
+    match sent {
+        Err(e) => no_answer(provider, &e),
+        Ok(r) if r.status().is_success() => match r.json::<GraphSent>().await {
+            Ok(GraphSent {
+                messages,
+                message_id,
+            }) => match messages.into_iter().next().map(|m| m.id).or(message_id) {
+                Some(id) => Outcome::Sent { provider_sid: id },
+                None => Outcome::Unknown(format!(
+                    "{provider} accepted the message but answered without its id"
+                )),
+            },
+            Err(e) => Outcome::Unknown(format!(
+                "{provider} accepted the message but its answer could not be read: {e}"
+            )),
+        },
+        Ok(r) => match server_trouble(provider, r.status()) {
+            Some(outcome) => outcome,
+            None => {
+                let status = r.status();
+                let error = r.json::<GraphError>().await.ok().map(|e| e.error);
+                Outcome::Rejected {
+                    code: error.as_ref().and_then(|e| e.code),
+                    message: scrub(
+                        &error
+                            .and_then(|e| e.message)
+                            .unwrap_or_else(|| format!("{provider} answered {status}")),
+                        "",
+                        access_token,
+                    ),
+                }
+            }
+        },
+    }
 }
 
 pub async fn send(client: &reqwest::Client, transport: &Transport, m: &Outgoing) -> Outcome {
@@ -220,7 +319,58 @@ pub async fn send(client: &reqwest::Client, transport: &Transport, m: &Outgoing)
                 },
             }
         }
+        Transport::WhatsApp {
+            base_url,
+            phone_number_id,
+            access_token,
+        } => {
+            // The Cloud API takes the number without its "+".
+            let to = m.to.trim_start_matches('+');
+            let body = serde_json::json!({
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": to,
+                "type": "text",
+                "text": {"preview_url": false, "body": m.body},
+                "biz_opaque_callback_data": m.idempotency_key,
+            });
+            graph_send(
+                client,
+                "WhatsApp",
+                graph_url(base_url, phone_number_id),
+                access_token,
+                body,
+            )
+            .await
+        }
+        Transport::Messenger {
+            base_url,
+            page_id,
+            access_token,
+        } => {
+            let body = serde_json::json!({
+                "recipient": {"id": m.to},
+                "messaging_type": "UPDATE",
+                "message": {"text": m.body, "metadata": m.idempotency_key},
+            });
+            graph_send(
+                client,
+                "Messenger",
+                graph_url(base_url, page_id),
+                access_token,
+                body,
+            )
+            .await
+        }
     }
+}
+
+/// Meta's messages endpoint for an account (phone number id or page id).
+fn graph_url(base_url: &str, account: &str) -> String {
+    format!(
+        "{}/{GRAPH_VERSION}/{account}/messages",
+        base_url.trim_end_matches('/')
+    )
 }
 
 /// A provider's error text as it is stored on the message: at most 300

@@ -23,6 +23,7 @@ mod imports;
 mod inbound;
 mod integrations;
 mod messages;
+mod meta_send;
 mod migrations;
 mod optin;
 mod pages;
