@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod bulk;
 pub mod cluster;
 pub mod contacts;
+pub mod dashboard;
 pub mod data_fixes;
 pub mod demo;
 pub mod dnd;

@@ -3,6 +3,7 @@
 
 pub mod address;
 mod channel;
+pub mod chart;
 pub mod dnd;
 mod email;
 pub mod import;

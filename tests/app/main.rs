@@ -14,6 +14,7 @@ mod cli;
 mod compose;
 mod consent;
 mod contact_forms;
+mod dashboard;
 mod delivery;
 mod dnd;
 mod embedded;

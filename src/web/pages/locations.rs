@@ -5,7 +5,9 @@ use askama_web::WebTemplate;
 
 use super::session::redirect;
 use super::Nav;
+use crate::db::dashboard::{self, Dashboard};
 use crate::db::{self, locations, DbError};
+use crate::domain::chart;
 use crate::web::auth::{CurrentUser, VisibleLocation};
 use crate::web::error::PageError;
 use crate::web::AppState;
@@ -40,8 +42,65 @@ pub async fn list_locations(
     })
 }
 
-pub async fn show_location(at: VisibleLocation) -> HttpResponse {
-    redirect(&format!("/locations/{}/contacts", at.location.id))
+#[derive(Template, WebTemplate)]
+#[template(path = "locations/dashboard.html")]
+pub struct DashboardPage {
+    nav: Nav,
+    location: locations::Location,
+    board: Dashboard,
+    chart: String,
+}
+
+impl DashboardPage {
+    /// The channels that appear in the chart, for its legend.
+    fn legend(&self) -> Vec<(&'static str, &'static str)> {
+        crate::domain::Channel::ALL
+            .into_iter()
+            .filter(|c| {
+                self.board
+                    .days
+                    .iter()
+                    .any(|d| d.counts.iter().any(|(x, _)| x == c))
+            })
+            .map(|c| (c.label(), chart::colour(c)))
+            .collect()
+    }
+
+    fn day_text(&self, d: &chart::Day) -> String {
+        d.counts
+            .iter()
+            .map(|(c, n)| format!("{} {n}", c.label()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// `/locations/{id}`: the location's dashboard.
+pub async fn show_location(
+    state: web::Data<AppState>,
+    session: Session,
+    at: VisibleLocation,
+) -> Result<DashboardPage, PageError> {
+    let nav = Nav::at(&at, &session)?;
+    let location = at.location;
+    let (id, zone) = (location.id, location.time_zone.clone());
+    let board = db::run(&state.pool, move |conn| {
+        dashboard::load(conn, id, &zone, chrono::Utc::now()).map_err(DbError::from)
+    })
+    .await?;
+    let chart = chart::stacked_bars(
+        &board.days,
+        &format!(
+            "DND changes per day over the last {} days, by channel",
+            dashboard::DAYS
+        ),
+    );
+    Ok(DashboardPage {
+        nav,
+        location,
+        board,
+        chart,
+    })
 }
 
 #[derive(serde::Deserialize)]
