@@ -37,6 +37,10 @@ pub struct ImportOutcome {
     pub updated: usize,
     pub unchanged: usize,
     pub errors: Vec<ErrorView>,
+    /// The import stopped part-way (the database failed): what is counted
+    /// was committed; the rest of the file was not imported.
+    #[serde(skip)]
+    pub interrupted: Option<String>,
 }
 
 /// A row error as the API and the pages show it.
@@ -228,15 +232,126 @@ pub fn import_contacts(
         errors,
         ..Default::default()
     };
+    // Rows of different chunks that match one contact (one by its phone,
+    // one by its email) are found over the whole file first: each chunk
+    // only sees its own rows.
+    let (ready, repeated) = one_row_per_contact(conn, run.location_id, ready)?;
+    total.errors.extend(repeated);
     let mut done = rows - ready.len();
     for chunk in ready.chunks(CHUNK) {
-        let outcome = in_transaction(conn, run.dry_run, |conn| contacts_chunk(conn, run, chunk))?;
-        total.add(outcome);
+        let result = in_transaction(conn, run.dry_run, |conn| contacts_chunk(conn, run, chunk));
+        if !total.settle(result, done)? {
+            break;
+        }
         done += chunk.len();
         progress(conn, done);
     }
     total.errors.sort_by_key(|e| e.line);
     Ok(total)
+}
+
+impl ImportOutcome {
+    /// Adds a chunk's outcome. A chunk that failed after others committed
+    /// stops the import with what was done said (`false`: stop); a
+    /// failure before anything was committed is the error itself.
+    fn settle(
+        &mut self,
+        result: Result<ImportOutcome, DbError>,
+        done: usize,
+    ) -> Result<bool, DbError> {
+        match result {
+            Ok(outcome) => {
+                self.add(outcome);
+                Ok(true)
+            }
+            Err(e) if self.created + self.updated + self.unchanged > 0 => {
+                self.interrupted = Some(format!(
+                    "The import stopped after {done} of {} rows ({e}): the rows counted were \
+                     imported, the rest were not. Import the file again to finish: rows already \
+                     imported count as unchanged.",
+                    self.rows
+                ));
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Refuses every row after the first that matches the same existing
+/// contact (say one by its phone and a later one by its email): which of
+/// them is right cannot be told. Read only; each chunk checks again under
+/// its locks.
+fn one_row_per_contact(
+    conn: &mut PgConnection,
+    location_id: i64,
+    ready: Vec<ReadyRow>,
+) -> Result<(Vec<ReadyRow>, Vec<ErrorView>), DbError> {
+    #[derive(QueryableByName)]
+    struct Held {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+        phone: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+        email: Option<String>,
+    }
+    let phones: Vec<&str> = ready
+        .iter()
+        .filter_map(|r| r.input.phone.as_ref().map(PhoneNumber::as_str))
+        .collect();
+    let emails: Vec<&str> = ready
+        .iter()
+        .filter_map(|r| r.input.email.as_ref().map(EmailAddress::as_str))
+        .collect();
+    let held: Vec<Held> = diesel::sql_query(
+        "SELECT id, phone, email FROM contacts
+         WHERE location_id = $1 AND (phone = ANY($2) OR email = ANY($3))",
+    )
+    .bind::<BigInt, _>(location_id)
+    .bind::<Array<Text>, _>(&phones)
+    .bind::<Array<Text>, _>(&emails)
+    .load(conn)?;
+    let by_phone: HashMap<&str, i64> = held
+        .iter()
+        .filter_map(|h| h.phone.as_deref().map(|p| (p, h.id)))
+        .collect();
+    let by_email: HashMap<&str, i64> = held
+        .iter()
+        .filter_map(|h| h.email.as_deref().map(|e| (e, h.id)))
+        .collect();
+    let mut first: HashMap<i64, u64> = HashMap::new();
+    let mut kept = Vec::with_capacity(ready.len());
+    let mut errors = Vec::new();
+    for row in ready {
+        let matched = row
+            .input
+            .phone
+            .as_ref()
+            .and_then(|p| by_phone.get(p.as_str()))
+            .or_else(|| {
+                row.input
+                    .email
+                    .as_ref()
+                    .and_then(|e| by_email.get(e.as_str()))
+            })
+            .copied();
+        if let Some(id) = matched {
+            if let Some(earlier) = first.get(&id) {
+                errors.push(ErrorView {
+                    line: row.line,
+                    field: "phone".into(),
+                    message: format!(
+                        "matches contact {id} like line {earlier}; keep one row per person (this one was skipped)"
+                    ),
+                });
+                continue;
+            }
+            first.insert(id, row.line);
+        }
+        kept.push(row);
+    }
+    Ok((kept, errors))
 }
 
 /// Every contact of the location holding one of these rows' phones,
@@ -567,10 +682,12 @@ pub fn import_suppressions(
     };
     let mut done = rows - ready.len();
     for chunk in ready.chunks(CHUNK) {
-        let outcome = in_transaction(conn, run.dry_run, |conn| {
+        let result = in_transaction(conn, run.dry_run, |conn| {
             suppressions_chunk(conn, run, channel, chunk)
-        })?;
-        total.add(outcome);
+        });
+        if !total.settle(result, done)? {
+            break;
+        }
         done += chunk.len();
         progress(conn, done);
     }
@@ -793,6 +910,33 @@ pub fn finish(
             .execute(conn)?,
     };
     Ok(())
+}
+
+/// What an import's run ends as on its record: done, or failed with why
+/// (an interrupted one says how far it got).
+pub fn as_finished(result: &Result<ImportOutcome, DbError>) -> Result<ImportOutcome, String> {
+    match result {
+        Ok(o) => match &o.interrupted {
+            Some(why) => Err(why.clone()),
+            None => Ok(o.clone()),
+        },
+        Err(e) => Err(format!(
+            "The import failed before any row was imported ({e})."
+        )),
+    }
+}
+
+/// Previews not confirmed within `hours` are closed and their files
+/// dropped (a file holds people's addresses: it is kept only to be
+/// imported). Returns how many.
+pub fn expire_previews(conn: &mut PgConnection, hours: i64) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE imports SET state = 'failed', file = NULL, finished_at = now(),
+             failure = 'Not confirmed within a day: the file was dropped. Upload it again.'
+         WHERE state = 'preview' AND created_at < now() - make_interval(hours => $1::int)",
+    )
+    .bind::<BigInt, _>(hours)
+    .execute(conn)
 }
 
 /// Stores a preview's findings on the import (the page shows them until

@@ -14,8 +14,12 @@ use super::DbError;
 
 /// How long a delivery is retried before it is given up.
 pub const RETRY_FOR_HOURS: i64 = 24;
-/// How long a claimed delivery is left alone while it is being sent.
-const LEASE_SECS: i64 = 60;
+/// How long a claimed delivery is left alone while it is being sent: well
+/// past the client's timeout (a round's deliveries are sent side by side).
+const LEASE_SECS: i64 = 120;
+/// Deliveries one location gets per round, so one location's burst (a
+/// bulk change) never holds the others' back.
+const PER_LOCATION: i64 = 5;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = webhook_subscriptions)]
@@ -143,24 +147,42 @@ struct Claimed {
 /// minute: another server skips it meanwhile.
 pub fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<Due>, DbError> {
     conn.transaction(|conn| {
+        // Deliveries for a subscription removed meanwhile (its last
+        // changes may have been queued as it was deleted) are cancelled.
+        diesel::sql_query(
+            "UPDATE webhook_deliveries d SET state = 'cancelled'
+             FROM webhook_subscriptions s
+             WHERE d.state = 'pending' AND s.location_id = d.location_id
+               AND s.id = d.subscription_id AND s.deleted_at IS NOT NULL",
+        )
+        .execute(conn)?;
         let claimed: Vec<Claimed> = diesel::sql_query(format!(
             "UPDATE webhook_deliveries d
                 SET next_attempt_at = now() + interval '{LEASE_SECS} seconds',
                     attempts = d.attempts + 1
              FROM (
-                SELECT d2.location_id, d2.id FROM webhook_deliveries d2
-                WHERE d2.state = 'pending' AND d2.next_attempt_at <= now()
-                  AND NOT EXISTS (
-                      SELECT 1 FROM webhook_deliveries e
-                      WHERE e.location_id = d2.location_id
-                        AND e.subscription_id = d2.subscription_id
-                        AND e.order_key = d2.order_key AND e.state = 'pending'
-                        AND e.history_id < d2.history_id)
-                ORDER BY d2.next_attempt_at, d2.history_id
-                LIMIT $1
+                SELECT l.location_id, l.id FROM webhook_deliveries l
+                WHERE (l.location_id, l.id) IN (
+                    SELECT r.location_id, r.id FROM (
+                        SELECT d2.location_id, d2.id, d2.next_attempt_at, d2.history_id,
+                               row_number() OVER (PARTITION BY d2.location_id
+                                                  ORDER BY d2.next_attempt_at, d2.history_id) AS n
+                        FROM webhook_deliveries d2
+                        WHERE d2.state = 'pending' AND d2.next_attempt_at <= now()
+                          AND NOT EXISTS (
+                              SELECT 1 FROM webhook_deliveries e
+                              WHERE e.location_id = d2.location_id
+                                AND e.subscription_id = d2.subscription_id
+                                AND e.order_key = d2.order_key AND e.state = 'pending'
+                                AND e.history_id < d2.history_id)
+                    ) r
+                    WHERE r.n <= {PER_LOCATION}
+                    ORDER BY r.next_attempt_at, r.history_id
+                    LIMIT $1)
                 FOR UPDATE SKIP LOCKED
              ) due
              WHERE d.location_id = due.location_id AND d.id = due.id
+               AND d.state = 'pending'
              RETURNING d.location_id, d.id, d.subscription_id, d.history_id, d.attempts,
                        d.created_at"
         ))
@@ -205,14 +227,19 @@ pub enum Sent {
 
 /// Records a delivery's outcome: delivered, or retried after a back-off
 /// that doubles from 30 s up to an hour, or given up once it is
-/// [`RETRY_FOR_HOURS`] old.
+/// [`RETRY_FOR_HOURS`] old. Only the claim that sent it records it (its
+/// attempt number is the claim's token): a send that outlived its lease
+/// and was claimed again elsewhere changes nothing here.
 pub fn record(
     conn: &mut PgConnection,
     due: &Due,
     sent: &Sent,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
-    let target = webhook_deliveries::table.find((due.location_id, due.id));
+    let target = webhook_deliveries::table
+        .find((due.location_id, due.id))
+        .filter(webhook_deliveries::state.eq("pending"))
+        .filter(webhook_deliveries::attempts.eq(due.attempts));
     match sent {
         Sent::Delivered { status } => diesel::update(target)
             .set((
@@ -244,6 +271,17 @@ pub fn record(
 pub fn backoff(attempts: i32) -> Duration {
     let exponent = attempts.clamp(1, 8) - 1;
     Duration::seconds((30i64 << exponent).min(3600))
+}
+
+/// Housekeeping: deliveries settled more than `keep_days` ago are
+/// deleted (the log shows recent ones). Returns how many.
+pub fn prune(conn: &mut PgConnection, keep_days: i64) -> QueryResult<usize> {
+    diesel::sql_query(
+        "DELETE FROM webhook_deliveries
+         WHERE state <> 'pending' AND created_at < now() - make_interval(days => $1::int)",
+    )
+    .bind::<BigInt, _>(keep_days)
+    .execute(conn)
 }
 
 /// Deliveries waiting (for tests and the settings page).

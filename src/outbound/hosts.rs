@@ -173,6 +173,9 @@ impl HostPolicy {
         reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would resolve names itself,
+            // past the guard below.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver {
                 allow_private: self.allow_private,
             }))
@@ -212,7 +215,21 @@ pub fn is_private(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return private_v4(v4);
             }
-            let first = v6.segments()[0];
+            let seg = v6.segments();
+            let embedded = |hi: u16, lo: u16| {
+                Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
+            };
+            // Forms that carry an IPv4 address to a gateway: NAT64
+            // (64:ff9b::/96), IPv4-compatible (::/96) and 6to4 (2002::/16).
+            if (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2..6] == [0, 0, 0, 0])
+                || (seg[0..6] == [0, 0, 0, 0, 0, 0] && !v6.is_loopback() && !v6.is_unspecified())
+            {
+                return private_v4(embedded(seg[6], seg[7]));
+            }
+            if seg[0] == 0x2002 {
+                return private_v4(embedded(seg[1], seg[2]));
+            }
+            let first = seg[0];
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
@@ -260,8 +277,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 .collect();
             if usable.is_empty() {
                 return Err(format!(
-                    "{host} resolves only to private addresses; provider credentials are never \
-                     sent there"
+                    "{host} resolves only to private addresses; nothing is sent there"
                 )
                 .into());
             }
@@ -274,6 +290,21 @@ impl reqwest::dns::Resolve for GuardedResolver {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_forms_that_carry_a_private_ipv4_address_are_private() {
+        for private in [
+            "64:ff9b::a00:1",
+            "2002:7f00:1::",
+            "::a00:1",
+            "::ffff:192.168.0.1",
+        ] {
+            assert!(is_private(private.parse().unwrap()), "{private}");
+        }
+        for public in ["64:ff9b::808:808", "2002:808:808::", "2606:4700::1111"] {
+            assert!(!is_private(public.parse().unwrap()), "{public}");
+        }
+    }
 
     #[test]
     fn only_provider_hosts_by_default() {

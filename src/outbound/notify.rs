@@ -70,10 +70,17 @@ impl Notifier {
     }
 
     /// Runs forever on the current actix system: a round whenever the last
-    /// one found work, else every second.
+    /// one found work, else every second; housekeeping every hour.
     pub fn spawn(self) {
         actix_web::rt::spawn(async move {
+            let mut last_sweep: Option<std::time::Instant> = None;
             loop {
+                if last_sweep.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
+                    last_sweep = Some(std::time::Instant::now());
+                    if let Err(e) = self.housekeeping().await {
+                        tracing::warn!(error = %e, "housekeeping failed");
+                    }
+                }
                 match self.run_once().await {
                     Ok(n) if n > 0 => continue,
                     Ok(_) => {}
@@ -84,22 +91,35 @@ impl Notifier {
         });
     }
 
-    /// One round: claims due deliveries and sends each. Returns how many
-    /// were claimed.
+    /// Settled deliveries older than 30 days are deleted, and import
+    /// previews never confirmed within a day drop their file.
+    pub async fn housekeeping(&self) -> Result<(usize, usize), DbError> {
+        db::run(&self.pool, |conn| -> Result<_, DbError> {
+            Ok((
+                subscriptions::prune(conn, 30)?,
+                crate::db::imports::expire_previews(conn, 24)?,
+            ))
+        })
+        .await
+    }
+
+    /// One round: claims due deliveries and sends them side by side (a
+    /// slow receiver costs its own deliveries their timeout, not the
+    /// others'), then records each. Returns how many were claimed.
     pub async fn run_once(&self) -> Result<usize, DbError> {
         let claimed = db::run(&self.pool, |conn| subscriptions::claim(conn, BATCH)).await?;
         let n = claimed.len();
-        for due in claimed {
-            let sent = self.send(&due).await;
-            let now = Utc::now();
-            let (location_id, id) = (due.location_id, due.id);
-            let recorded = db::run(&self.pool, move |conn| {
-                subscriptions::record(conn, &due, &sent, now).map_err(DbError::from)
-            })
-            .await;
-            if let Err(e) = recorded {
-                tracing::error!(location_id, delivery_id = id, error = %e, "a webhook delivery could not be recorded");
+        let sent = futures_util::future::join_all(claimed.iter().map(|due| self.send(due))).await;
+        let now = Utc::now();
+        let recorded = db::run(&self.pool, move |conn| -> Result<(), DbError> {
+            for (due, sent) in claimed.iter().zip(&sent) {
+                subscriptions::record(conn, due, sent, now)?;
             }
+            Ok(())
+        })
+        .await;
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "webhook deliveries could not be recorded");
         }
         Ok(n)
     }

@@ -196,6 +196,15 @@ async fn graph_send(
             None => {
                 let status = r.status();
                 let error = r.json::<GraphError>().await.ok().map(|e| e.error);
+                // Meta says "slow down" with codes, not only with 429: the
+                // message was not taken, it is tried again later.
+                if let Some(code @ (4 | 17 | 32 | 613 | 80007 | 130429 | 131056)) =
+                    error.as_ref().and_then(|e| e.code)
+                {
+                    return Outcome::Transient(format!(
+                        "{provider} asked to slow down (error {code})"
+                    ));
+                }
                 Outcome::Rejected {
                     code: error.as_ref().and_then(|e| e.code),
                     message: scrub(

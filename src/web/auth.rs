@@ -210,8 +210,6 @@ fn expected_origin(req: &HttpRequest, state: Option<&web::Data<AppState>>) -> St
     format!("{}://{}", info.scheme(), info.host())
 }
 
-/// The request must come from a page of this site: `Origin` when the browser
-/// sends it, else `Referer`; neither is refused.
 /// The session's CSRF token against the one a form sent.
 fn check_token(session: &Session, sent: &str) -> Result<(), PageError> {
     let expected = session.get::<String>(CSRF)?.unwrap_or_default();
@@ -232,6 +230,8 @@ pub fn check_form(req: &HttpRequest, sent_token: &str) -> Result<(), PageError> 
     check_token(&req.get_session(), sent_token)
 }
 
+/// The request must come from a page of this site: `Origin` when the browser
+/// sends it, else `Referer`; neither is refused.
 fn check_origin(req: &HttpRequest) -> Result<(), PageError> {
     let state = req.app_data::<web::Data<AppState>>();
     let expected = expected_origin(req, state);

@@ -448,3 +448,37 @@ async fn the_imports_page_previews_then_imports_on_confirmation() {
     let (status, _) = app.submit(&format!("{to}/confirm"), &[]).await;
     assert_eq!(status, 403);
 }
+
+#[actix_web::test]
+async fn rows_in_different_chunks_matching_one_contact_are_refused_in_the_preview_and_the_run() {
+    let app = spawn_app().await;
+    let harbor = app.location_id(demo::HARBOR);
+    let existing = new_contact(&app, harbor, "+14155550250");
+    let email = format!("t{}@example.com", "14155550250");
+    // Line 2 matches it by phone; line 1502, far in another chunk, by
+    // email with another phone: it would move the person's number.
+    let mut file = String::from("name,phone,email\nBy Phone,+14155550250,\n");
+    for i in 0..1499 {
+        file.push_str(&format!("Filler {i},+1628777{i:04},\n"));
+    }
+    file.push_str(&format!("By Email,+14155550251,{email}\n"));
+    for dry in [true, false] {
+        let (status, body) = import(
+            &app,
+            demo::API_KEY_HARBOR,
+            &format!("/api/v1/imports/contacts?dry_run={dry}"),
+            "text/csv",
+            file.clone().into_bytes(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
+        assert_eq!(body["errors"][0]["line"], 1502, "{body}");
+        assert_eq!(body["created"], 1499);
+    }
+    let kept = contacts::find(&mut app.db.conn(), harbor, existing)
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.phone.as_deref(), Some("+14155550250"));
+    assert_eq!(kept.name, "By Phone");
+}

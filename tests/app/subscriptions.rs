@@ -299,3 +299,85 @@ async fn urls_the_host_rules_refuse_are_not_subscribed() {
         subscribe(&app, demo::API_KEY_HARBOR, "https://hooks.example.com/dnd").await;
     assert_eq!(status, 201, "{body}");
 }
+
+#[actix_web::test]
+async fn an_address_change_that_brings_a_suppression_is_announced() {
+    let app = spawn_app().await;
+    let hook = receiver().await;
+    subscribe(&app, demo::API_KEY_HARBOR, &hook.url).await;
+    let r = app
+        .client
+        .post(app.url("/api/v1/imports/suppressions?channel=sms"))
+        .bearer_auth(demo::API_KEY_HARBOR)
+        .header("Content-Type", "text/csv")
+        .body("address\n+14155550710\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (status, body) = app
+        .api_post(
+            demo::API_KEY_HARBOR,
+            "/api/v1/contacts",
+            json!({"name": "Mover", "email": "mover@example.com"}),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{body}");
+    let (status, body) = app
+        .api_post(
+            demo::API_KEY_HARBOR,
+            "/api/v1/contacts",
+            json!({"email": "mover@example.com", "phone": "+14155550710"}),
+        )
+        .await;
+    assert!(status == 200 || status == 201, "{body}");
+    while notifier(&app).run_once().await.unwrap() > 0 {}
+    let actions: Vec<String> = events(&hook)
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["action"].as_str().unwrap(),
+                e["channel"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert!(actions.contains(&"set sms".to_string()), "{actions:?}");
+    assert!(
+        actions.contains(&"address_changed sms".to_string()),
+        "{actions:?}"
+    );
+}
+
+#[actix_web::test]
+async fn a_send_that_outlived_its_claim_records_nothing() {
+    use diesel::RunQueryDsl;
+    let app = spawn_app().await;
+    let harbor = app.location_id(demo::HARBOR);
+    let hook = receiver().await;
+    subscribe(&app, demo::API_KEY_HARBOR, &hook.url).await;
+    let id = new_contact(&app, harbor, "+14155550711");
+    app.api_put(
+        demo::API_KEY_HARBOR,
+        &format!("/api/v1/contacts/{id}/dnd"),
+        json!({"all": true}),
+    )
+    .await;
+    let claimed = subscriptions::claim(&mut app.db.conn(), 10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    // Claimed again elsewhere once the lease ran out.
+    diesel::sql_query("UPDATE webhook_deliveries SET attempts = attempts + 1")
+        .execute(&mut app.db.conn())
+        .unwrap();
+    subscriptions::record(
+        &mut app.db.conn(),
+        &claimed[0],
+        &subscriptions::Sent::Delivered { status: 200 },
+        chrono::Utc::now(),
+    )
+    .unwrap();
+    assert_eq!(
+        subscriptions::pending(&mut app.db.conn(), harbor).unwrap(),
+        1
+    );
+}

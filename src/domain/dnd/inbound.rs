@@ -80,11 +80,15 @@ pub fn voice_twiml(reject: bool, forward_to: Option<&str>, message: &str) -> Str
     format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response>{inner}</Response>")
 }
 
-/// Text inside an XML element or attribute.
+/// Text inside an XML element or attribute. Characters XML 1.0 does not
+/// allow (control characters other than tab and line ends) are dropped:
+/// one would make the whole document unreadable.
 pub fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
+            '\t' | '\n' | '\r' => out.push(c),
+            c if c.is_control() => {}
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),

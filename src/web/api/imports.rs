@@ -102,16 +102,20 @@ async fn run(
         )?;
         run.source = record.source();
         let result = imports::import(conn, &run, file, &|_, _| {});
-        imports::finish(
-            conn,
-            location.id,
-            record.id,
-            &result.as_ref().map(Clone::clone).map_err(|e| e.to_string()),
-        )?;
+        imports::finish(conn, location.id, record.id, &imports::as_finished(&result))?;
         Ok((Some(record.id), result?))
     })
     .await?;
-    Ok(HttpResponse::Ok().json(body(outcome.0, &outcome.1, dry_run)))
+    let mut answer = body(outcome.0, &outcome.1, dry_run);
+    // Stopped part-way: what is counted was committed; 503 so a client
+    // runs it again (rows already imported then count as unchanged).
+    Ok(match &outcome.1.interrupted {
+        Some(why) => {
+            answer["error"] = why.clone().into();
+            HttpResponse::ServiceUnavailable().json(answer)
+        }
+        None => HttpResponse::Ok().json(answer),
+    })
 }
 
 fn body(import_id: Option<i64>, o: &ImportOutcome, dry_run: bool) -> serde_json::Value {

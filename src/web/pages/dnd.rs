@@ -282,23 +282,30 @@ pub async fn change_dnd(
     let location = at.location;
     let result = db::run(&state.pool, move |conn| -> Result<_, PageError> {
         let now = Utc::now();
-        if let Target::Inbound(channel) = target {
-            return match crate::db::inbound::switch(
-                conn,
-                location.id,
-                contact_id,
-                &[(channel, on)],
-                &actor,
-            ) {
-                Ok(_) => Ok(Ok(None)),
-                Err(DndError::NotFound) => Err(PageError::NotFound),
-                Err(DndError::Refused(refusal)) => Ok(Err(refusal)),
-                Err(DndError::Db(e)) => Err(e.into()),
-            };
-        }
-        let applied = dnd_store::apply(conn, location.id, contact_id, |state| match target {
-            Target::All | Target::Inbound(_) => state.switch_all(on, &actor, now),
-            Target::Channel(channel) if on => state.set(
+        // Outbound DND goes through the rules of reasons; inbound is a
+        // switch of its own (no transition to tell about).
+        let channel = match target {
+            Target::Inbound(channel) => {
+                let switched = crate::db::inbound::switch(
+                    conn,
+                    location.id,
+                    contact_id,
+                    &[(channel, on)],
+                    &actor,
+                );
+                return match switched {
+                    Ok(_) => Ok(Ok(None)),
+                    Err(DndError::NotFound) => Err(PageError::NotFound),
+                    Err(DndError::Refused(refusal)) => Ok(Err(refusal)),
+                    Err(DndError::Db(e)) => Err(e.into()),
+                };
+            }
+            Target::All => None,
+            Target::Channel(channel) => Some(channel),
+        };
+        let applied = dnd_store::apply(conn, location.id, contact_id, |state| match channel {
+            None => state.switch_all(on, &actor, now),
+            Some(channel) if on => state.set(
                 channel,
                 Reason::Manual,
                 &actor,
@@ -306,7 +313,7 @@ pub async fn change_dnd(
                 None,
                 Some("contact page".into()),
             ),
-            Target::Channel(channel) => state.lift(channel, &actor, now, confirmation),
+            Some(channel) => state.lift(channel, &actor, now, confirmation),
         });
         match applied {
             Ok(t) => Ok(Ok(Some(t))),

@@ -322,15 +322,75 @@ pub async fn confirm(
         }
     })
     .await?;
-    let actor = actor_for(&at.user);
-    let pool = state.pool.clone();
-    let pool2 = state.pool.clone();
-    actix_web::rt::spawn(async move {
-        let ran = db::run_wide(&pool, 1, move |mut conns| -> Result<(), DbErrorText> {
+    let job = ConfirmedImport {
+        pool: state.pool.clone(),
+        location,
+        import_id,
+        kind,
+        file: std::sync::Arc::new(file),
+        actor: actor_for(&at.user),
+    };
+    actix_web::rt::spawn(job.run());
+    Ok(redirect(&format!(
+        "/locations/{location_id}/imports/{import_id}"
+    )))
+}
+
+/// A confirmed import, run after the request that confirmed it.
+struct ConfirmedImport {
+    pool: crate::db::DbPool,
+    location: Location,
+    import_id: i64,
+    kind: ImportKind,
+    file: std::sync::Arc<Vec<u8>>,
+    actor: crate::domain::dnd::Actor,
+}
+
+impl ConfirmedImport {
+    /// How long a confirmed import waits for another large job (a bulk
+    /// change, another import) to finish before it gives up.
+    const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+    async fn run(self) {
+        let started = std::time::Instant::now();
+        let ran = loop {
+            match self.attempt().await {
+                Err(JobError::Busy) if started.elapsed() < Self::PATIENCE => {
+                    actix_web::rt::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+                other => break other,
+            }
+        };
+        let (location_id, import_id) = (self.location.id, self.import_id);
+        if let Err(e) = ran {
+            let e = match e {
+                JobError::Busy => "other large jobs kept the database busy".to_string(),
+                JobError::Other(e) => e,
+            };
+            tracing::error!(import_id, "an import could not be run or finished: {e}");
+            // Said on its page rather than left "running" for ever.
+            let why = Err(format!(
+                "The import could not run to its end ({e}). Upload the file again."
+            ));
+            let marked = db::run(&self.pool, move |conn| -> Result<(), JobError> {
+                imports::finish(conn, location_id, import_id, &why)
+                    .map_err(|e| JobError::Other(e.to_string()))
+            })
+            .await;
+            if let Err(JobError::Other(e)) = marked {
+                tracing::error!(import_id, "an import's failure could not be recorded: {e}");
+            }
+        }
+    }
+
+    async fn attempt(&self) -> Result<(), JobError> {
+        let (location, import_id, kind) = (self.location.clone(), self.import_id, self.kind);
+        let (file, actor) = (self.file.clone(), self.actor.clone());
+        db::run_wide(&self.pool, 1, move |mut conns| -> Result<(), JobError> {
             let conn: &mut diesel::PgConnection = conns.remove(0);
-            let result = ParsedFile::read(kind, &file)
-                .map_err(|e| e.0)
-                .and_then(|parsed| {
+            let result = match ParsedFile::read(kind, &file) {
+                Err(e) => Err(e.0),
+                Ok(parsed) => {
                     let run = ImportRun {
                         location_id: location.id,
                         region: &location.default_region,
@@ -338,43 +398,33 @@ pub async fn confirm(
                         source: format!("import #{import_id}"),
                         dry_run: false,
                     };
-                    imports::import(conn, &run, parsed, &|conn, done| {
+                    let result = imports::import(conn, &run, parsed, &|conn, done| {
                         // Progress is shown, not needed: a failed write of
                         // it must not stop the import.
                         let _ = imports::record_progress(conn, location.id, import_id, done);
-                    })
-                    .map_err(|e| e.to_string())
-                });
+                    });
+                    imports::as_finished(&result)
+                }
+            };
             imports::finish(conn, location.id, import_id, &result)
-                .map_err(|e| DbErrorText(e.to_string()))
+                .map_err(|e| JobError::Other(e.to_string()))
         })
-        .await;
-        if let Err(DbErrorText(e)) = ran {
-            tracing::error!(import_id, "an import could not be run or finished: {e}");
-            // Said on its page rather than left "running" for ever.
-            let why = Err(format!(
-                "The import could not run to its end ({e}). Upload the file again."
-            ));
-            let marked = db::run(&pool2, move |conn| -> Result<(), DbErrorText> {
-                imports::finish(conn, location_id, import_id, &why)
-                    .map_err(|e| DbErrorText(e.to_string()))
-            })
-            .await;
-            if let Err(DbErrorText(e)) = marked {
-                tracing::error!(import_id, "an import's failure could not be recorded: {e}");
-            }
-        }
-    });
-    Ok(redirect(&format!(
-        "/locations/{location_id}/imports/{import_id}"
-    )))
+        .await
+    }
 }
 
-/// A database failure of a background import, for its log line.
-struct DbErrorText(String);
+/// Why a background import did not finish.
+enum JobError {
+    /// Another large job held the database's large-job slot.
+    Busy,
+    Other(String),
+}
 
-impl From<crate::db::DbError> for DbErrorText {
+impl From<crate::db::DbError> for JobError {
     fn from(e: crate::db::DbError) -> Self {
-        DbErrorText(e.to_string())
+        match e {
+            crate::db::DbError::Busy(_) => JobError::Busy,
+            other => JobError::Other(other.to_string()),
+        }
     }
 }
