@@ -105,6 +105,19 @@ impl Application {
                     Logger::new("%a \"%{request}xi\" %s %b %Dms")
                         .custom_request_replace("request", logged_request),
                 )
+                .wrap_fn(|req, srv| {
+                    use actix_web::dev::Service;
+                    let refused = web::nul_in_query(req.query_string());
+                    let call = refused.is_none().then(|| srv.call(req));
+                    async move {
+                        match (call, refused) {
+                            (Some(call), _) => call.await,
+                            (None, why) => {
+                                Err(actix_web::error::ErrorBadRequest(why.unwrap_or_default()))
+                            }
+                        }
+                    }
+                })
                 .app_data(state.clone())
                 .configure(web::configure)
         })

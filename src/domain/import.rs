@@ -227,6 +227,10 @@ pub fn contacts(bytes: &[u8]) -> Result<Parsed<ContactRow>, FileRefused> {
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
+        if let Some(e) = nul_cell(&record, &names, line) {
+            parsed.errors.push(e);
+            continue;
+        }
         let mut dnd = Switches::default();
         for (name, channel) in DND_COLUMNS {
             if at(&record, name).is_some_and(|v| says_yes(&v)) {
@@ -281,6 +285,10 @@ pub fn suppressions(bytes: &[u8]) -> Result<Parsed<SuppressionRow>, FileRefused>
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
+        if let Some(e) = nul_cell(&record, &names, line) {
+            parsed.errors.push(e);
+            continue;
+        }
         let value = record.get(address).unwrap_or("").trim().to_string();
         if value.is_empty() {
             parsed.errors.push(RowError {
@@ -309,6 +317,16 @@ pub fn suppressions(bytes: &[u8]) -> Result<Parsed<SuppressionRow>, FileRefused>
         });
     }
     Ok(parsed)
+}
+
+/// A cell holding a NUL character (no text column stores one).
+fn nul_cell(record: &csv::StringRecord, names: &[String], line: u64) -> Option<RowError> {
+    let i = record.iter().position(|c| c.contains('\0'))?;
+    Some(RowError {
+        line,
+        field: names.get(i).cloned().unwrap_or_else(|| "row".into()),
+        message: "contains a NUL character".into(),
+    })
 }
 
 /// A record the reader could not take (a row with more or fewer cells than
@@ -374,6 +392,15 @@ mod tests {
         assert_eq!(parsed.errors.len(), 1);
         assert_eq!(parsed.errors[0].line, 2);
         assert!(parsed.errors[0].message.contains("4 cells"));
+    }
+
+    #[test]
+    fn a_nul_in_a_cell_is_a_row_error() {
+        let parsed = suppressions(b"address,note\n+12125550100,a\0b\n").unwrap();
+        assert!(parsed.rows.is_empty());
+        assert_eq!(parsed.errors[0].field, "note");
+        let parsed = contacts(b"name,phone,email\nA\0,,a@example.com\n").unwrap();
+        assert_eq!(parsed.errors[0].field, "name");
     }
 
     #[test]

@@ -290,6 +290,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
                 .map(|(_, v)| v.as_str())
                 .unwrap_or("");
             check_token(&session, sent)?;
+            // PostgreSQL stores no NUL in text: refused here, naming the
+            // field, rather than failing as a 500 when written.
+            if let Some((field, _)) = fields
+                .iter()
+                .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+            {
+                return Err(PageError::BadRequest(format!(
+                    "The field \"{}\" contains a NUL character; remove it and send the form again. \
+                     Nothing was changed.",
+                    field.replace('\0', "")
+                )));
+            }
             let form: T = serde_urlencoded::from_bytes(&body)
                 .map_err(|e| PageError::BadRequest(format!("The form is incomplete: {e}")))?;
             Ok(CsrfForm(form))

@@ -27,6 +27,23 @@ pub struct AppState {
     pub hosts: crate::outbound::hosts::HostPolicy,
 }
 
+/// Why a query string is refused before any handler reads it: a parameter
+/// holding a NUL character (`%00`), which no text column stores. Names the
+/// parameter.
+pub fn nul_in_query(query: &str) -> Option<String> {
+    if !query.contains("%00") && !query.contains('\0') {
+        return None;
+    }
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+    let name = pairs
+        .iter()
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        .map(|(k, _)| k.replace('\0', ""))?;
+    Some(format!(
+        "The parameter \"{name}\" contains a NUL character (%00); remove it and try again."
+    ))
+}
+
 /// The one route table, used by `main` and by the tests alike.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::check_health))
@@ -41,4 +58,19 @@ async fn show_metrics(state: web::Data<AppState>) -> actix_web::HttpResponse {
     actix_web::HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nul_in_query;
+
+    #[test]
+    fn only_a_decoded_nul_is_refused_and_named() {
+        assert!(nul_in_query("q=%00").unwrap().contains("\"q\""));
+        assert!(nul_in_query("status=on&q=ab%00c")
+            .unwrap()
+            .contains("\"q\""));
+        assert_eq!(nul_in_query("q=%2500"), None);
+        assert_eq!(nul_in_query("q=Garcia"), None);
+    }
 }

@@ -55,7 +55,11 @@ fn parse_form(body: &[u8]) -> Result<Params, WebhookError> {
             }
             i += 1;
         }
-        String::from_utf8(out).map_err(|_| malformed("a value is not UTF-8".into()))
+        let text = String::from_utf8(out).map_err(|_| malformed("a value is not UTF-8".into()))?;
+        if text.contains('\0') {
+            return Err(malformed("a value contains a NUL character".into()));
+        }
+        Ok(text)
     };
     body.split(|b| *b == b'&')
         .filter(|pair| !pair.is_empty())

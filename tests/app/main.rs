@@ -20,6 +20,7 @@ mod dnd;
 mod embedded;
 mod export;
 mod gate;
+mod hostile;
 mod imports;
 mod inbound;
 mod integrations;

@@ -2,7 +2,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::views::{ContactList, ContactView, DndView};
-use super::{ApiError, ApiLocation};
+use super::{ApiError, ApiJson, ApiLocation};
 use crate::db;
 use crate::db::contacts::{self, given, ContactFields, ContactInput, Upserted};
 use crate::db::dnd as dnd_store;
@@ -43,7 +43,7 @@ impl ContactBody {
 pub async fn upsert_contact(
     state: web::Data<AppState>,
     ApiLocation(location, key): ApiLocation,
-    body: web::Json<ContactBody>,
+    body: ApiJson<ContactBody>,
 ) -> Result<HttpResponse, ApiError> {
     let input = body.into_inner().validate(&location.default_region)?;
     let actor = key.actor();

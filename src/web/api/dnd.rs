@@ -5,7 +5,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use super::views::{DndView, HistoryView, OptinRequestView};
-use super::{ApiError, ApiLocation};
+use super::{ApiError, ApiJson, ApiLocation};
 use crate::db::dnd::{self as dnd_store, DndError};
 use crate::db::{self, bulk, contacts, inbound};
 use crate::domain::dnd::{change_note, Switches};
@@ -79,7 +79,7 @@ pub async fn change_dnd(
     state: web::Data<AppState>,
     ApiLocation(location, key): ApiLocation,
     path: web::Path<i64>,
-    body: web::Json<DndPut>,
+    body: ApiJson<DndPut>,
 ) -> Result<HttpResponse, ApiError> {
     let contact_id = path.into_inner();
     let DndPut {
@@ -148,7 +148,7 @@ pub struct BulkChange {
 pub async fn bulk_dnd(
     state: web::Data<AppState>,
     ApiLocation(location, key): ApiLocation,
-    body: web::Json<BulkChange>,
+    body: ApiJson<BulkChange>,
 ) -> Result<HttpResponse, ApiError> {
     let BulkChange {
         contact_ids,

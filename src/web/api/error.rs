@@ -24,6 +24,10 @@ pub enum ApiError {
         field: &'static str,
         message: String,
     },
+    /// A value refused where the field is only known at run time (a path
+    /// into the JSON body, such as `contact_ids[3]`).
+    #[error("{field}: {message}")]
+    InvalidAt { field: String, message: String },
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -54,7 +58,7 @@ impl ResponseError for ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Invalid(_) | ApiError::InvalidAt { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Db(e) if e.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -70,6 +74,10 @@ impl ResponseError for ApiError {
             }),
             ApiError::Conflict { field, message } => serde_json::json!({
                 "error": message,
+                "field": field,
+            }),
+            ApiError::InvalidAt { field, .. } => serde_json::json!({
+                "error": self.to_string(),
                 "field": field,
             }),
             ApiError::Db(e) => {

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiLocation};
+use super::{ApiError, ApiJson, ApiLocation};
 use crate::db::outbound::{self, NewMessage, Outbound, SendError};
 use crate::db::{self, DbError};
 use crate::domain::dnd::{Decision, Origin};
@@ -60,7 +60,7 @@ pub struct SendRequest {
 pub async fn send_message(
     state: web::Data<AppState>,
     ApiLocation(location, _): ApiLocation,
-    request: web::Json<SendRequest>,
+    request: ApiJson<SendRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = request.into_inner();
     let channel = channel(&request.channel)?;
@@ -134,7 +134,7 @@ struct BulkItem {
 pub async fn send_bulk(
     state: web::Data<AppState>,
     ApiLocation(location, _): ApiLocation,
-    request: web::Json<BulkRequest>,
+    request: ApiJson<BulkRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let request = request.into_inner();
     let channel = channel(&request.channel)?;

@@ -4,7 +4,7 @@
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::{ApiError, ApiLocation};
+use super::{ApiError, ApiJson, ApiLocation};
 use crate::db::{self, subscriptions};
 use crate::domain::InvalidField;
 use crate::web::AppState;
@@ -22,7 +22,7 @@ const MAX_SUBSCRIPTIONS: usize = 10;
 pub async fn create(
     state: web::Data<AppState>,
     ApiLocation(location, key): ApiLocation,
-    body: web::Json<NewSubscription>,
+    body: ApiJson<NewSubscription>,
 ) -> Result<HttpResponse, ApiError> {
     let url = body.into_inner().url.trim().to_string();
     if url.chars().count() > 2000 {

@@ -1,0 +1,71 @@
+//! Hostile input answers a 4xx naming the problem, never a 500, and
+//! changes nothing.
+
+use serde_json::json;
+
+use crate::common::spawn_app;
+use dnd::db::demo;
+
+#[actix_web::test]
+async fn nul_characters_are_refused_with_the_field_named() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    // The sign-in form.
+    let csrf = app.csrf_from("/login").await;
+    let r = app
+        .post_form(
+            "/login",
+            &[
+                ("email", "a\0@example.com"),
+                ("password", "x"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("&#34;email&#34;"), "{body}");
+    // A query string, signed in.
+    app.sign_in_as(demo::LOCATION_USER).await;
+    let (status, body) = app
+        .get_text(&format!("/locations/{downtown}/contacts?q=%00"))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"q\""), "{body}");
+    // Any string of an API body.
+    for (body, field) in [
+        (json!({"name": "A\u{0}", "phone": "+14155551000"}), "name"),
+        (
+            json!({"phone": "+14155551000", "email": "x\u{0}@example.com"}),
+            "email",
+        ),
+    ] {
+        let (status, answer) = app
+            .api_post(demo::API_KEY_DOWNTOWN, "/api/v1/contacts", body)
+            .await;
+        assert_eq!(status, 422, "{answer}");
+        assert_eq!(answer["field"], field, "{answer}");
+    }
+    let (status, answer) = app
+        .api_post(
+            demo::API_KEY_DOWNTOWN,
+            "/api/v1/messages/bulk",
+            json!({"channel": "sms", "body": "hi", "contact_ids": [1], "subject": "a\u{0}"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["field"], "subject");
+    let (status, _) = app
+        .api_get(demo::API_KEY_DOWNTOWN, "/api/v1/contacts?phone=%00")
+        .await;
+    assert_eq!(status, 400);
+    // Nothing was created.
+    let (_, found) = app
+        .api_get(
+            demo::API_KEY_DOWNTOWN,
+            "/api/v1/contacts?phone=%2B14155551000",
+        )
+        .await;
+    assert_eq!(found["contacts"], json!([]));
+}
