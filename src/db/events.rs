@@ -20,7 +20,7 @@ use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 
 use super::dnd::{self as dnd_store, AddressKey, AddressState, AddressWrite, HistoryColumns};
 use super::prepared::prepared_statement;
-use super::schema::{mailgun_tokens, messages};
+use super::schema::{mailgun_seen_tokens, messages};
 use super::DbError;
 use crate::domain::dnd::{ConsentEvent, HistoryEntry};
 use crate::domain::message::status_rank;
@@ -254,17 +254,17 @@ fn remember_tokens(
         return Ok(replayed);
     }
     diesel::delete(
-        mailgun_tokens::table
-            .filter(mailgun_tokens::seen_at.lt(Utc::now() - Duration::hours(TOKEN_MEMORY_HOURS))),
+        mailgun_seen_tokens::table.filter(
+            mailgun_seen_tokens::seen_at.lt(Utc::now() - Duration::hours(TOKEN_MEMORY_HOURS)),
+        ),
     )
     .execute(conn)?;
+    // One memory for every location: the signature does not cover the
+    // location, so a token honoured for one is a replay for all.
     for (i, d) in deliveries.iter().enumerate() {
         let Some(token) = &d.nonce else { continue };
-        let inserted = diesel::insert_into(mailgun_tokens::table)
-            .values((
-                mailgun_tokens::location_id.eq(d.location_id),
-                mailgun_tokens::token.eq(token),
-            ))
+        let inserted = diesel::insert_into(mailgun_seen_tokens::table)
+            .values(mailgun_seen_tokens::token.eq(token))
             .on_conflict_do_nothing()
             .execute(conn)?;
         if inserted == 0 {

@@ -205,8 +205,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    mailgun_tokens (location_id, token) {
-        location_id -> Int8,
+    mailgun_seen_tokens (token) {
         token -> Text,
         seen_at -> Timestamptz,
     }
@@ -363,7 +362,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     location_sms_settings,
     webhook_events,
-    mailgun_tokens,
+    mailgun_seen_tokens,
     messages,
     optin_requests,
     optin_decisions,

@@ -726,6 +726,28 @@ async fn mailgun_bounces_unsubscribes_and_complaints_set_email_dnd() {
 }
 
 #[actix_web::test]
+async fn a_mailgun_token_honoured_for_one_location_is_a_replay_for_another() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let harbor = app.location_id(demo::HARBOR);
+    // Both demo locations verify with the same signing key (one Mailgun
+    // account); the signature covers only timestamp and token.
+    let body = mailgun_body(
+        demo::MAILGUN_SIGNING_KEY,
+        "t-cross-1",
+        Utc::now().timestamp(),
+        event("complained", "ev-cross", "target@example.com", None, None),
+    );
+    assert_eq!(mailgun_post(&app, downtown, &body).await.0, 200);
+    let (code, text) = mailgun_post(&app, harbor, &body).await;
+    assert_eq!(
+        code, 406,
+        "a captured request replayed at another location: {text}"
+    );
+    assert!(address_history(&app, harbor, Channel::Email, "target@example.com").is_empty());
+}
+
+#[actix_web::test]
 async fn mailgun_refuses_replays_stale_and_forged_events_with_406() {
     let app = spawn_app().await;
     let downtown = app.location_id(demo::DOWNTOWN);
