@@ -69,3 +69,28 @@ async fn nul_characters_are_refused_with_the_field_named() {
         .await;
     assert_eq!(found["contacts"], json!([]));
 }
+
+#[actix_web::test]
+async fn a_subject_is_one_line_of_at_most_998_characters() {
+    let app = spawn_app().await;
+    for subject in [
+        "x".repeat(999),
+        "Hello\r\nBcc: all@example.com".to_string(),
+        "x".repeat(3_000_000),
+    ] {
+        for (path, body) in [
+            (
+                "/api/v1/messages",
+                json!({"contact_id": 1, "channel": "email", "body": "hi", "subject": subject}),
+            ),
+            (
+                "/api/v1/messages/bulk",
+                json!({"contact_ids": [1], "channel": "email", "body": "hi", "subject": subject}),
+            ),
+        ] {
+            let (status, answer) = app.api_post(demo::API_KEY_DOWNTOWN, path, body).await;
+            assert_eq!(status, 422, "{path}: {answer}");
+            assert_eq!(answer["field"], "subject", "{path}: {answer}");
+        }
+    }
+}

@@ -8,12 +8,12 @@ use super::{ApiError, ApiJson, ApiLocation};
 use crate::db::outbound::{self, NewMessage, Outbound, SendError};
 use crate::db::{self, DbError};
 use crate::domain::dnd::{Decision, Origin};
+use crate::domain::message::{check_body, check_subject};
 use crate::domain::{Channel, InvalidField};
 use crate::web::AppState;
 
 /// The most recipients one bulk request may name.
 pub const MAX_BULK: usize = 100_000;
-const MAX_BODY_CHARS: usize = 10_000;
 
 impl From<SendError> for ApiError {
     fn from(e: SendError) -> Self {
@@ -30,20 +30,6 @@ impl From<SendError> for ApiError {
 fn channel(name: &str) -> Result<Channel, ApiError> {
     name.parse()
         .map_err(|why: String| ApiError::Invalid(InvalidField::new("channel", why)))
-}
-
-fn body(text: &str) -> Result<(), ApiError> {
-    let n = text.chars().count();
-    if text.trim().is_empty() {
-        return Err(ApiError::Invalid(InvalidField::new("body", "is empty")));
-    }
-    if n > MAX_BODY_CHARS {
-        return Err(ApiError::Invalid(InvalidField::new(
-            "body",
-            format!("has {n} characters; at most {MAX_BODY_CHARS}"),
-        )));
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,7 +50,8 @@ pub async fn send_message(
 ) -> Result<HttpResponse, ApiError> {
     let request = request.into_inner();
     let channel = channel(&request.channel)?;
-    body(&request.body)?;
+    check_body(&request.body)?;
+    let subject = check_subject(request.subject.as_deref())?;
     let (message, decision) = db::run(&state.pool, move |conn| {
         outbound::send_one(
             conn,
@@ -74,7 +61,7 @@ pub async fn send_message(
                 channel,
                 origin: Origin::Automated,
                 body: &request.body,
-                subject: request.subject.as_deref(),
+                subject: subject.as_deref(),
             },
         )
         .map_err(ApiError::from)
@@ -138,7 +125,8 @@ pub async fn send_bulk(
 ) -> Result<HttpResponse, ApiError> {
     let request = request.into_inner();
     let channel = channel(&request.channel)?;
-    body(&request.body)?;
+    check_body(&request.body)?;
+    let subject = check_subject(request.subject.as_deref())?;
     if request.contact_ids.is_empty() || request.contact_ids.len() > MAX_BULK {
         return Err(ApiError::Invalid(InvalidField::new(
             "contact_ids",
@@ -154,7 +142,7 @@ pub async fn send_bulk(
             location.id,
             channel,
             &request.body,
-            request.subject.as_deref(),
+            subject.as_deref(),
             &request.contact_ids,
         )
         .map_err(ApiError::from)

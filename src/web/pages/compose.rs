@@ -109,12 +109,17 @@ pub async fn send_message(
             "The message is empty; write something to send.".into(),
         ));
     }
+    crate::domain::message::check_body(&body).map_err(|e| {
+        PageError::Unprocessable(format!("Message: {}. Nothing was sent.", e.message))
+    })?;
     if user.role().is_read_only() {
         return Err(PageError::Forbidden(
             "Support does not send messages to contacts. Nothing was sent.".into(),
         ));
     }
-    let subject = (!form.subject.trim().is_empty()).then(|| form.subject.trim().to_string());
+    let subject = crate::domain::message::check_subject(Some(&form.subject)).map_err(|e| {
+        PageError::Unprocessable(format!("Subject: {}. Nothing was sent.", e.message))
+    })?;
     let (message, decision, dnd_state) =
         db::run(&state.pool, move |conn| -> Result<_, PageError> {
             let sent = outbound::send_one(
