@@ -59,7 +59,10 @@ pub fn delivery(
         .map_err(|e| WebhookError::Malformed(format!("the body is not a Mailgun event: {e}")))?;
     let key = context
         .integration(Channel::Email, "mailgun")
-        .ok_or(WebhookError::NoIntegration("Mailgun email"))?
+        .ok_or(WebhookError::NoIntegration(
+            Provider::Mailgun,
+            "Mailgun email",
+        ))?
         .secret
         .as_deref()
         .ok_or_else(|| refused("no signing key is set for this integration"))?;

@@ -48,11 +48,16 @@ pub async fn verify_subscription(
         ));
     };
     let matches = db::run(&state.pool, move |conn| -> Result<bool, WebhookError> {
-        locations::find(conn, location_id)?.ok_or(WebhookError::UnknownLocation(location_id))?;
+        locations::find(conn, location_id)?
+            .ok_or(WebhookError::UnknownLocation(Provider::Meta, location_id))?;
         let mut ok = false;
         for channel in [Channel::Whatsapp, Channel::Facebook] {
             if let Some(i) = integrations::find(conn, location_id, channel)? {
-                ok |= i.verify_token.as_deref() == Some(token.as_str());
+                // Compared in constant time: a timing difference would
+                // let the token be guessed a character at a time.
+                ok |= i.verify_token.as_deref().is_some_and(|stored| {
+                    crate::web::auth::constant_time_eq(stored.as_bytes(), token.as_bytes())
+                });
             }
         }
         Ok(ok)
@@ -160,7 +165,10 @@ pub fn delivery(
         })
         .collect();
     if integrations.is_empty() {
-        return Err(WebhookError::NoIntegration("WhatsApp or Facebook"));
+        return Err(WebhookError::NoIntegration(
+            Provider::Meta,
+            "WhatsApp or Facebook",
+        ));
     }
     // The channels whose app secret signed this very body.
     let signed_for: Vec<Channel> = integrations

@@ -76,10 +76,10 @@ impl Provider {
 /// provider understands.
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
-    #[error("no location {0}")]
-    UnknownLocation(i64),
-    #[error("this location has no {0} integration to verify the webhook with")]
-    NoIntegration(&'static str),
+    #[error("no location {1}")]
+    UnknownLocation(Provider, i64),
+    #[error("this location has no {1} integration to verify the webhook with")]
+    NoIntegration(Provider, &'static str),
     /// Missing or bad signature, stale timestamp, replayed token.
     #[error("{why}")]
     Refused { provider: Provider, why: String },
@@ -98,15 +98,18 @@ impl From<diesel::result::Error> for WebhookError {
 impl ResponseError for WebhookError {
     fn status_code(&self) -> StatusCode {
         match self {
-            WebhookError::UnknownLocation(_) | WebhookError::NoIntegration(_) => {
-                StatusCode::NOT_FOUND
-            }
-            // Mailgun stops retrying on 406; Twilio and Meta expect 403.
+            // Mailgun stops retrying on 406; Twilio and Meta expect 403. A
+            // location or integration that does not exist is refused the
+            // same way, so the answer tells nobody which exist.
             WebhookError::Refused {
                 provider: Provider::Mailgun,
                 ..
-            } => StatusCode::NOT_ACCEPTABLE,
-            WebhookError::Refused { .. } => StatusCode::FORBIDDEN,
+            }
+            | WebhookError::UnknownLocation(Provider::Mailgun, _)
+            | WebhookError::NoIntegration(Provider::Mailgun, _) => StatusCode::NOT_ACCEPTABLE,
+            WebhookError::Refused { .. }
+            | WebhookError::UnknownLocation(..)
+            | WebhookError::NoIntegration(..) => StatusCode::FORBIDDEN,
             WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
             // 503 makes every provider retry later: never a 2xx for an
             // event that was not stored.
@@ -125,6 +128,12 @@ impl ResponseError for WebhookError {
                 } else {
                     "internal error; nothing was stored, retry later".to_string()
                 }
+            }
+            // Why it was refused is logged (see `note_refusal`), not said.
+            WebhookError::Refused { .. }
+            | WebhookError::UnknownLocation(..)
+            | WebhookError::NoIntegration(..) => {
+                "refused: this request could not be verified for this URL".to_string()
             }
             other => other.to_string(),
         };
@@ -163,6 +172,10 @@ fn note_refusal(metrics: &Metrics, location_id: i64, e: &WebhookError) {
         WebhookError::Refused { provider, why } => {
             Metrics::bump(&metrics.webhooks_refused_signature);
             tracing::warn!(provider = provider.as_str(), location_id, why = %why, "webhook refused");
+        }
+        WebhookError::UnknownLocation(provider, _) | WebhookError::NoIntegration(provider, _) => {
+            Metrics::bump(&metrics.webhooks_refused_signature);
+            tracing::warn!(provider = provider.as_str(), location_id, why = %e, "webhook refused");
         }
         WebhookError::Malformed(why) => {
             Metrics::bump(&metrics.webhooks_refused_malformed);
@@ -229,7 +242,7 @@ async fn receive_call(
         let body = read_body(payload).await?;
         crate::db::run(&state.pool, move |conn| -> Result<String, WebhookError> {
             let context = crate::db::webhooks::context(conn, location_id)?
-                .ok_or(WebhookError::UnknownLocation(location_id))?;
+                .ok_or(WebhookError::UnknownLocation(Provider::Twilio, location_id))?;
             let caller = twilio::incoming_call(&context, &url, &body, signature.as_deref())?;
             let reject = match caller {
                 Some(number) => crate::db::contacts::find_by_phone(conn, location_id, &number)?

@@ -144,7 +144,10 @@ fn answer_batch(conn: &mut PgConnection, jobs: Vec<WebhookJob>) -> Vec<JobResult
             .or_insert_with(|| store::context(conn, job.location_id).map_err(DbError::from));
         let prepared = match context {
             Err(e) => Err(WebhookError::Db(e.replicate())),
-            Ok(None) => Err(WebhookError::UnknownLocation(job.location_id)),
+            Ok(None) => Err(WebhookError::UnknownLocation(
+                job.route.provider(),
+                job.location_id,
+            )),
             Ok(Some(context)) => prepare(context, job),
         };
         match prepared {

@@ -96,7 +96,7 @@ fn verify(
 ) -> Result<Params, WebhookError> {
     let integration = context
         .integration(Channel::Sms, "twilio")
-        .ok_or(WebhookError::NoIntegration("Twilio SMS"))?;
+        .ok_or(WebhookError::NoIntegration(Provider::Twilio, "Twilio SMS"))?;
     verify_with(integration, url, body, signature)
 }
 
@@ -134,7 +134,7 @@ pub fn incoming_call(
     let integration = context
         .integration(Channel::Call, "twilio")
         .or_else(|| context.integration(Channel::Sms, "twilio"))
-        .ok_or(WebhookError::NoIntegration("Twilio"))?;
+        .ok_or(WebhookError::NoIntegration(Provider::Twilio, "Twilio"))?;
     let params = verify_with(integration, url, body, signature)?;
     required(&params, "CallSid")?;
     Ok(param(&params, "From")

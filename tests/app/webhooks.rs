@@ -416,15 +416,25 @@ async fn bad_or_missing_signatures_are_refused_and_store_nothing() {
         "{metrics}"
     );
 
-    // Unknown location: 404. Malformed: 400, with a message.
-    let (code, _) = twilio_post(
+    // Unknown location: refused like a bad signature, in the same words
+    // (nobody learns which locations exist). Malformed: 400, with a message.
+    let (code, unknown) = twilio_post(
         &app,
         999_999,
         "sms",
         &inbound("SM0502", "+12125550105", "STOP"),
     )
     .await;
-    assert_eq!(code, 404);
+    assert_eq!(code, 403);
+    let (_, forged) = crate::webhooks::twilio_post_signed(
+        &app,
+        &format!("/webhooks/twilio/{downtown}/sms"),
+        &app.url(&format!("/webhooks/twilio/{downtown}/sms")),
+        &form(&inbound("SM0504", "+12125550105", "STOP")),
+        "not-the-token",
+    )
+    .await;
+    assert_eq!(unknown, forged);
     let (code, body) = twilio_post(
         &app,
         downtown,
@@ -745,6 +755,14 @@ async fn a_mailgun_token_honoured_for_one_location_is_a_replay_for_another() {
         "a captured request replayed at another location: {text}"
     );
     assert!(address_history(&app, harbor, Channel::Email, "target@example.com").is_empty());
+    // An unknown location is refused as Mailgun understands (406: stop
+    // retrying), in the words of any refusal.
+    let (code, text) = mailgun_post(&app, 999_999, &body).await;
+    assert_eq!(code, 406);
+    assert_eq!(
+        text,
+        "refused: this request could not be verified for this URL"
+    );
 }
 
 #[actix_web::test]
