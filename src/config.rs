@@ -46,6 +46,9 @@ pub struct Config {
     /// `DND_WEBHOOK_HOSTS`: when set, the only hosts DND-change webhooks
     /// are sent to (comma-separated); when unset, any public host.
     pub webhook_hosts: Vec<String>,
+    /// `DND_METRICS_TOKEN`: when set, `/metrics` also answers requests
+    /// bearing it (else only direct loopback requests).
+    pub metrics_token: Option<String>,
 }
 
 impl std::fmt::Debug for Config {
@@ -64,6 +67,10 @@ impl std::fmt::Debug for Config {
             .field("provider_hosts", &self.provider_hosts)
             .field("allow_private_urls", &self.allow_private_urls)
             .field("webhook_hosts", &self.webhook_hosts)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -140,6 +147,7 @@ impl Config {
             provider_hosts: list("DND_PROVIDER_HOSTS"),
             allow_private_urls: flag("DND_ALLOW_PRIVATE_URLS")?,
             webhook_hosts: list("DND_WEBHOOK_HOSTS"),
+            metrics_token: var("DND_METRICS_TOKEN").filter(|t| !t.trim().is_empty()),
         })
     }
 

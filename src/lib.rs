@@ -76,7 +76,13 @@ impl Application {
             public_url: config.public_url.clone(),
             metrics,
             hosts: config.host_policy(),
+            metrics_token: config.metrics_token.clone(),
         });
+        // Browsers keep to HTTPS once they have seen it served so.
+        let https = config
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(
@@ -91,6 +97,14 @@ impl Application {
                         )
                         .build(),
                 )
+                .wrap(if https {
+                    DefaultHeaders::new().add((
+                        "Strict-Transport-Security",
+                        "max-age=31536000; includeSubDomains",
+                    ))
+                } else {
+                    DefaultHeaders::new()
+                })
                 .wrap(
                     DefaultHeaders::new()
                         .add(("X-Content-Type-Options", "nosniff"))

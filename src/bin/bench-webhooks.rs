@@ -218,6 +218,7 @@ fn start_app(url: &str, pool_size: u32) -> Result<String, Box<dyn std::error::Er
         pool_timeout: Duration::from_secs(5),
         provider_hosts: Vec::new(),
         webhook_hosts: Vec::new(),
+        metrics_token: None,
         allow_private_urls: false,
     };
     let (tx, rx) = std::sync::mpsc::channel();

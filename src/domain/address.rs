@@ -31,6 +31,22 @@ impl<'a> Addresses<'a> {
     }
 }
 
+/// An address as a log line may show it: enough to tell two apart, not
+/// enough to contact the person (`+1212•••••00`, `a•••@example.com`).
+pub fn masked(address: &str) -> String {
+    let chars: Vec<char> = address.chars().collect();
+    if let Some(at) = address.find('@') {
+        let first: String = address.chars().take(1).collect();
+        return format!("{first}•••{}", &address[at..]);
+    }
+    if chars.len() <= 6 {
+        return "•••".into();
+    }
+    let head: String = chars[..4].iter().collect();
+    let tail: String = chars[chars.len() - 2..].iter().collect();
+    format!("{head}{}{tail}", "•".repeat(chars.len() - 6))
+}
+
 /// The spellings under which consent about an address stored on a channel
 /// may be kept: the address itself and, for a number stored before every
 /// path used one parser (`+4402079460958`), the number as providers send it
@@ -100,6 +116,14 @@ pub fn platform_id(field: &'static str, input: &str) -> Result<String, InvalidFi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logged_addresses_are_masked() {
+        assert_eq!(masked("+12125550100"), "+121••••••00");
+        assert_eq!(masked("ana.lopez@example.com"), "a•••@example.com");
+        assert_eq!(masked("12345"), "•••");
+        assert!(!masked("7001234567890123").contains("12345678"));
+    }
 
     #[test]
     fn whatsapp_falls_back_to_the_phone() {

@@ -223,7 +223,7 @@ async fn graph_send(
 pub async fn send(client: &reqwest::Client, transport: &Transport, m: &Outgoing) -> Outcome {
     match transport {
         Transport::Log => {
-            tracing::info!(to = %m.to, key = %m.idempotency_key, "message recorded as sent (log transport)");
+            tracing::info!(to = %crate::domain::address::masked(&m.to), key = %m.idempotency_key, "message recorded as sent (log transport)");
             Outcome::Sent {
                 provider_sid: format!("log-{}", m.idempotency_key),
             }

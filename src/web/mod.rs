@@ -25,6 +25,8 @@ pub struct AppState {
     pub webhooks: crate::webhooks::pipeline::WebhookBatcher,
     /// Where provider credentials may be sent (checked when a URL is saved).
     pub hosts: crate::outbound::hosts::HostPolicy,
+    /// `DND_METRICS_TOKEN`, if set.
+    pub metrics_token: Option<String>,
 }
 
 /// Why a query string is refused before any handler reads it: a parameter
@@ -54,7 +56,32 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::scope("/api/v1").configure(api::configure));
 }
 
-async fn show_metrics(state: web::Data<AppState>) -> actix_web::HttpResponse {
+/// `/metrics`: to a direct loopback request (a collector on the same
+/// machine, not through a proxy, which would make every request look
+/// local), or to one bearing `DND_METRICS_TOKEN`. Others get 404: the
+/// counters say how much traffic each provider sends.
+async fn show_metrics(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+) -> actix_web::HttpResponse {
+    let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"]
+        .iter()
+        .any(|h| req.headers().contains_key(*h));
+    let local = !proxied && req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+    let bearer = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let token_ok = match (&state.metrics_token, bearer) {
+        (Some(expected), Some(sent)) => {
+            auth::constant_time_eq(expected.as_bytes(), sent.as_bytes())
+        }
+        _ => false,
+    };
+    if !local && !token_ok {
+        return actix_web::HttpResponse::NotFound().finish();
+    }
     actix_web::HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(state.metrics.render())

@@ -211,6 +211,7 @@ pub fn test_config() -> Config {
         pool_timeout: Duration::from_secs(1),
         provider_hosts: Vec::new(),
         webhook_hosts: Vec::new(),
+        metrics_token: None,
         // The tests' provider doubles listen on loopback.
         allow_private_urls: true,
     }

@@ -94,3 +94,49 @@ async fn a_subject_is_one_line_of_at_most_998_characters() {
         }
     }
 }
+
+#[actix_web::test]
+async fn metrics_answer_loopback_or_the_token_and_https_sites_send_hsts() {
+    let app = crate::common::spawn_app_with(|c| {
+        c.metrics_token = Some("metrics-token-123".into());
+        c.public_url = Some("https://dnd.example.com".into());
+    })
+    .await;
+    // Direct from loopback: served.
+    let r = app.get("/metrics").await;
+    assert_eq!(r.status().as_u16(), 200);
+    let hsts = r
+        .headers()
+        .get("strict-transport-security")
+        .map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(hsts.as_deref(), Some("max-age=31536000; includeSubDomains"));
+    // Through a proxy (every request would look local): only with the token.
+    let proxied = |token: Option<&str>| {
+        let mut r = app
+            .client
+            .get(app.url("/metrics"))
+            .header("X-Forwarded-For", "203.0.113.9");
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    assert_eq!(proxied(None).await.unwrap().status().as_u16(), 404);
+    assert_eq!(proxied(Some("wrong")).await.unwrap().status().as_u16(), 404);
+    assert_eq!(
+        proxied(Some("metrics-token-123"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    // Without an https public URL, no HSTS.
+    let plain = spawn_app().await;
+    assert!(plain
+        .get("/healthz")
+        .await
+        .headers()
+        .get("strict-transport-security")
+        .is_none());
+}
