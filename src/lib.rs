@@ -77,6 +77,7 @@ impl Application {
             metrics,
             hosts: config.host_policy(),
             metrics_token: config.metrics_token.clone(),
+            hashing: std::sync::Arc::new(tokio::sync::Semaphore::new(cores.max(1))),
         });
         // Browsers keep to HTTPS once they have seen it served so.
         let https = config

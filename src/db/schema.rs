@@ -59,6 +59,7 @@ diesel::table! {
         id -> Int8,
         email -> Text,
         attempted_at -> Timestamptz,
+        client -> Nullable<Text>,
     }
 }
 

@@ -85,33 +85,70 @@ pub fn create(
 /// How long failed sign-ins are remembered, and how many lock an email out.
 pub const FAILURE_WINDOW_MINUTES: i64 = 15;
 pub const MAX_FAILURES: i64 = 10;
+/// Failed sign-ins one client address may make in the window, whatever the
+/// emails (an office behind one address has room for its people's typos).
+pub const MAX_CLIENT_FAILURES: i64 = 50;
 
-/// Failed sign-ins for this email within the window.
-pub fn recent_failures(
-    conn: &mut PgConnection,
-    email: &str,
-    now: DateTime<Utc>,
-) -> QueryResult<i64> {
-    login_failures::table
-        .filter(login_failures::email.eq(email))
-        .filter(login_failures::attempted_at.gt(now - Duration::minutes(FAILURE_WINDOW_MINUTES)))
-        .count()
-        .get_result(conn)
+/// What a sign-in attempt may do.
+#[derive(Debug)]
+pub enum Attempt {
+    /// Go on and check the password; the attempt is recorded as a failure
+    /// until [`clear_failures`] says otherwise.
+    Proceed(Option<User>),
+    /// Too many failures for this email.
+    EmailLocked,
+    /// Too many failures from this client.
+    ClientLocked,
 }
 
-pub fn record_failure(conn: &mut PgConnection, email: &str, now: DateTime<Utc>) -> QueryResult<()> {
-    // Old rows are of no further use; trimming them here keeps the table
-    // small without a separate job.
-    diesel::delete(login_failures::table)
-        .filter(login_failures::attempted_at.lt(now - Duration::minutes(FAILURE_WINDOW_MINUTES)))
+/// Starts a sign-in atomically: under the email's and the client's locks
+/// (one order), counts their recent failures, and if both are under their
+/// limits records this attempt as one before the password is checked, so
+/// parallel tries cannot all slip under the limit.
+pub fn begin_attempt(
+    conn: &mut PgConnection,
+    email: &str,
+    client: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Attempt> {
+    conn.transaction(|conn| {
+        let since = now - Duration::minutes(FAILURE_WINDOW_MINUTES);
+        diesel::sql_query(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM (
+                 SELECT DISTINCT hashtextextended(x, 7) AS k
+                 FROM unnest(ARRAY['login-email:' || $1, 'login-client:' || $2]) AS x ORDER BY 1) l",
+        )
+        .bind::<diesel::sql_types::Text, _>(email)
+        .bind::<diesel::sql_types::Text, _>(client)
         .execute(conn)?;
-    diesel::insert_into(login_failures::table)
-        .values((
-            login_failures::email.eq(email),
-            login_failures::attempted_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(())
+        let by_email: i64 = login_failures::table
+            .filter(login_failures::email.eq(email))
+            .filter(login_failures::attempted_at.gt(since))
+            .count()
+            .get_result(conn)?;
+        if by_email >= MAX_FAILURES {
+            return Ok(Attempt::EmailLocked);
+        }
+        let by_client: i64 = login_failures::table
+            .filter(login_failures::client.eq(client))
+            .filter(login_failures::attempted_at.gt(since))
+            .count()
+            .get_result(conn)?;
+        if by_client >= MAX_CLIENT_FAILURES {
+            return Ok(Attempt::ClientLocked);
+        }
+        diesel::delete(login_failures::table)
+            .filter(login_failures::attempted_at.lt(since))
+            .execute(conn)?;
+        diesel::insert_into(login_failures::table)
+            .values((
+                login_failures::email.eq(email),
+                login_failures::client.eq(client),
+                login_failures::attempted_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(Attempt::Proceed(find_by_email(conn, email)?))
+    })
 }
 
 pub fn clear_failures(conn: &mut PgConnection, email: &str) -> QueryResult<()> {

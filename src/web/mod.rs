@@ -27,6 +27,9 @@ pub struct AppState {
     pub hosts: crate::outbound::hosts::HostPolicy,
     /// `DND_METRICS_TOKEN`, if set.
     pub metrics_token: Option<String>,
+    /// Password checks running at once (argon2 is slow on purpose): one per
+    /// core, outside the database pool.
+    pub hashing: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// Why a query string is refused before any handler reads it: a parameter

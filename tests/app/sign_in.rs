@@ -160,3 +160,107 @@ async fn a_post_without_the_csrf_token_is_refused_and_changes_nothing() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 303);
 }
+
+#[actix_web::test]
+async fn random_emails_from_one_client_are_limited_too() {
+    let app = spawn_app().await;
+    let csrf = app.csrf_from("/login").await;
+    let mut statuses = Vec::new();
+    for i in 0..52 {
+        let email = format!("nobody{i}@example.com");
+        let r = app
+            .post_form(
+                "/login",
+                &[
+                    ("email", email.as_str()),
+                    ("password", "guess"),
+                    ("csrf_token", &csrf),
+                ],
+            )
+            .await;
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses[..50].iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(&statuses[50..], &[429, 429]);
+    let r = app.sign_in(demo::LOCATION_USER, demo::PASSWORD).await;
+    assert_eq!(
+        r.status().as_u16(),
+        429,
+        "the client is paused, whatever the email"
+    );
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("from this network address"));
+}
+
+#[actix_web::test]
+async fn parallel_tries_cannot_slip_past_the_limit() {
+    let app = spawn_app().await;
+    let csrf = app.csrf_from("/login").await;
+    let fields = [
+        ("email", demo::SUPPORT_USER),
+        ("password", "guess"),
+        ("csrf_token", csrf.as_str()),
+    ];
+    let tries = (0..30).map(|_| app.post_form("/login", &fields));
+    let statuses: Vec<u16> = futures_util::future::join_all(tries)
+        .await
+        .into_iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    assert_eq!(checked, 10, "exactly the limit is checked: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 20);
+}
+
+#[actix_web::test]
+async fn a_sign_in_flood_leaves_webhooks_answering() {
+    use crate::webhooks::{inbound, twilio_post};
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let csrf = app.csrf_from("/login").await;
+    let flood = futures_util::future::join_all((0..40).map(|i| {
+        let email = format!("flood{i}@example.com");
+        let client = app.client.clone();
+        let url = app.url("/login");
+        let origin = app.base.clone();
+        let csrf = csrf.clone();
+        async move {
+            client
+                .post(url)
+                .header("Origin", origin)
+                .form(&[
+                    ("email", email.as_str()),
+                    ("password", "guess"),
+                    ("csrf_token", &csrf),
+                ])
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }
+    }));
+    let webhook = async {
+        // While the hashes run, STOPs are taken in at once.
+        let mut codes = Vec::new();
+        for i in 0..5 {
+            let sid = format!("SMflood{i}");
+            let (code, _) = twilio_post(
+                &app,
+                downtown,
+                "sms",
+                &inbound(&sid, "+12125550177", "STOP"),
+            )
+            .await;
+            codes.push(code);
+        }
+        codes
+    };
+    let (signins, codes) = tokio::join!(flood, webhook);
+    assert!(codes.iter().all(|c| *c == 200), "{codes:?}");
+    assert!(
+        signins.iter().all(|s| matches!(s, Ok(401) | Ok(429))),
+        "{signins:?}"
+    );
+}

@@ -55,46 +55,91 @@ pub struct SignInForm {
 enum Outcome {
     SignedIn(Box<users::User>),
     Refused,
-    Locked,
     Deactivated,
+}
+
+enum LockedBy {
+    Email,
+    Client,
+}
+
+fn locked(by: LockedBy) -> PageError {
+    let what = match by {
+        LockedBy::Email => "for this email",
+        LockedBy::Client => "from this network address",
+    };
+    PageError::TooManyRequests(format!(
+        "Too many failed sign-ins {what}. For your safety, signing in is paused for up to {} \
+         minutes; try again later or ask an administrator to help.",
+        users::FAILURE_WINDOW_MINUTES
+    ))
 }
 
 pub async fn sign_in(
     state: web::Data<AppState>,
     session: Session,
+    req: actix_web::HttpRequest,
     CsrfForm(form): CsrfForm<SignInForm>,
 ) -> Result<HttpResponse, PageError> {
     let email = form.email.trim().to_lowercase();
     let password = form.password;
-    let outcome = db::run(&state.pool, move |conn| -> Result<Outcome, PageError> {
-        let now = Utc::now();
-        if users::recent_failures(conn, &email, now).map_err(DbError::from)? >= users::MAX_FAILURES
-        {
-            return Ok(Outcome::Locked);
-        }
-        let user = users::find_by_email(conn, &email).map_err(DbError::from)?;
-        // Unknown emails are checked against a dummy hash, so both failures
-        // take the same time and say the same thing.
-        let hash = user
-            .as_ref()
-            .map(|u| u.password_hash.as_str())
-            .unwrap_or_else(|| password::dummy_hash());
-        let matches = password::verify(&password, hash);
-        match user {
-            // A deactivated account cannot sign in (and is told so only
-            // with its right password).
-            Some(user) if matches && !user.is_active() => Ok(Outcome::Deactivated),
-            Some(user) if matches => {
-                users::clear_failures(conn, &email).map_err(DbError::from)?;
-                Ok(Outcome::SignedIn(Box::new(user)))
-            }
-            _ => {
-                users::record_failure(conn, &email, now).map_err(DbError::from)?;
-                Ok(Outcome::Refused)
-            }
-        }
+    let client = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    // 1. A short database step: the limits, checked and the attempt
+    //    recorded atomically.
+    let attempt = {
+        let email = email.clone();
+        db::run(&state.pool, move |conn| {
+            users::begin_attempt(conn, &email, &client, Utc::now()).map_err(DbError::from)
+        })
+        .await?
+    };
+    let user = match attempt {
+        users::Attempt::Proceed(user) => user,
+        users::Attempt::EmailLocked => return Err(locked(LockedBy::Email)),
+        users::Attempt::ClientLocked => return Err(locked(LockedBy::Client)),
+    };
+    // 2. The slow hash, off the pool and off the async workers, a few at a
+    //    time: a flood of sign-ins waits here, never in front of webhooks.
+    //    Unknown emails are checked against a dummy hash, so both failures
+    //    take the same time and say the same thing.
+    let permit = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        state.hashing.clone().acquire_owned(),
+    )
+    .await
+    .map_err(|_| {
+        PageError::TooManyRequests(
+            "Too many sign-ins at this moment; try again in a few seconds.".into(),
+        )
+    })?
+    .map_err(|_| PageError::Internal("the sign-in queue was closed".into()))?;
+    let hash = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| password::dummy_hash().to_string());
+    let matches = web::block(move || {
+        let _permit = permit;
+        password::verify(&password, &hash)
     })
-    .await?;
+    .await
+    .map_err(|e| PageError::Internal(format!("checking a password: {e}")))?;
+    // 3. What it means.
+    let outcome = match user {
+        // A deactivated account cannot sign in (and is told so only with
+        // its right password).
+        Some(user) if matches && !user.is_active() => Outcome::Deactivated,
+        Some(user) if matches => {
+            db::run(&state.pool, move |conn| {
+                users::clear_failures(conn, &email).map_err(DbError::from)
+            })
+            .await?;
+            Outcome::SignedIn(Box::new(user))
+        }
+        _ => Outcome::Refused,
+    };
     match outcome {
         Outcome::SignedIn(user) => {
             auth::sign_in(&session, &user)?;
@@ -105,11 +150,6 @@ pub async fn sign_in(
              access again."
                 .into(),
         )),
-        Outcome::Locked => Err(PageError::TooManyRequests(format!(
-            "Too many failed sign-ins for this email. For your safety, signing in with it is paused \
-             for up to {} minutes; try again later or ask an administrator to help.",
-            users::FAILURE_WINDOW_MINUTES
-        ))),
         Outcome::Refused => {
             let page = SignInPage {
                 csrf: auth::csrf_token(&session)?,
