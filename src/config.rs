@@ -49,6 +49,9 @@ pub struct Config {
     /// `DND_METRICS_TOKEN`: when set, `/metrics` also answers requests
     /// bearing it (else only direct loopback requests).
     pub metrics_token: Option<String>,
+    /// `DND_API_RATE` (requests a second per key, after a burst of twice
+    /// that) and `DND_API_IN_FLIGHT` (requests per key at once).
+    pub api_limits: crate::web::limits::KeyLimitConfig,
 }
 
 impl std::fmt::Debug for Config {
@@ -148,6 +151,14 @@ impl Config {
             allow_private_urls: flag("DND_ALLOW_PRIVATE_URLS")?,
             webhook_hosts: list("DND_WEBHOOK_HOSTS"),
             metrics_token: var("DND_METRICS_TOKEN").filter(|t| !t.trim().is_empty()),
+            api_limits: {
+                let rate: u32 = number("DND_API_RATE", 100)?;
+                crate::web::limits::KeyLimitConfig {
+                    per_second: f64::from(rate.max(1)),
+                    burst: f64::from(rate.max(1)) * 2.0,
+                    in_flight: number("DND_API_IN_FLIGHT", 16)?,
+                }
+            },
         })
     }
 

@@ -78,6 +78,7 @@ impl Application {
             hosts: config.host_policy(),
             metrics_token: config.metrics_token.clone(),
             hashing: std::sync::Arc::new(tokio::sync::Semaphore::new(cores.max(1))),
+            key_limits: std::sync::Arc::new(web::limits::KeyLimits::new(config.api_limits)),
         });
         // Browsers keep to HTTPS once they have seen it served so.
         let https = config

@@ -219,6 +219,7 @@ fn start_app(url: &str, pool_size: u32) -> Result<String, Box<dyn std::error::Er
         provider_hosts: Vec::new(),
         webhook_hosts: Vec::new(),
         metrics_token: None,
+        api_limits: Default::default(),
         allow_private_urls: false,
     };
     let (tx, rx) = std::sync::mpsc::channel();

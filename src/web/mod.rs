@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod export;
 mod health;
+pub mod limits;
 pub mod pages;
 
 use actix_web::web;
@@ -30,6 +31,8 @@ pub struct AppState {
     /// Password checks running at once (argon2 is slow on purpose): one per
     /// core, outside the database pool.
     pub hashing: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Per API key rate and requests in flight.
+    pub key_limits: std::sync::Arc<limits::KeyLimits>,
 }
 
 /// Why a query string is refused before any handler reads it: a parameter

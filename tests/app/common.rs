@@ -212,6 +212,7 @@ pub fn test_config() -> Config {
         provider_hosts: Vec::new(),
         webhook_hosts: Vec::new(),
         metrics_token: None,
+        api_limits: Default::default(),
         // The tests' provider doubles listen on loopback.
         allow_private_urls: true,
     }

@@ -140,3 +140,39 @@ async fn metrics_answer_loopback_or_the_token_and_https_sites_send_hsts() {
         .get("strict-transport-security")
         .is_none());
 }
+
+#[actix_web::test]
+async fn an_api_key_past_its_rate_gets_429_with_retry_after() {
+    let app = crate::common::spawn_app_with(|c| {
+        c.api_limits = dnd::web::limits::KeyLimitConfig {
+            per_second: 0.2,
+            burst: 3.0,
+            in_flight: 4,
+        };
+    })
+    .await;
+    for _ in 0..3 {
+        let (status, _) = app.api_get(demo::API_KEY_DOWNTOWN, "/api/v1/me").await;
+        assert_eq!(status, 200);
+    }
+    let r = app
+        .client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(demo::API_KEY_DOWNTOWN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: u64 = r
+        .headers()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&retry), "{retry}");
+    // Another location's key is not held back.
+    let (status, _) = app.api_get(demo::API_KEY_HARBOR, "/api/v1/me").await;
+    assert_eq!(status, 200);
+}

@@ -3,12 +3,13 @@ use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{web, FromRequest, HttpRequest};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 
 use super::ApiError;
 use crate::db::locations::Location;
 use crate::db::{self, api_keys, DbError};
 use crate::domain::dnd::{Actor, ActorKind};
+use crate::web::limits::Refused;
 use crate::web::AppState;
 
 /// The location whose API key authenticated the request. Every API query is
@@ -37,6 +38,7 @@ impl FromRequest for ApiLocation {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let request = req.clone();
         let key = req
             .headers()
             .get(header::AUTHORIZATION)
@@ -54,19 +56,36 @@ impl FromRequest for ApiLocation {
                 api_keys::authenticate(conn, &key).map_err(DbError::from)
             })
             .await?;
-            location
-                .map(|owner| {
-                    ApiLocation(
-                        owner.location,
-                        ApiKeyActor {
-                            key_id: owner.key_id,
-                            key_name: owner.key_name,
-                        },
-                    )
-                })
-                .ok_or_else(|| {
-                    ApiError::Unauthorized("the API key is not valid or was revoked".into())
-                })
+            let owner = location.ok_or_else(|| {
+                ApiError::Unauthorized("the API key is not valid or was revoked".into())
+            })?;
+            // The key's limits; the permit is kept with the request, so it
+            // is given back when the request is answered.
+            let permit = state
+                .key_limits
+                .admit(owner.key_id, std::time::Instant::now())
+                .map_err(|refused| match refused {
+                    Refused::Rate { retry_after } => ApiError::TooManyRequests {
+                        message: format!(
+                            "This API key is sending faster than its limit; retry in {retry_after} s."
+                        ),
+                        retry_after,
+                    },
+                    Refused::InFlight => ApiError::TooManyRequests {
+                        message: "This API key has too many requests in flight; wait for some \
+                                  to finish."
+                            .into(),
+                        retry_after: 1,
+                    },
+                })?;
+            request.extensions_mut().insert(permit);
+            Ok(ApiLocation(
+                owner.location,
+                ApiKeyActor {
+                    key_id: owner.key_id,
+                    key_name: owner.key_name,
+                },
+            ))
         })
     }
 }
