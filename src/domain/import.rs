@@ -212,7 +212,41 @@ pub fn contacts(bytes: &[u8]) -> Result<Parsed<ContactRow>, FileRefused> {
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty())
     };
-    let mut parsed = Parsed::default();
+    Ok(each_row(text, &mut reader, &names, |record, line| {
+        let mut dnd = Switches::default();
+        for (name, channel) in DND_COLUMNS {
+            if at(record, name).is_some_and(|v| says_yes(&v)) {
+                match channel {
+                    None => dnd.all = Some(true),
+                    Some(c) => dnd.channels.push((c, true)),
+                }
+            }
+        }
+        Ok(ContactRow {
+            line,
+            name: at(record, "name"),
+            phone: at(record, "phone"),
+            email: at(record, "email"),
+            whatsapp_id: at(record, "whatsapp_id"),
+            facebook_id: at(record, "facebook_id"),
+            dnd,
+        })
+    }))
+}
+
+/// Every data row of a file, through `row`: records the reader cannot
+/// take, and cells holding a NUL, are row errors; blank lines are
+/// skipped; `row` reads the rest (or says what is wrong with it).
+fn each_row<T>(
+    text: &str,
+    reader: &mut csv::Reader<&[u8]>,
+    names: &[String],
+    mut row: impl FnMut(&csv::StringRecord, u64) -> Result<T, RowError>,
+) -> Parsed<T> {
+    let mut parsed = Parsed {
+        rows: Vec::new(),
+        errors: Vec::new(),
+    };
     let mut lines = Lines::new(text);
     for record in reader.records() {
         let record = match record {
@@ -227,30 +261,16 @@ pub fn contacts(bytes: &[u8]) -> Result<Parsed<ContactRow>, FileRefused> {
         if record.iter().all(|c| c.trim().is_empty()) {
             continue;
         }
-        if let Some(e) = nul_cell(&record, &names, line) {
+        if let Some(e) = nul_cell(&record, names, line) {
             parsed.errors.push(e);
             continue;
         }
-        let mut dnd = Switches::default();
-        for (name, channel) in DND_COLUMNS {
-            if at(&record, name).is_some_and(|v| says_yes(&v)) {
-                match channel {
-                    None => dnd.all = Some(true),
-                    Some(c) => dnd.channels.push((c, true)),
-                }
-            }
+        match row(&record, line) {
+            Ok(r) => parsed.rows.push(r),
+            Err(e) => parsed.errors.push(e),
         }
-        parsed.rows.push(ContactRow {
-            line,
-            name: at(&record, "name"),
-            phone: at(&record, "phone"),
-            email: at(&record, "email"),
-            whatsapp_id: at(&record, "whatsapp_id"),
-            facebook_id: at(&record, "facebook_id"),
-            dnd,
-        });
     }
-    Ok(parsed)
+    parsed
 }
 
 /// Reads a suppression list: an `address` column (required) and an
@@ -270,53 +290,32 @@ pub fn suppressions(bytes: &[u8]) -> Result<Parsed<SuppressionRow>, FileRefused>
         )));
     }
     let note = names.iter().position(|n| n == "note");
-    let mut parsed = Parsed::default();
-    let mut lines = Lines::new(text);
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = lines.of(e.position());
-                parsed.errors.push(unreadable(&e, line, names.len()));
-                continue;
-            }
-        };
-        let line = lines.of(record.position());
-        if record.iter().all(|c| c.trim().is_empty()) {
-            continue;
-        }
-        if let Some(e) = nul_cell(&record, &names, line) {
-            parsed.errors.push(e);
-            continue;
-        }
+    Ok(each_row(text, &mut reader, &names, |record, line| {
         let value = record.get(address).unwrap_or("").trim().to_string();
         if value.is_empty() {
-            parsed.errors.push(RowError {
+            return Err(RowError {
                 line,
                 field: "address".into(),
                 message: "is empty".into(),
             });
-            continue;
         }
         let note = note
             .and_then(|i| record.get(i))
             .map(|v| v.trim().to_string())
             .filter(|v| !v.is_empty());
         if note.as_ref().is_some_and(|n| n.chars().count() > 500) {
-            parsed.errors.push(RowError {
+            return Err(RowError {
                 line,
                 field: "note".into(),
                 message: "is longer than 500 characters".into(),
             });
-            continue;
         }
-        parsed.rows.push(SuppressionRow {
+        Ok(SuppressionRow {
             line,
             address: value,
             note,
-        });
-    }
-    Ok(parsed)
+        })
+    }))
 }
 
 /// A cell holding a NUL character (no text column stores one).
