@@ -502,18 +502,49 @@ pub fn blocks(reasons: &[String]) -> Vec<Block> {
     reasons.iter().filter_map(|r| Block::parse(r)).collect()
 }
 
-/// Claims up to `limit` due messages, oldest due first: `sending`, with
-/// the time of the claim, so no other dispatcher takes them. Nothing is
-/// decided yet: [`hand_over`] asks the gate right before each provider
-/// call. A crash after this leaves them `sending` without a hand-over,
-/// which [`reconcile_stuck`] queues again.
+/// At most this many of one location's messages in one claim.
+const PER_LOCATION: i64 = 5;
+
+/// Claims up to `limit` due messages, each location's oldest first and
+/// the locations in turn (one location's bulk send holds no other
+/// location's message behind it): `sending`, with the time of the claim,
+/// so no other dispatcher takes them. Nothing is decided yet:
+/// [`hand_over`] asks the gate right before each provider call. A crash
+/// after this leaves them `sending` without a hand-over, which
+/// [`reconcile_stuck`] queues again.
 pub fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<Outbound>, DbError> {
     Ok(diesel::sql_query(
         "UPDATE messages m SET status = 'sending', claimed_at = now(), handed_over_at = NULL,
                 attempts = m.attempts + 1, updated_at = now()
-         FROM (SELECT location_id, id FROM messages
-               WHERE status = 'queued' AND direction = 'outbound' AND next_attempt_at <= now()
-               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+         FROM (
+             -- The locations with queued messages (one index probe each),
+             -- then up to a few of each one's oldest due messages, ranked
+             -- so every location gets its first before any its second.
+             WITH RECURSIVE queued (location_id) AS (
+                 (SELECT location_id FROM messages
+                  WHERE status = 'queued' AND direction = 'outbound'
+                  ORDER BY location_id LIMIT 1)
+                 UNION ALL
+                 SELECT (SELECT m.location_id FROM messages m
+                         WHERE m.status = 'queued' AND m.direction = 'outbound'
+                           AND m.location_id > q.location_id
+                         ORDER BY m.location_id LIMIT 1)
+                 FROM queued q WHERE q.location_id IS NOT NULL
+             )
+             SELECT r.location_id, r.id FROM (
+                 SELECT d.location_id, d.id, d.next_attempt_at,
+                        row_number() OVER (PARTITION BY d.location_id
+                                           ORDER BY d.next_attempt_at, d.id) AS n
+                 FROM queued q
+                 CROSS JOIN LATERAL (
+                     SELECT m.location_id, m.id, m.next_attempt_at FROM messages m
+                     WHERE m.location_id = q.location_id AND m.status = 'queued'
+                       AND m.direction = 'outbound' AND m.next_attempt_at <= now()
+                     ORDER BY m.next_attempt_at, m.id
+                     LIMIT $2 FOR UPDATE SKIP LOCKED) d
+                 WHERE q.location_id IS NOT NULL) r
+             ORDER BY r.n, r.next_attempt_at
+             LIMIT $1) due
          WHERE m.location_id = due.location_id AND m.id = due.id
          RETURNING m.location_id, m.id, m.contact_id, m.channel, m.direction, m.origin, m.body,
                    m.subject, m.to_address, m.status, m.blocked_reasons, m.provider_sid,
@@ -521,6 +552,7 @@ pub fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<Outbound>, DbErr
                    m.claimed_at, m.handed_over_at",
     )
     .bind::<BigInt, _>(limit)
+    .bind::<BigInt, _>(PER_LOCATION.min(limit))
     .load::<OutboundRow>(conn)?
     .into_iter()
     .map(Outbound::from)

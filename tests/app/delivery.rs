@@ -618,3 +618,52 @@ async fn messages_left_sending_are_settled_and_never_sent_twice() {
     assert_eq!(settled["status"], "delivered");
     assert_eq!(settled["provider_sid"], "SMSETTLED");
 }
+
+/// One location's bulk send does not hold another location's message
+/// behind it: each claim takes every location's oldest first.
+#[actix_web::test]
+async fn a_bulk_send_of_one_location_does_not_hold_back_another() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let harbor = app.location_id(demo::HARBOR);
+    let ids: Vec<i64> = (0..30)
+        .map(|i| {
+            contact(
+                &app,
+                harbor,
+                &format!("+1415667{i:04}"),
+                &format!("bulk{i}@example.com"),
+            )
+        })
+        .collect();
+    let (code, body) = app
+        .api_post(
+            demo::API_KEY_HARBOR,
+            "/api/v1/messages/bulk",
+            json!({"channel": "email", "body": "Class moved to 7pm", "subject": "Schedule", "contact_ids": ids}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    // Queued after all thirty.
+    let late = contact(&app, downtown, "+14156679999", "late@example.com");
+    let one = queue(&app, late, "email").await;
+    let claimed = dnd::db::outbound::claim(&mut app.db.conn(), 10).unwrap();
+    assert!(
+        claimed.iter().any(|m| m.id == one),
+        "the other location's message waits"
+    );
+    // At most five of one location per claim; the next claims take the rest.
+    assert_eq!(
+        claimed.iter().filter(|m| m.location_id == harbor).count(),
+        5
+    );
+    let mut rest = 0;
+    loop {
+        let more = dnd::db::outbound::claim(&mut app.db.conn(), 10).unwrap();
+        if more.is_empty() {
+            break;
+        }
+        rest += more.len();
+    }
+    assert_eq!(rest, 25, "every queued message is claimed once");
+}
