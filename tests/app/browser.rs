@@ -43,23 +43,46 @@ pub async fn open_browser() -> Option<Browser> {
         eprintln!("skipping the browser test: Chromium or chromedriver is not installed");
         return None;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let driver = Command::new(driver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{url}/status")).await.is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // A free port is picked and then handed to chromedriver: another test
+    // may take it in between. chromedriver then exits at once, and what
+    // answers on the port is not ours: so each try checks that its own
+    // chromedriver is still running once the port answers, and tries
+    // another port if not.
+    let (mut driver, url) = {
+        let mut started = None;
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let mut child = Command::new(&driver)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start chromedriver");
+            let url = format!("http://127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let ours = loop {
+                if child.try_wait().ok().flatten().is_some() {
+                    break false;
+                }
+                if reqwest::get(format!("{url}/status")).await.is_ok() {
+                    break child.try_wait().ok().flatten().is_none();
+                }
+                assert!(Instant::now() < deadline, "chromedriver did not start");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            if ours {
+                started = Some((child, url));
+                break;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        started.expect("chromedriver could not get a port in five tries")
+    };
     let profile = run_dir("chromium-profile");
     let mut caps = serde_json::Map::new();
     caps.insert(
@@ -75,11 +98,17 @@ pub async fn open_browser() -> Option<Browser> {
             ],
         }),
     );
-    let client = ClientBuilder::native()
+    let client = match ClientBuilder::native()
         .capabilities(caps)
         .connect(&url)
         .await
-        .expect("open a Chromium session");
+    {
+        Ok(client) => client,
+        Err(e) => {
+            let _ = driver.kill();
+            panic!("open a Chromium session: {e}");
+        }
+    };
     Some(Browser { client, driver })
 }
 

@@ -917,15 +917,26 @@ async fn meta_handshake_and_whatsapp_and_messenger_opt_outs() {
         .unwrap()
         .1
         .is_blocked(Channel::Whatsapp));
-    // Resume lifts it; a retry of the resume is a no-op.
+    // Resume lifts it; a retry of the resume is a no-op: no second event
+    // stored, no second history row (the state alone would be the same
+    // either way).
     let resume = whatsapp("12125550110", "resume", 1_700_000_003);
     assert_eq!(
         meta_post(&app, downtown, &resume, demo::META_APP_SECRET).await,
         200
     );
+    let events_sql = "SELECT count(*) AS n FROM webhook_events WHERE provider = 'meta'";
+    let history_sql = "SELECT count(*) AS n FROM dnd_history WHERE address = '+12125550110' AND channel = 'whatsapp'";
+    let (events, history) = (count(&app, events_sql), count(&app, history_sql));
     assert_eq!(
         meta_post(&app, downtown, &resume, demo::META_APP_SECRET).await,
         200
+    );
+    assert_eq!(count(&app, events_sql), events, "the retry stored nothing");
+    assert_eq!(
+        count(&app, history_sql),
+        history,
+        "the retry wrote no history"
     );
     assert!(!phone_state(&app, downtown, "+12125550110")
         .unwrap()
