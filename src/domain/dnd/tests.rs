@@ -563,8 +563,137 @@ fn step() -> impl Strategy<Value = Step> {
     ]
 }
 
+/// The rules written out again from DESIGN's table, apart from the code
+/// under test: which channels a reason belongs to, who sets it, who lifts
+/// it, and what needs the suppression confirmation.
+mod model {
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    fn business(a: ActorKind) -> bool {
+        matches!(a, ActorKind::LocationUser | ActorKind::AgencyUser)
+    }
+
+    pub fn channels(r: Reason) -> Vec<Channel> {
+        use Channel::*;
+        match r.as_str() {
+            "manual" => Channel::ALL.to_vec(),
+            "sms_opt_out"
+            | "carrier_blocked"
+            | "sms_unsubscribed"
+            | "carrier_unreachable"
+            | "number_unknown"
+            | "not_mobile" => vec![Sms],
+            "email_bounced" | "email_unsubscribed" | "email_spam_complaint" => vec![Email],
+            "channel_opt_out" => vec![Whatsapp, Facebook],
+            "imported_opt_out" => vec![Sms, Email, Whatsapp],
+            other => panic!("a reason the model does not know: {other}"),
+        }
+    }
+
+    pub fn may_set(r: Reason, a: ActorKind) -> bool {
+        match r.as_str() {
+            "manual" | "imported_opt_out" => business(a) || a == ActorKind::Api,
+            _ => matches!(a, ActorKind::Contact | ActorKind::Provider),
+        }
+    }
+
+    pub fn may_lift(r: Reason, a: ActorKind) -> bool {
+        match r.as_str() {
+            "manual" => business(a) || a == ActorKind::Api,
+            "sms_opt_out" | "carrier_blocked" | "sms_unsubscribed" | "channel_opt_out"
+            | "imported_opt_out" => matches!(a, ActorKind::Contact | ActorKind::Support),
+            "carrier_unreachable"
+            | "number_unknown"
+            | "not_mobile"
+            | "email_bounced"
+            | "email_unsubscribed" => business(a),
+            "email_spam_complaint" => a == ActorKind::Support,
+            other => panic!("a reason the model does not know: {other}"),
+        }
+    }
+
+    pub fn needs_confirmation(r: Reason) -> bool {
+        matches!(r.as_str(), "email_bounced" | "email_unsubscribed")
+    }
+
+    /// A contact as the model keeps it.
+    #[derive(Default)]
+    pub struct Contact {
+        pub all: bool,
+        pub reasons: BTreeMap<Channel, BTreeSet<&'static str>>,
+    }
+
+    impl Contact {
+        pub fn apply(&mut self, s: &Step) {
+            match s {
+                Step::Set(c, r, a) => {
+                    if channels(*r).contains(c) && may_set(*r, *a) {
+                        self.reasons.entry(*c).or_default().insert(r.as_str());
+                    }
+                }
+                Step::Lift(c, a, confirmed) => {
+                    let held = self.reasons.entry(*c).or_default();
+                    held.retain(|name| {
+                        let r: Reason = name.parse().expect("a known reason");
+                        !(may_lift(r, *a) && (!needs_confirmation(r) || *confirmed))
+                    });
+                }
+                Step::All(on, a) => {
+                    if business(*a) || *a == ActorKind::Api {
+                        self.all = *on;
+                    }
+                }
+                // The contact's own opt-in on SMS lifts what the contact may
+                // lift there.
+                Step::OptIn => {
+                    let held = self.reasons.entry(Channel::Sms).or_default();
+                    held.retain(|name| {
+                        let r: Reason = name.parse().expect("a known reason");
+                        !may_lift(r, ActorKind::Contact)
+                    });
+                }
+            }
+        }
+
+        pub fn blocked(&self, c: Channel) -> bool {
+            self.all || self.reasons.get(&c).is_some_and(|r| !r.is_empty())
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Every step, the rules and the model agree on each channel: which
+    /// reasons hold it and whether it is blocked. A lift the rules refuse
+    /// must be one the model can do nothing with either.
+    #[test]
+    fn the_rules_agree_with_an_independent_model(steps in prop::collection::vec(step(), 1..60)) {
+        let mut state = DndState::default();
+        let mut model = model::Contact::default();
+        for (i, s) in steps.into_iter().enumerate() {
+            let when = at(1) + chrono::Duration::minutes(i as i64);
+            let result = match &s {
+                Step::Set(c, r, a) => state.set(*c, *r, &actor(*a), when, None, None),
+                Step::Lift(c, a, confirmed) => state.lift(*c, &actor(*a), when, Confirmation { suppression_removed: *confirmed }),
+                Step::All(on, a) => state.switch_all(*on, &actor(*a), when),
+                Step::OptIn => state.lift_only(Channel::Sms, &actor(ActorKind::Contact), when, None, Reason::lifted_by_opt_in),
+            };
+            model.apply(&s);
+            if let Ok(t) = result {
+                state = t.state;
+            }
+            prop_assert_eq!(state.all, model.all, "after {:?}", s);
+            for c in Channel::ALL {
+                let mut held: Vec<&str> = state.reasons(c).iter().map(|a| a.reason.as_str()).collect();
+                held.sort_unstable();
+                let expected: Vec<&str> = model.reasons.get(&c).map(|r| r.iter().copied().collect()).unwrap_or_default();
+                prop_assert_eq!(&held, &expected, "{} after {:?}", c, s);
+                prop_assert_eq!(state.is_blocked(c), model.blocked(c), "{} after {:?}", c, s);
+            }
+        }
+    }
 
     #[test]
     fn no_channel_is_ever_unblocked_while_a_reason_is_active(steps in prop::collection::vec(step(), 1..60)) {
