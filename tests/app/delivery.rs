@@ -53,6 +53,20 @@ async fn fake_provider() -> (String, Log) {
                     if to == "+14156669003" {
                         return HttpResponse::InternalServerError().finish();
                     }
+                    // Twilio's documented answers for bad credentials, a
+                    // rate limit that never lifts, and a landline.
+                    if to == "+14156669006" {
+                        return HttpResponse::Unauthorized().json(json!({
+                            "code": 20003, "message": "Authenticate", "status": 401}));
+                    }
+                    if to == "+14156669007" {
+                        return HttpResponse::TooManyRequests().json(json!({
+                            "code": 20429, "message": "Too Many Requests", "status": 429}));
+                    }
+                    if to == "+14156669008" {
+                        return HttpResponse::BadRequest().json(json!({
+                            "code": 21614, "message": "'To' number is not a valid mobile number", "status": 400}));
+                    }
                     if to == "+14156669005" {
                         return HttpResponse::Created().json(json!({"status": "queued"}));
                     }
@@ -342,6 +356,74 @@ async fn transient_errors_retry_and_a_dnd_set_after_queueing_stops_the_message()
         .filter(|s| s.form.iter().any(|(_, v)| v == "+14156661003"))
         .count();
     assert_eq!(to_late, 0);
+}
+
+/// 401 (the credentials were refused) fails the message without any DND;
+/// 429 is retried with back-off and given up after five attempts; 21614
+/// (not a mobile number) fails it and sets `not_mobile` on the number.
+#[actix_web::test]
+async fn refused_credentials_rate_limits_and_landlines() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let (base, log) = fake_provider().await;
+    point_at(&app, downtown, &base);
+    let refused = contact(&app, downtown, "+14156669006", "refused@example.com");
+    let limited = contact(&app, downtown, "+14156669007", "limited@example.com");
+    let landline = contact(&app, downtown, "+14156669008", "landline@example.com");
+    let (m1, m2, m3) = (
+        queue(&app, refused, "sms").await,
+        queue(&app, limited, "sms").await,
+        queue(&app, landline, "sms").await,
+    );
+    let dispatcher = Dispatcher::new(app.db.pool(), None, test_hosts()).unwrap();
+    dispatcher.run_once().await.unwrap();
+    let first = status_of(&app, m1).await;
+    assert_eq!(first["status"], "failed", "{first}");
+    assert_eq!(first["error_code"], 20003);
+    assert!(!crate::dnd::state_of(&app, downtown, refused).is_blocked(Channel::Sms));
+    let third = status_of(&app, m3).await;
+    assert_eq!(third["status"], "failed", "{third}");
+    assert_eq!(third["error_code"], 21614);
+    assert!(crate::dnd::state_of(&app, downtown, landline)
+        .reasons(Channel::Sms)
+        .iter()
+        .any(|a| a.reason == Reason::NotMobile));
+    // 429: back in the queue, later each time, then given up.
+    let mut waits = Vec::new();
+    for attempt in 1..=5 {
+        let m = status_of(&app, m2).await;
+        if attempt < 5 {
+            assert_eq!(m["status"], "queued", "attempt {attempt}: {m}");
+            #[derive(diesel::QueryableByName)]
+            struct Wait {
+                #[diesel(sql_type = diesel::sql_types::Double)]
+                secs: f64,
+            }
+            let wait: Wait = diesel::sql_query(format!(
+                "SELECT extract(epoch FROM next_attempt_at - now())::float8 AS secs FROM messages WHERE id = {m2}"
+            ))
+            .get_result(&mut app.db.conn())
+            .unwrap();
+            waits.push(wait.secs);
+        }
+        diesel::sql_query("UPDATE messages SET next_attempt_at = now() WHERE status = 'queued'")
+            .execute(&mut app.db.conn())
+            .unwrap();
+        dispatcher.run_once().await.unwrap();
+    }
+    assert!(
+        waits.windows(2).all(|w| w[1] > w[0]),
+        "back-off grows: {waits:?}"
+    );
+    let given_up = status_of(&app, m2).await;
+    assert_eq!(given_up["status"], "failed", "{given_up}");
+    let tries = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.form.iter().any(|(_, v)| v == "+14156669007"))
+        .count();
+    assert_eq!(tries, 5, "five attempts in all");
 }
 
 /// An answer that leaves open whether the provider took the message (a
