@@ -118,8 +118,15 @@ impl Application {
                         )),
                 )
                 .wrap(
-                    Logger::new("%a \"%{request}xi\" %s %b %Dms")
-                        .custom_request_replace("request", logged_request),
+                    Logger::new("%a \"%{request}xi\" %s %b %Dms id=%{request_id}xi")
+                        .custom_request_replace("request", logged_request)
+                        .custom_request_replace("request_id", |req| {
+                            use actix_web::HttpMessage;
+                            req.extensions()
+                                .get::<RequestId>()
+                                .map(|id| id.0.clone())
+                                .unwrap_or_default()
+                        }),
                 )
                 .wrap_fn(|req, srv| {
                     use actix_web::dev::Service;
@@ -133,6 +140,29 @@ impl Application {
                             }
                         }
                     }
+                })
+                // Outermost: every request gets an id, on every log line
+                // written while it is answered (the access log's too, and
+                // the database work's, see `db::run`), and in its answer.
+                .wrap_fn(|req, srv| {
+                    use actix_web::dev::Service;
+                    use actix_web::HttpMessage;
+                    use tracing::Instrument;
+                    let id = RequestId::new();
+                    let span = tracing::info_span!("request", id = %id.0);
+                    req.extensions_mut().insert(id.clone());
+                    let call = srv.call(req);
+                    async move {
+                        let mut response = call.await?;
+                        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&id.0) {
+                            response.headers_mut().insert(
+                                actix_web::http::header::HeaderName::from_static("x-request-id"),
+                                value,
+                            );
+                        }
+                        Ok(response)
+                    }
+                    .instrument(span)
                 })
                 .app_data(state.clone())
                 .configure(web::configure)
@@ -156,6 +186,16 @@ impl Application {
 /// The request as the access log shows it: method and path only. Query
 /// strings carry tokens (Meta's verify token) and a password link's path is
 /// its secret, so neither reaches a log line.
+/// A request's id: random, short, the same on each of its log lines.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    fn new() -> Self {
+        RequestId(format!("{:012x}", rand::random::<u64>() >> 16))
+    }
+}
+
 fn logged_request(req: &actix_web::dev::ServiceRequest) -> String {
     let path = req.path();
     let path = if path.starts_with("/set-password/") {

@@ -241,7 +241,9 @@ where
         .map_err(|_| E::from(DbError::Busy(pool.timeout)))?
         .map_err(|_| E::from(DbError::Cancelled))?;
     let inner = pool.inner.clone();
+    let span = tracing::Span::current();
     actix_web::web::block(move || {
+        let _entered = span.enter();
         let _permit = permit;
         let _wide = wide;
         let mut conns = Vec::with_capacity(n as usize);
@@ -273,7 +275,10 @@ where
         .map_err(|_| E::from(DbError::Busy(pool.timeout)))?
         .map_err(|_| E::from(DbError::Cancelled))?;
     let inner = pool.inner.clone();
+    // The request's span (its id) goes along to the blocking thread.
+    let span = tracing::Span::current();
     actix_web::web::block(move || {
+        let _entered = span.enter();
         let _permit = permit;
         let mut conn = inner.get().map_err(DbError::from)?;
         let (result, worked) = work(&mut conn);

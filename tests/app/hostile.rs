@@ -176,3 +176,21 @@ async fn an_api_key_past_its_rate_gets_429_with_retry_after() {
     let (status, _) = app.api_get(demo::API_KEY_HARBOR, "/api/v1/me").await;
     assert_eq!(status, 200);
 }
+
+#[actix_web::test]
+async fn every_answer_carries_its_request_id() {
+    let app = spawn_app().await;
+    let id = |r: &reqwest::Response| {
+        r.headers()
+            .get("x-request-id")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    let a = app.get("/healthz").await;
+    let b = app.get("/login").await;
+    let c = app.get("/no-such-page").await;
+    for r in [&a, &b, &c] {
+        assert_eq!(id(r).len(), 12, "{:?}", r.headers());
+    }
+    assert_ne!(id(&a), id(&b));
+}
