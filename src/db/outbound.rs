@@ -517,35 +517,44 @@ pub fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<Outbound>, DbErr
         "UPDATE messages m SET status = 'sending', claimed_at = now(), handed_over_at = NULL,
                 attempts = m.attempts + 1, updated_at = now()
          FROM (
-             -- The locations with queued messages (one index probe each),
-             -- then up to a few of each one's oldest due messages, ranked
-             -- so every location gets its first before any its second.
-             WITH RECURSIVE queued (location_id) AS (
-                 (SELECT location_id FROM messages
-                  WHERE status = 'queued' AND direction = 'outbound'
-                  ORDER BY location_id LIMIT 1)
-                 UNION ALL
-                 SELECT (SELECT m.location_id FROM messages m
-                         WHERE m.status = 'queued' AND m.direction = 'outbound'
-                           AND m.location_id > q.location_id
-                         ORDER BY m.location_id LIMIT 1)
-                 FROM queued q WHERE q.location_id IS NOT NULL
-             )
-             SELECT r.location_id, r.id FROM (
-                 SELECT d.location_id, d.id, d.next_attempt_at,
-                        row_number() OVER (PARTITION BY d.location_id
-                                           ORDER BY d.next_attempt_at, d.id) AS n
-                 FROM queued q
-                 CROSS JOIN LATERAL (
-                     SELECT m.location_id, m.id, m.next_attempt_at FROM messages m
-                     WHERE m.location_id = q.location_id AND m.status = 'queued'
-                       AND m.direction = 'outbound' AND m.next_attempt_at <= now()
-                     ORDER BY m.next_attempt_at, m.id
-                     LIMIT $2 FOR UPDATE SKIP LOCKED) d
-                 WHERE q.location_id IS NOT NULL) r
-             ORDER BY r.n, r.next_attempt_at
-             LIMIT $1) due
-         WHERE m.location_id = due.location_id AND m.id = due.id
+             SELECT c.location_id, c.id FROM messages c
+             WHERE (c.location_id, c.id) IN (
+                 -- The locations with queued messages (one index probe
+                 -- each), then a few of each one's oldest due messages,
+                 -- ranked so every location gets its first before any its
+                 -- second, the locations in a random turn (a location with
+                 -- a long backlog is not always first). Picked without
+                 -- locks: only the chosen rows are locked below.
+                 WITH RECURSIVE queued (location_id) AS (
+                     (SELECT location_id FROM messages
+                      WHERE status = 'queued' AND direction = 'outbound'
+                      ORDER BY location_id LIMIT 1)
+                     UNION ALL
+                     SELECT (SELECT m.location_id FROM messages m
+                             WHERE m.status = 'queued' AND m.direction = 'outbound'
+                               AND m.location_id > q.location_id
+                             ORDER BY m.location_id LIMIT 1)
+                     FROM queued q WHERE q.location_id IS NOT NULL
+                 ), turns AS (
+                     SELECT location_id, random() AS turn FROM queued
+                     WHERE location_id IS NOT NULL
+                 )
+                 SELECT r.location_id, r.id FROM (
+                     SELECT d.location_id, d.id, t.turn,
+                            row_number() OVER (PARTITION BY d.location_id
+                                               ORDER BY d.next_attempt_at, d.id) AS n
+                     FROM turns t
+                     CROSS JOIN LATERAL (
+                         SELECT m.location_id, m.id, m.next_attempt_at FROM messages m
+                         WHERE m.location_id = t.location_id AND m.status = 'queued'
+                           AND m.direction = 'outbound' AND m.next_attempt_at <= now()
+                         ORDER BY m.next_attempt_at, m.id
+                         LIMIT $2) d) r
+                 ORDER BY r.n, r.turn
+                 LIMIT $1)
+               AND c.status = 'queued'
+             FOR UPDATE SKIP LOCKED) due
+         WHERE m.location_id = due.location_id AND m.id = due.id AND m.status = 'queued'
          RETURNING m.location_id, m.id, m.contact_id, m.channel, m.direction, m.origin, m.body,
                    m.subject, m.to_address, m.status, m.blocked_reasons, m.provider_sid,
                    m.error_code, m.error_message, m.attempts, m.created_at, m.updated_at,

@@ -89,6 +89,18 @@ pub const MAX_FAILURES: i64 = 10;
 /// emails (an office behind one address has room for its people's typos).
 pub const MAX_CLIENT_FAILURES: i64 = 50;
 
+/// The client a sign-in is counted against: its IPv4 address, or its IPv6
+/// /64 (one subscriber usually holds a whole /64).
+pub fn client_key(ip: std::net::IpAddr) -> String {
+    match ip.to_canonical() {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
 /// What a sign-in attempt may do.
 #[derive(Debug)]
 pub enum Attempt {
@@ -97,8 +109,12 @@ pub enum Attempt {
     Proceed(Option<User>),
     /// Too many failures for this email.
     EmailLocked,
-    /// Too many failures from this client.
-    ClientLocked,
+    /// Too many failures from this client, and the email is nobody's: no
+    /// password is checked (a flood of made-up emails costs no hashing),
+    /// and nothing is recorded. Emails of real accounts still go on,
+    /// under their own limit, so one client's flood (or a shared proxy's)
+    /// locks no real user out.
+    Unknown,
 }
 
 /// Starts a sign-in atomically: under the email's and the client's locks
@@ -134,12 +150,19 @@ pub fn begin_attempt(
             .filter(login_failures::attempted_at.gt(since))
             .count()
             .get_result(conn)?;
-        if by_client >= MAX_CLIENT_FAILURES {
-            return Ok(Attempt::ClientLocked);
+        let user = find_by_email(conn, email)?;
+        if by_client >= MAX_CLIENT_FAILURES && user.is_none() {
+            return Ok(Attempt::Unknown);
         }
-        diesel::delete(login_failures::table)
-            .filter(login_failures::attempted_at.lt(since))
-            .execute(conn)?;
+        // Old rows go a few at a time, skipping any another sign-in is
+        // deleting: no sign-in ever waits on another's clean-up.
+        diesel::sql_query(
+            "DELETE FROM login_failures WHERE id IN (
+                 SELECT id FROM login_failures WHERE attempted_at < $1
+                 LIMIT 100 FOR UPDATE SKIP LOCKED)",
+        )
+        .bind::<diesel::sql_types::Timestamptz, _>(since)
+        .execute(conn)?;
         diesel::insert_into(login_failures::table)
             .values((
                 login_failures::email.eq(email),
@@ -147,7 +170,7 @@ pub fn begin_attempt(
                 login_failures::attempted_at.eq(now),
             ))
             .execute(conn)?;
-        Ok(Attempt::Proceed(find_by_email(conn, email)?))
+        Ok(Attempt::Proceed(user))
     })
 }
 

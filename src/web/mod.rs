@@ -62,10 +62,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::scope("/api/v1").configure(api::configure));
 }
 
-/// `/metrics`: to a direct loopback request (a collector on the same
-/// machine, not through a proxy, which would make every request look
-/// local), or to one bearing `DND_METRICS_TOKEN`. Others get 404: the
-/// counters say how much traffic each provider sends.
+/// `/metrics`: to a request bearing `DND_METRICS_TOKEN`, or, on a server
+/// with no public URL set (a developer's machine), to a direct loopback
+/// request. A server with `DND_PUBLIC_URL` sits behind a proxy, which may
+/// not say it forwarded (nginx adds no header unless told to): there every
+/// request could look local, so only the token opens it. Others get 404:
+/// the counters say how much traffic each provider sends.
 async fn show_metrics(
     state: web::Data<AppState>,
     req: actix_web::HttpRequest,
@@ -73,7 +75,12 @@ async fn show_metrics(
     let proxied = ["forwarded", "x-forwarded-for", "x-real-ip"]
         .iter()
         .any(|h| req.headers().contains_key(*h));
-    let local = !proxied && req.peer_addr().is_some_and(|a| a.ip().is_loopback());
+    let local = state.public_url.is_none()
+        && !proxied
+        && req.peer_addr().is_some_and(|a| {
+            let ip = a.ip();
+            ip.is_loopback() || ip.to_canonical().is_loopback()
+        });
     let bearer = req
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)

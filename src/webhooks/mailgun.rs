@@ -55,8 +55,11 @@ pub fn delivery(
         provider: Provider::Mailgun,
         why: why.to_string(),
     };
+    // The signature is inside the body: one that cannot be read cannot be
+    // verified, and is refused like a bad signature (a 400 before the
+    // check would tell an unsigned caller the location uses Mailgun).
     let parsed: Payload = serde_json::from_slice(body)
-        .map_err(|e| WebhookError::Malformed(format!("the body is not a Mailgun event: {e}")))?;
+        .map_err(|e| refused(&format!("the body could not be verified: {e}")))?;
     let key = context
         .integration(Channel::Email, "mailgun")
         .ok_or(WebhookError::NoIntegration(
@@ -70,11 +73,7 @@ pub fn delivery(
     let timestamp = match &sig.timestamp {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Number(n) => n.to_string(),
-        _ => {
-            return Err(WebhookError::Malformed(
-                "signature.timestamp is not a number".into(),
-            ))
-        }
+        _ => return Err(refused("signature.timestamp is not a number")),
     };
     if !mailgun_is_valid(key, &timestamp, &sig.token, &sig.signature) {
         return Err(refused("the signature does not match"));

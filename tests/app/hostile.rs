@@ -102,9 +102,9 @@ async fn metrics_answer_loopback_or_the_token_and_https_sites_send_hsts() {
         c.public_url = Some("https://dnd.example.com".into());
     })
     .await;
-    // Direct from loopback: served.
+    // A public URL means a proxy in front: loopback alone is not enough.
     let r = app.get("/metrics").await;
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.status().as_u16(), 404);
     let hsts = r
         .headers()
         .get("strict-transport-security")
@@ -131,8 +131,10 @@ async fn metrics_answer_loopback_or_the_token_and_https_sites_send_hsts() {
             .as_u16(),
         200
     );
-    // Without an https public URL, no HSTS.
+    // Without a public URL (a developer's machine), a direct loopback
+    // request is served, and no HSTS.
     let plain = spawn_app().await;
+    assert_eq!(plain.get("/metrics").await.status().as_u16(), 200);
     assert!(plain
         .get("/healthz")
         .await
@@ -193,4 +195,30 @@ async fn every_answer_carries_its_request_id() {
         assert_eq!(id(r).len(), 12, "{:?}", r.headers());
     }
     assert_ne!(id(&a), id(&b));
+}
+
+#[actix_web::test]
+async fn a_signed_stop_carrying_a_nul_still_counts() {
+    use crate::webhooks::{inbound, twilio_post};
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let (code, _) = twilio_post(
+        &app,
+        downtown,
+        "sms",
+        &inbound("SMnul1", "+12125550188", "ST\u{0}OP"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let contact = dnd::db::contacts::find_by_phone(
+        &mut app.db.conn(),
+        downtown,
+        &dnd::domain::PhoneNumber::parse_international("+12125550188").unwrap(),
+    )
+    .unwrap()
+    .unwrap();
+    let state = dnd::db::dnd::load_state(&mut app.db.conn(), downtown, contact.id)
+        .unwrap()
+        .unwrap();
+    assert!(state.is_blocked(dnd::domain::Channel::Sms));
 }

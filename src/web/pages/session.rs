@@ -58,19 +58,10 @@ enum Outcome {
     Deactivated,
 }
 
-enum LockedBy {
-    Email,
-    Client,
-}
-
-fn locked(by: LockedBy) -> PageError {
-    let what = match by {
-        LockedBy::Email => "for this email",
-        LockedBy::Client => "from this network address",
-    };
+fn locked() -> PageError {
     PageError::TooManyRequests(format!(
-        "Too many failed sign-ins {what}. For your safety, signing in is paused for up to {} \
-         minutes; try again later or ask an administrator to help.",
+        "Too many failed sign-ins for this email. For your safety, signing in with it is paused \
+         for up to {} minutes; try again later or ask an administrator to help.",
         users::FAILURE_WINDOW_MINUTES
     ))
 }
@@ -85,7 +76,7 @@ pub async fn sign_in(
     let password = form.password;
     let client = req
         .peer_addr()
-        .map(|a| a.ip().to_string())
+        .map(|a| users::client_key(a.ip()))
         .unwrap_or_else(|| "unknown".into());
     // 1. A short database step: the limits, checked and the attempt
     //    recorded atomically.
@@ -98,8 +89,14 @@ pub async fn sign_in(
     };
     let user = match attempt {
         users::Attempt::Proceed(user) => user,
-        users::Attempt::EmailLocked => return Err(locked(LockedBy::Email)),
-        users::Attempt::ClientLocked => return Err(locked(LockedBy::Client)),
+        users::Attempt::EmailLocked => return Err(locked()),
+        // Past the client's limit with an email that is nobody's: the same
+        // answer as a wrong password, after about the time a check takes,
+        // without spending a hash on it.
+        users::Attempt::Unknown => {
+            actix_web::rt::time::sleep(std::time::Duration::from_millis(150)).await;
+            return refused(&session, &form.email);
+        }
     };
     // 2. The slow hash, off the pool and off the async workers, a few at a
     //    time: a flood of sign-ins waits here, never in front of webhooks.
@@ -150,18 +147,22 @@ pub async fn sign_in(
              access again."
                 .into(),
         )),
-        Outcome::Refused => {
-            let page = SignInPage {
-                csrf: auth::csrf_token(&session)?,
-                email: form.email.trim().to_string(),
-                error: Some("The email or password is not right. Please try again.".into()),
-                notice: None,
-            };
-            Ok(HttpResponse::Unauthorized()
-                .content_type("text/html; charset=utf-8")
-                .body(page.render()?))
-        }
+        Outcome::Refused => refused(&session, &form.email),
     }
+}
+
+/// The sign-in page again, saying the email or password is not right (the
+/// same whichever it was).
+fn refused(session: &Session, email: &str) -> Result<HttpResponse, PageError> {
+    let page = SignInPage {
+        csrf: auth::csrf_token(session)?,
+        email: email.trim().to_string(),
+        error: Some("The email or password is not right. Please try again.".into()),
+        notice: None,
+    };
+    Ok(HttpResponse::Unauthorized()
+        .content_type("text/html; charset=utf-8")
+        .body(page.render()?))
 }
 
 #[derive(Deserialize)]
