@@ -15,10 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt};
 
 use super::contacts::Contact;
-use super::dnd::{lock_addresses, states_of, DndWrite};
+use super::dnd::{lock_contacts, states_of, DndWrite};
 use super::DbError;
 use crate::domain::dnd::{reason_code, DndState, Refusal, Transition};
 
@@ -235,75 +234,6 @@ pub fn apply_within(
     }
     write.execute(conn)?;
     Ok(())
-}
-
-/// Locks these contacts for a change of their DND, in the one lock order:
-/// their addresses' locks (sorted), then their rows (by id). Addresses are
-/// read before the rows are locked; if any changed in between, the chunk
-/// starts again in a savepoint whose rollback releases that attempt's
-/// locks, as [`super::dnd::lock_contact`] does for one contact.
-fn lock_contacts(
-    conn: &mut PgConnection,
-    location_id: i64,
-    ids: &[i64],
-) -> Result<Vec<Contact>, DbError> {
-    enum Attempt {
-        Again,
-        Failed(diesel::result::Error),
-    }
-    impl From<diesel::result::Error> for Attempt {
-        fn from(e: diesel::result::Error) -> Self {
-            Attempt::Failed(e)
-        }
-    }
-    for _ in 0..5 {
-        let attempt = conn.transaction(|conn| -> Result<Vec<Contact>, Attempt> {
-            let seen: Vec<Contact> = read(conn, location_id, ids, false)?;
-            lock_addresses(
-                conn,
-                seen.iter()
-                    .flat_map(|c| c.address_list().map(|a| (location_id, a))),
-            )?;
-            let locked = read(conn, location_id, ids, true)?;
-            let same = locked.len() == seen.len()
-                && locked
-                    .iter()
-                    .zip(&seen)
-                    .all(|(a, b)| a.id == b.id && a.addresses() == b.addresses());
-            if same {
-                Ok(locked)
-            } else {
-                Err(Attempt::Again)
-            }
-        });
-        match attempt {
-            Ok(found) => return Ok(found),
-            Err(Attempt::Again) => continue,
-            Err(Attempt::Failed(e)) => return Err(e.into()),
-        }
-    }
-    Err(DbError::Invariant(
-        "contacts' addresses kept changing while a bulk change was locking them".into(),
-    ))
-}
-
-/// These contacts of a location, by id (locked for update if asked).
-/// Planned for its ids each time, as the list's rows are.
-fn read(
-    conn: &mut PgConnection,
-    location_id: i64,
-    ids: &[i64],
-    for_update: bool,
-) -> QueryResult<Vec<Contact>> {
-    let sql = if for_update {
-        "SELECT * FROM contacts WHERE location_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE"
-    } else {
-        "SELECT * FROM contacts WHERE location_id = $1 AND id = ANY($2) ORDER BY id"
-    };
-    diesel::sql_query(sql)
-        .bind::<BigInt, _>(location_id)
-        .bind::<Array<BigInt>, _>(ids)
-        .load(conn)
 }
 
 #[cfg(test)]

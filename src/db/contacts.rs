@@ -746,6 +746,34 @@ pub struct ListFilter {
     pub blocked: Option<Channel>,
 }
 
+impl ListFilter {
+    /// The filter as the list's query string gives it (`q`, `status`,
+    /// `channel`; blank means any): an unknown status or channel says why.
+    pub fn from_query(q: &str, status: &str, channel: &str) -> Result<Self, String> {
+        Ok(ListFilter {
+            search: Some(q.to_string()),
+            status: (!status.is_empty())
+                .then(|| status.parse::<Status>())
+                .transpose()?,
+            blocked: (!channel.is_empty())
+                .then(|| channel.parse::<Channel>())
+                .transpose()?,
+        })
+    }
+
+    /// The query string that keeps these filters (`q=…&status=…&`), for
+    /// links back to the list.
+    pub fn query_string(q: &str, status: &str, channel: &str) -> String {
+        let mut out = String::new();
+        for (key, value) in [("q", q), ("status", status), ("channel", channel)] {
+            if !value.is_empty() {
+                out.push_str(&format!("{key}={}&", urlencoding::encode(value)));
+            }
+        }
+        out
+    }
+}
+
 /// Lists a location's contacts in a stable order (name, then id), a page at
 /// a time. Keyset pagination: every page costs the same however deep it is.
 /// A search that looks like a phone number (digits, +, spaces, dashes,

@@ -353,17 +353,25 @@ pub fn apply_within(
     Ok(transition)
 }
 
-/// Locks a contact for a change of its DND: its addresses' locks first,
-/// then its row. Its addresses are read before the row is locked, so if
-/// they changed in between, it starts again, in a savepoint of its own
-/// whose rollback releases the locks of the attempt (PostgreSQL releases a
-/// subtransaction's locks when it aborts): locks are always taken in the
-/// one sorted order, never a second set on top of a first.
+/// Locks a contact for a change of its DND: [`lock_contacts`] for one.
 pub fn lock_contact(
     conn: &mut PgConnection,
     location_id: i64,
     contact_id: i64,
 ) -> Result<Option<Contact>, DbError> {
+    Ok(lock_contacts(conn, location_id, &[contact_id])?.pop())
+}
+
+/// Locks these contacts for a change of their DND, in the one lock order:
+/// their addresses' locks (sorted), then their rows (by id). Addresses are
+/// read before the rows are locked; if any changed in between, it starts
+/// again in a savepoint whose rollback releases that attempt's
+/// locks, as every writer's lock of a contact does.
+pub fn lock_contacts(
+    conn: &mut PgConnection,
+    location_id: i64,
+    ids: &[i64],
+) -> Result<Vec<Contact>, DbError> {
     enum Attempt {
         Again,
         Failed(diesel::result::Error),
@@ -374,21 +382,23 @@ pub fn lock_contact(
         }
     }
     for _ in 0..5 {
-        let attempt = conn.transaction(|conn| -> Result<Option<Contact>, Attempt> {
-            let Some(seen) = super::contacts::find(conn, location_id, contact_id)? else {
-                return Ok(None);
-            };
-            lock_addresses(conn, seen.address_list().map(|a| (location_id, a)))?;
-            let locked: Option<Contact> = contacts::table
-                .find((location_id, contact_id))
-                .select(Contact::as_select())
-                .for_update()
-                .first(conn)
-                .optional()?;
-            match locked {
-                None => Ok(None),
-                Some(c) if c.addresses() == seen.addresses() => Ok(Some(c)),
-                Some(_) => Err(Attempt::Again),
+        let attempt = conn.transaction(|conn| -> Result<Vec<Contact>, Attempt> {
+            let seen: Vec<Contact> = read_contacts(conn, location_id, ids, false)?;
+            lock_addresses(
+                conn,
+                seen.iter()
+                    .flat_map(|c| c.address_list().map(|a| (location_id, a))),
+            )?;
+            let locked = read_contacts(conn, location_id, ids, true)?;
+            let same = locked.len() == seen.len()
+                && locked
+                    .iter()
+                    .zip(&seen)
+                    .all(|(a, b)| a.id == b.id && a.addresses() == b.addresses());
+            if same {
+                Ok(locked)
+            } else {
+                Err(Attempt::Again)
             }
         });
         match attempt {
@@ -397,9 +407,28 @@ pub fn lock_contact(
             Err(Attempt::Failed(e)) => return Err(e.into()),
         }
     }
-    Err(DbError::Invariant(format!(
-        "contact {contact_id}'s addresses kept changing while it was being locked"
-    )))
+    Err(DbError::Invariant(
+        "contacts' addresses kept changing while they were being locked; try again".into(),
+    ))
+}
+
+/// These contacts of a location, by id (locked for update if asked).
+/// Planned for its ids each time, as the list's rows are.
+fn read_contacts(
+    conn: &mut PgConnection,
+    location_id: i64,
+    ids: &[i64],
+    for_update: bool,
+) -> QueryResult<Vec<Contact>> {
+    let sql = if for_update {
+        "SELECT * FROM contacts WHERE location_id = $1 AND id = ANY($2) ORDER BY id FOR UPDATE"
+    } else {
+        "SELECT * FROM contacts WHERE location_id = $1 AND id = ANY($2) ORDER BY id"
+    };
+    diesel::sql_query(sql)
+        .bind::<BigInt, _>(location_id)
+        .bind::<Array<BigInt>, _>(ids)
+        .load(conn)
 }
 
 /// What is kept on one address and channel: its reasons, and when consent

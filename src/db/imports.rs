@@ -237,13 +237,29 @@ pub fn import_contacts(
     // only sees its own rows.
     let (ready, repeated) = one_row_per_contact(conn, run.location_id, ready)?;
     total.errors.extend(repeated);
-    let mut done = rows - ready.len();
-    for chunk in ready.chunks(CHUNK) {
-        let result = in_transaction(conn, run.dry_run, |conn| contacts_chunk(conn, run, chunk));
+    run_chunks(conn, run, &ready, total, progress, |conn, chunk| {
+        contacts_chunk(conn, run, chunk)
+    })
+}
+
+/// Writes the ready rows a chunk at a time, each in its transaction (rolled
+/// back in a dry run), saying how far it got after each; the rows counted
+/// so far are those `total` already holds (refused before any chunk).
+fn run_chunks<R>(
+    conn: &mut PgConnection,
+    run: &ImportRun<'_>,
+    ready: &[R],
+    mut total: ImportOutcome,
+    progress: &dyn Fn(&mut PgConnection, usize),
+    mut chunk: impl FnMut(&mut PgConnection, &[R]) -> Result<ImportOutcome, End>,
+) -> Result<ImportOutcome, DbError> {
+    let mut done = total.rows - ready.len();
+    for rows in ready.chunks(CHUNK) {
+        let result = in_transaction(conn, run.dry_run, |conn| chunk(conn, rows));
         if !total.settle(result, done)? {
             break;
         }
-        done += chunk.len();
+        done += rows.len();
         progress(conn, done);
     }
     total.errors.sort_by_key(|e| e.line);
@@ -287,31 +303,7 @@ fn one_row_per_contact(
     location_id: i64,
     ready: Vec<ReadyRow>,
 ) -> Result<(Vec<ReadyRow>, Vec<ErrorView>), DbError> {
-    #[derive(QueryableByName)]
-    struct Held {
-        #[diesel(sql_type = BigInt)]
-        id: i64,
-        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
-        phone: Option<String>,
-        #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
-        email: Option<String>,
-    }
-    let phones: Vec<&str> = ready
-        .iter()
-        .filter_map(|r| r.input.phone.as_ref().map(PhoneNumber::as_str))
-        .collect();
-    let emails: Vec<&str> = ready
-        .iter()
-        .filter_map(|r| r.input.email.as_ref().map(EmailAddress::as_str))
-        .collect();
-    let held: Vec<Held> = diesel::sql_query(
-        "SELECT id, phone, email FROM contacts
-         WHERE location_id = $1 AND (phone = ANY($2) OR email = ANY($3))",
-    )
-    .bind::<BigInt, _>(location_id)
-    .bind::<Array<Text>, _>(&phones)
-    .bind::<Array<Text>, _>(&emails)
-    .load(conn)?;
+    let held = related(conn, location_id, &ready, false)?;
     let by_phone: HashMap<&str, i64> = held
         .iter()
         .filter_map(|h| h.phone.as_deref().map(|p| (p, h.id)))
@@ -674,25 +666,15 @@ pub fn import_suppressions(
             }),
         }
     }
-    let mut total = ImportOutcome {
+    let total = ImportOutcome {
         rows,
         unchanged: repeated,
         errors,
         ..Default::default()
     };
-    let mut done = rows - ready.len();
-    for chunk in ready.chunks(CHUNK) {
-        let result = in_transaction(conn, run.dry_run, |conn| {
-            suppressions_chunk(conn, run, channel, chunk)
-        });
-        if !total.settle(result, done)? {
-            break;
-        }
-        done += chunk.len();
-        progress(conn, done);
-    }
-    total.errors.sort_by_key(|e| e.line);
-    Ok(total)
+    run_chunks(conn, run, &ready, total, progress, |conn, chunk| {
+        suppressions_chunk(conn, run, channel, chunk)
+    })
 }
 
 fn suppressions_chunk(

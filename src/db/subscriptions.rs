@@ -147,15 +147,6 @@ struct Claimed {
 /// minute: another server skips it meanwhile.
 pub fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<Due>, DbError> {
     conn.transaction(|conn| {
-        // Deliveries for a subscription removed meanwhile (its last
-        // changes may have been queued as it was deleted) are cancelled.
-        diesel::sql_query(
-            "UPDATE webhook_deliveries d SET state = 'cancelled'
-             FROM webhook_subscriptions s
-             WHERE d.state = 'pending' AND s.location_id = d.location_id
-               AND s.id = d.subscription_id AND s.deleted_at IS NOT NULL",
-        )
-        .execute(conn)?;
         let claimed: Vec<Claimed> = diesel::sql_query(format!(
             "UPDATE webhook_deliveries d
                 SET next_attempt_at = now() + interval '{LEASE_SECS} seconds',
@@ -169,6 +160,13 @@ pub fn claim(conn: &mut PgConnection, limit: i64) -> Result<Vec<Due>, DbError> {
                                                   ORDER BY d2.next_attempt_at, d2.history_id) AS n
                         FROM webhook_deliveries d2
                         WHERE d2.state = 'pending' AND d2.next_attempt_at <= now()
+                          -- Never for a subscription removed meanwhile (its
+                          -- last changes may have been queued as it was
+                          -- deleted; housekeeping cancels them).
+                          AND EXISTS (
+                              SELECT 1 FROM webhook_subscriptions s
+                              WHERE s.location_id = d2.location_id
+                                AND s.id = d2.subscription_id AND s.deleted_at IS NULL)
                           AND NOT EXISTS (
                               SELECT 1 FROM webhook_deliveries e
                               WHERE e.location_id = d2.location_id
@@ -273,9 +271,17 @@ pub fn backoff(attempts: i32) -> Duration {
     Duration::seconds((30i64 << exponent).min(3600))
 }
 
-/// Housekeeping: deliveries settled more than `keep_days` ago are
-/// deleted (the log shows recent ones). Returns how many.
+/// Housekeeping: deliveries still pending for a deleted subscription are
+/// cancelled, and those settled more than `keep_days` ago are deleted (the
+/// log shows recent ones). Returns how many were deleted.
 pub fn prune(conn: &mut PgConnection, keep_days: i64) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE webhook_deliveries d SET state = 'cancelled'
+         FROM webhook_subscriptions s
+         WHERE d.state = 'pending' AND s.location_id = d.location_id
+           AND s.id = d.subscription_id AND s.deleted_at IS NOT NULL",
+    )
+    .execute(conn)?;
     diesel::sql_query(
         "DELETE FROM webhook_deliveries
          WHERE state <> 'pending' AND created_at < now() - make_interval(days => $1::int)",

@@ -13,7 +13,7 @@ use crate::db::bulk::{self, BulkOutcome};
 use crate::db::contacts::{self, ListFilter};
 use crate::db::locations::Location;
 use crate::db::{self};
-use crate::domain::dnd::{change_note, Reason, Status, Switches};
+use crate::domain::dnd::{change_note, Reason, Switches};
 use crate::domain::Channel;
 use crate::web::auth::{CsrfForm, VisibleLocation};
 use crate::web::error::PageError;
@@ -83,32 +83,16 @@ impl BulkForm {
     }
 
     fn filter(&self) -> Result<ListFilter, PageError> {
-        Ok(ListFilter {
-            search: Some(self.q.clone()),
-            status: (!self.status.is_empty())
-                .then(|| self.status.parse::<Status>())
-                .transpose()
-                .map_err(PageError::Unprocessable)?,
-            blocked: (!self.channel.is_empty())
-                .then(|| self.channel.parse::<Channel>())
-                .transpose()
-                .map_err(PageError::Unprocessable)?,
-        })
+        ListFilter::from_query(&self.q, &self.status, &self.channel)
+            .map_err(PageError::Unprocessable)
     }
 
     /// Where the list was, to go back to it.
     fn list_url(&self, location_id: i64) -> String {
-        let mut url = format!("/locations/{location_id}/contacts?");
-        for (key, value) in [
-            ("q", &self.q),
-            ("status", &self.status),
-            ("channel", &self.channel),
-        ] {
-            if !value.is_empty() {
-                url.push_str(&format!("{key}={}&", urlencoding::encode(value)));
-            }
-        }
-        url.trim_end_matches(['?', '&']).to_string()
+        let keep = ListFilter::query_string(&self.q, &self.status, &self.channel);
+        format!("/locations/{location_id}/contacts?{keep}")
+            .trim_end_matches(['?', '&'])
+            .to_string()
     }
 }
 

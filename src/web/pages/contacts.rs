@@ -103,17 +103,7 @@ impl ContactsPage {
 
     /// The query string that keeps the search and filters when paging.
     fn keep(&self) -> String {
-        let mut out = String::new();
-        for (key, value) in [
-            ("q", &self.q),
-            ("status", &self.status),
-            ("channel", &self.channel),
-        ] {
-            if !value.is_empty() {
-                out.push_str(&format!("{key}={}&", urlencoding::encode(value)));
-            }
-        }
-        out
+        ListFilter::query_string(&self.q, &self.status, &self.channel)
     }
 
     fn filtered(&self) -> bool {
@@ -144,17 +134,7 @@ pub async fn list_contacts(
         after,
         before,
     } = query.into_inner();
-    let filter = ListFilter {
-        search: Some(q.clone()),
-        status: (!status.is_empty())
-            .then(|| status.parse::<Status>())
-            .transpose()
-            .map_err(PageError::BadRequest)?,
-        blocked: (!channel.is_empty())
-            .then(|| channel.parse::<Channel>())
-            .transpose()
-            .map_err(PageError::BadRequest)?,
-    };
+    let filter = ListFilter::from_query(&q, &status, &channel).map_err(PageError::BadRequest)?;
     let location_id = location.id;
     let page = db::run(&state.pool, move |conn| -> Result<_, PageError> {
         let cursor = match (after, before) {
