@@ -248,11 +248,14 @@ fn load(
         .enable_all()
         .build()?;
     let next = Arc::new(AtomicUsize::new(0));
-    Ok(runtime.block_on(async move {
-        let client = reqwest::Client::builder()
+    // A client that cannot be built ends the run with its reason.
+    let client = {
+        let _inside = runtime.enter();
+        reqwest::Client::builder()
             .pool_max_idle_per_host(CONNECTIONS)
-            .build()
-            .expect("client");
+            .build()?
+    };
+    Ok(runtime.block_on(async move {
         let deadline = Instant::now() + Duration::from_secs(SECONDS);
         let started = Instant::now();
         let tasks: Vec<_> = (0..CONNECTIONS)
