@@ -8,9 +8,11 @@ pub mod export;
 mod health;
 pub mod limits;
 pub mod pages;
+pub mod routes;
 
 use actix_web::web;
 
+use self::routes::{RouteEntry, Routes};
 use crate::db::DbPool;
 
 /// What every handler may reach. Application servers keep no other state:
@@ -54,12 +56,26 @@ pub fn nul_in_query(query: &str) -> Option<String> {
 
 /// The one route table, used by `main` and by the tests alike.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::check_health))
-        .route("/static/{file}", web::get().to(assets::serve_asset))
-        .route("/metrics", web::get().to(show_metrics))
-        .service(web::scope("/webhooks").configure(crate::webhooks::configure))
-        .configure(pages::configure)
-        .service(web::scope("/api/v1").configure(api::configure));
+    register(&mut Routes::new(cfg, &mut Vec::new()));
+}
+
+/// Every route `configure` registers: its method and full path pattern,
+/// in registration order. Taken from the same code, so it cannot miss one.
+pub fn route_list() -> Vec<RouteEntry> {
+    let mut list = Vec::new();
+    // `App::configure` runs the closure at once; the app itself is dropped.
+    actix_web::App::new().configure(|cfg| register(&mut Routes::new(cfg, &mut list)));
+    list
+}
+
+fn register(routes: &mut Routes<'_>) {
+    routes
+        .get("/healthz", health::check_health)
+        .get("/static/{file}", assets::serve_asset)
+        .get("/metrics", show_metrics)
+        .scope("/webhooks", crate::webhooks::configure);
+    pages::configure(routes);
+    routes.scope("/api/v1", api::configure);
 }
 
 /// `/metrics`: to a request bearing `DND_METRICS_TOKEN`, or, on a server

@@ -23,6 +23,7 @@ use futures_util::StreamExt;
 
 use crate::db::DbError;
 use crate::metrics::Metrics;
+use crate::web::routes::Routes;
 use crate::web::AppState;
 use pipeline::{Reply, Route, WebhookJob};
 
@@ -31,24 +32,22 @@ pub use twilio::twiml;
 /// Providers send small events; anything larger is refused unread.
 pub const MAX_BODY: usize = 64 * 1024;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// The webhook routes, in the `/webhooks` scope.
+pub fn configure(routes: &mut Routes<'_>) {
     let receive = |route: Route| {
-        web::post().to(
-            move |state: web::Data<AppState>,
-                  req: HttpRequest,
-                  path: web::Path<i64>,
-                  payload: web::Payload| receive(route, state, req, path, payload),
-        )
+        move |state: web::Data<AppState>,
+              req: HttpRequest,
+              path: web::Path<i64>,
+              payload: web::Payload| receive(route, state, req, path, payload)
     };
-    cfg.route("/twilio/{location_id}/sms", receive(Route::TwilioSms))
-        .route("/twilio/{location_id}/status", receive(Route::TwilioStatus))
-        .route("/twilio/{location_id}/voice", web::post().to(receive_call))
-        .route("/mailgun/{location_id}", receive(Route::Mailgun))
-        .route(
-            "/meta/{location_id}",
-            web::get().to(meta::verify_subscription),
-        )
-        .route("/meta/{location_id}", receive(Route::Meta))
+    routes
+        .post("/twilio/{location_id}/sms", receive(Route::TwilioSms))
+        .post("/twilio/{location_id}/status", receive(Route::TwilioStatus))
+        .post("/twilio/{location_id}/voice", receive_call)
+        .post("/mailgun/{location_id}", receive(Route::Mailgun))
+        .get("/meta/{location_id}", meta::verify_subscription)
+        .post("/meta/{location_id}", receive(Route::Meta))
+        .config()
         .app_data(web::PathConfig::default().error_handler(|err, _| {
             WebhookError::Malformed(format!("the location id in the URL is not a number: {err}"))
                 .into()

@@ -13,69 +13,51 @@ mod views;
 
 use actix_web::{web, HttpResponse};
 
+use super::routes::Routes;
+
 pub use error::ApiError;
 pub use json::ApiJson;
 pub use key::ApiLocation;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+/// The API's routes, in the `/api/v1` scope.
+pub fn configure(routes: &mut Routes<'_>) {
     // Room for a 100,000-recipient bulk send; anything larger is a 400.
-    cfg.app_data(web::PayloadConfig::new(json::LIMIT))
+    routes
+        .config()
+        .app_data(web::PayloadConfig::new(json::LIMIT))
         .app_data(web::QueryConfig::default().error_handler(|err, _req| {
             ApiError::BadRequest(format!("The query string could not be read: {err}")).into()
         }))
         .app_data(web::PathConfig::default().error_handler(|err, _req| {
             ApiError::NotFound(format!("No such resource: {err}")).into()
-        }))
-        .route("/me", web::get().to(show_me))
-        .route("/contacts", web::post().to(contacts::upsert_contact))
-        .route("/contacts", web::get().to(contacts::find_contacts))
-        .route(
-            "/contacts/{contact_id}",
-            web::get().to(contacts::show_contact),
-        )
-        .route("/contacts/{contact_id}/dnd", web::put().to(dnd::change_dnd))
-        .route("/dnd/bulk", web::post().to(dnd::bulk_dnd))
-        .route(
-            "/webhook-subscriptions",
-            web::post().to(subscriptions::create),
-        )
-        .route("/webhook-subscriptions", web::get().to(subscriptions::list))
-        .route(
-            "/webhook-subscriptions/{id}",
-            web::delete().to(subscriptions::delete),
-        )
-        .route(
-            "/imports/contacts",
-            web::post().to(imports::import_contacts),
-        )
-        .route(
-            "/imports/suppressions",
-            web::post().to(imports::import_suppressions),
-        )
-        .route("/dnd/export.csv", web::get().to(dnd::export_csv))
-        .route("/messages", web::post().to(messages::send_message))
-        .route("/messages/bulk", web::post().to(messages::send_bulk))
-        .route(
-            "/messages/{message_id}",
-            web::get().to(messages::show_message),
-        )
-        .route(
-            "/contacts/{contact_id}/dnd/history",
-            web::get().to(dnd::list_history),
-        )
-        .route(
-            "/contacts/{contact_id}/dnd/check",
-            web::get().to(dnd::check_dnd),
-        )
-        .route(
-            "/contacts/{contact_id}/optin-requests",
-            web::get().to(dnd::list_optin_requests),
-        )
-        .default_service(web::to(|| async {
-            Err::<HttpResponse, _>(ApiError::NotFound(
-                "No such API route; see the README for the routes of /api/v1.".into(),
-            ))
         }));
+    routes
+        .get("/me", show_me)
+        .post("/contacts", contacts::upsert_contact)
+        .get("/contacts", contacts::find_contacts)
+        .get("/contacts/{contact_id}", contacts::show_contact)
+        .put("/contacts/{contact_id}/dnd", dnd::change_dnd)
+        .post("/dnd/bulk", dnd::bulk_dnd)
+        .post("/webhook-subscriptions", subscriptions::create)
+        .get("/webhook-subscriptions", subscriptions::list)
+        .delete("/webhook-subscriptions/{id}", subscriptions::delete)
+        .post("/imports/contacts", imports::import_contacts)
+        .post("/imports/suppressions", imports::import_suppressions)
+        .get("/dnd/export.csv", dnd::export_csv)
+        .post("/messages", messages::send_message)
+        .post("/messages/bulk", messages::send_bulk)
+        .get("/messages/{message_id}", messages::show_message)
+        .get("/contacts/{contact_id}/dnd/history", dnd::list_history)
+        .get("/contacts/{contact_id}/dnd/check", dnd::check_dnd)
+        .get(
+            "/contacts/{contact_id}/optin-requests",
+            dnd::list_optin_requests,
+        );
+    routes.config().default_service(web::to(|| async {
+        Err::<HttpResponse, _>(ApiError::NotFound(
+            "No such API route; see the README for the routes of /api/v1.".into(),
+        ))
+    }));
 }
 
 /// Which location the key belongs to, so a client can check its set-up.

@@ -18,186 +18,141 @@ mod support;
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::HttpResponse;
 use askama::Template;
 
 use super::auth::csrf_token;
 use super::error::PageError;
+use super::routes::Routes;
 use crate::db::users::User;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(locations::go_home))
-        .route("/login", web::get().to(session::show_sign_in))
-        .route("/login", web::post().to(session::sign_in))
-        .route("/logout", web::post().to(session::sign_out))
-        .route(
-            "/set-password/{token}",
-            web::get().to(session::show_set_password),
-        )
-        .route(
-            "/set-password/{token}",
-            web::post().to(session::set_password),
-        )
-        .route("/agency", web::get().to(agency::overview::show_overview))
-        .route(
-            "/agency/contacts",
-            web::get().to(agency::overview::search_contacts),
-        )
-        .route(
-            "/agency/locations",
-            web::post().to(agency::overview::create_location),
-        )
-        .route("/agency/users", web::get().to(agency::users::list_users))
-        .route("/agency/users", web::post().to(agency::users::create_user))
-        .route(
+/// The browser pages' routes.
+pub fn configure(routes: &mut Routes<'_>) {
+    routes
+        .get("/", locations::go_home)
+        .get("/login", session::show_sign_in)
+        .post("/login", session::sign_in)
+        .post("/logout", session::sign_out)
+        .get("/set-password/{token}", session::show_set_password)
+        .post("/set-password/{token}", session::set_password)
+        .get("/agency", agency::overview::show_overview)
+        .get("/agency/contacts", agency::overview::search_contacts)
+        .post("/agency/locations", agency::overview::create_location)
+        .get("/agency/users", agency::users::list_users)
+        .post("/agency/users", agency::users::create_user)
+        .post(
             "/agency/users/{user_id}/reset",
-            web::post().to(agency::users::reset_password),
+            agency::users::reset_password,
         )
-        .route(
+        .post(
             "/agency/users/{user_id}/deactivate",
-            web::post().to(agency::users::deactivate_user),
+            agency::users::deactivate_user,
         )
-        .route("/locations", web::get().to(locations::list_locations))
-        .route(
-            "/locations/switch",
-            web::get().to(locations::switch_location),
-        )
-        .route(
-            "/locations/{location_id}",
-            web::get().to(locations::show_location),
-        )
-        .route(
+        .get("/locations", locations::list_locations)
+        .get("/locations/switch", locations::switch_location)
+        .get("/locations/{location_id}", locations::show_location)
+        .get("/locations/{location_id}/contacts", contacts::list_contacts)
+        .post(
             "/locations/{location_id}/contacts",
-            web::get().to(contacts::list_contacts),
+            contact_form::create_contact,
         )
-        .route(
-            "/locations/{location_id}/contacts",
-            web::post().to(contact_form::create_contact),
-        )
-        .route(
-            "/locations/{location_id}/contacts/bulk-dnd",
-            web::post().to(bulk::bulk_dnd),
-        )
-        .route(
-            "/locations/{location_id}/imports",
-            web::get().to(imports::list_imports),
-        )
-        .route(
-            "/locations/{location_id}/imports",
-            web::post().to(imports::upload),
-        )
-        .route(
+        .post("/locations/{location_id}/contacts/bulk-dnd", bulk::bulk_dnd)
+        .get("/locations/{location_id}/imports", imports::list_imports)
+        .post("/locations/{location_id}/imports", imports::upload)
+        .get(
             "/locations/{location_id}/imports/{import_id}",
-            web::get().to(imports::show_import),
+            imports::show_import,
         )
-        .route(
+        .post(
             "/locations/{location_id}/imports/{import_id}/confirm",
-            web::post().to(imports::confirm),
+            imports::confirm,
         )
-        .route(
+        .get(
             "/locations/{location_id}/dnd/export.csv",
-            web::get().to(contacts::export_csv),
+            contacts::export_csv,
         )
-        .route(
+        .get(
             "/locations/{location_id}/contacts/new",
-            web::get().to(contact_form::new_contact),
+            contact_form::new_contact,
         )
-        .route(
+        .get(
             "/locations/{location_id}/contacts/{contact_id}",
-            web::get().to(contacts::show_contact),
+            contacts::show_contact,
         )
-        .route(
+        .get(
             "/locations/{location_id}/contacts/{contact_id}/edit",
-            web::get().to(contact_form::edit_contact),
+            contact_form::edit_contact,
         )
-        .route(
+        .post(
             "/locations/{location_id}/contacts/{contact_id}/edit",
-            web::post().to(contact_form::update_contact),
+            contact_form::update_contact,
         )
-        .route(
+        .post(
             "/locations/{location_id}/contacts/{contact_id}/dnd",
-            web::post().to(dnd::change_dnd),
+            dnd::change_dnd,
         )
-        .route(
+        .get(
             "/locations/{location_id}/contacts/{contact_id}/optin-requests/new",
-            web::get().to(optin::new_request),
+            optin::new_request,
         )
-        .route(
+        .post(
             "/locations/{location_id}/contacts/{contact_id}/optin-requests",
-            web::post().to(optin::create_request),
+            optin::create_request,
         )
-        .route(
+        .get(
             "/locations/{location_id}/optin-requests",
-            web::get().to(optin::list_requests),
+            optin::list_requests,
         )
-        .route(
+        .get(
             "/locations/{location_id}/integrations",
-            web::get().to(integrations::list_integrations),
+            integrations::list_integrations,
         )
-        .route(
+        .post(
             "/locations/{location_id}/integrations/{channel}/connect",
-            web::post().to(integrations::connect),
+            integrations::connect,
         )
-        .route(
+        .post(
             "/locations/{location_id}/integrations/{channel}/disconnect",
-            web::post().to(integrations::disconnect),
+            integrations::disconnect,
         )
-        .route(
+        .post(
             "/locations/{location_id}/integrations/{channel}/test",
-            web::post().to(integrations::test),
+            integrations::test,
         )
-        .route(
-            "/locations/{location_id}/api-keys",
-            web::get().to(api_keys::list_keys),
-        )
-        .route(
-            "/locations/{location_id}/api-keys",
-            web::post().to(api_keys::create_key),
-        )
-        .route(
+        .get("/locations/{location_id}/api-keys", api_keys::list_keys)
+        .post("/locations/{location_id}/api-keys", api_keys::create_key)
+        .post(
             "/locations/{location_id}/api-keys/{key_id}/revoke",
-            web::post().to(api_keys::revoke_key),
+            api_keys::revoke_key,
         )
-        .route("/support/requests", web::get().to(support::queue))
-        .route(
-            "/support/requests/{request_id}",
-            web::get().to(support::show_request),
-        )
-        .route(
-            "/support/requests/{request_id}/approve",
-            web::post().to(support::approve),
-        )
-        .route(
-            "/support/requests/{request_id}/reject",
-            web::post().to(support::reject),
-        )
-        .route(
+        .get("/support/requests", support::queue)
+        .get("/support/requests/{request_id}", support::show_request)
+        .post("/support/requests/{request_id}/approve", support::approve)
+        .post("/support/requests/{request_id}/reject", support::reject)
+        .post(
             "/locations/{location_id}/contacts/{contact_id}/messages",
-            web::post().to(compose::send_message),
+            compose::send_message,
         )
-        .route(
-            "/locations/{location_id}/settings",
-            web::get().to(settings::show_settings),
-        )
-        .route(
+        .get("/locations/{location_id}/settings", settings::show_settings)
+        .post(
             "/locations/{location_id}/settings/name",
-            web::post().to(settings::rename_location),
+            settings::rename_location,
         )
-        .route(
+        .post(
             "/locations/{location_id}/settings/sms",
-            web::post().to(settings::save_sms_settings),
+            settings::save_sms_settings,
         )
-        .route(
+        .post(
             "/locations/{location_id}/settings/voice",
-            web::post().to(settings::save_voice_settings),
+            settings::save_voice_settings,
         )
-        .route(
+        .post(
             "/locations/{location_id}/settings/integrations/{channel}/secret",
-            web::post().to(settings::rotate_secret),
+            settings::rotate_secret,
         )
-        .route(
+        .post(
             "/locations/{location_id}/settings/integrations/{channel}/transport",
-            web::post().to(settings::save_transport),
+            settings::save_transport,
         );
 }
 
