@@ -1,15 +1,19 @@
 //! Outbound messages through the gate, from the automation API.
 
-use std::time::Duration;
+use std::sync::mpsc::Receiver;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use diesel::Connection;
+use diesel::dsl::sql;
+use diesel::sql_types::{Bool, Integer};
+use diesel::{Connection, PgConnection, RunQueryDsl};
 use serde_json::json;
 
 use crate::common::{spawn_app, TestApp};
 use dnd::db::contacts::{self, ContactInput};
 use dnd::db::demo;
-use dnd::db::dnd as store;
+use dnd::db::dnd::{self as store, DndError};
 use dnd::domain::dnd::{Actor, ActorKind, Decision, Origin, Reason};
 use dnd::domain::{Channel, EmailAddress, PhoneNumber};
 
@@ -258,6 +262,48 @@ async fn a_bulk_send_skips_dnd_contacts_in_one_statement() {
     assert_eq!(code, 422);
 }
 
+/// Runs `write` in a transaction on a connection of its own and keeps it
+/// open, its locks held, until another backend is seen waiting on one of
+/// them: in `pg_stat_activity` with `wait_event_type = 'Lock'` and this
+/// backend among its `pg_blocking_pids`. Then it commits. The receiver
+/// hears once `write` is done; the thread answers whether the wait was
+/// seen (false after 10 s without one: then nothing raced, and the test
+/// proved nothing).
+fn hold_until_waited_on<T, F>(url: String, write: F) -> (Receiver<()>, JoinHandle<bool>)
+where
+    F: FnOnce(&mut PgConnection) -> Result<T, DndError> + Send + 'static,
+{
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let mut conn = dnd::db::connect(&url).unwrap();
+        // Outside the transaction: pg_stat_activity is read once per
+        // transaction, so the polls need their own connection.
+        let mut watcher = dnd::db::connect(&url).unwrap();
+        conn.transaction::<_, DndError, _>(|conn| {
+            write(conn)?;
+            let holder: i32 =
+                diesel::select(sql::<Integer>("pg_backend_pid()")).get_result(conn)?;
+            locked_tx.send(()).unwrap();
+            let waited_on = sql::<Bool>(&format!(
+                "EXISTS (SELECT 1 FROM pg_stat_activity
+                         WHERE wait_event_type = 'Lock' AND {holder} = ANY(pg_blocking_pids(pid)))"
+            ));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if diesel::select(waited_on.clone()).get_result::<bool>(&mut watcher)? {
+                    return Ok(true);
+                }
+                if Instant::now() > deadline {
+                    return Ok(false);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+        .unwrap()
+    });
+    (locked_rx, holder)
+}
+
 /// A DND committed while a bulk send runs is honoured: the send waits for
 /// the contact's row, then sees the DND.
 #[actix_web::test]
@@ -266,23 +312,13 @@ async fn a_dnd_set_during_a_bulk_send_is_honoured() {
     let downtown = app.location_id(demo::DOWNTOWN);
     let target = contact(&app, downtown, 40);
     let others: Vec<i64> = (41..45).map(|n| contact(&app, downtown, n)).collect();
-    let url = app.db.url.clone();
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let dnd = std::thread::spawn(move || {
-        let mut conn = dnd::db::connect(&url).unwrap();
-        conn.transaction::<_, dnd::db::dnd::DndError, _>(|conn| {
-            let actor = Actor::new(ActorKind::Api, None, "racer");
-            store::apply_within(conn, downtown, target, |s| {
-                s.set(Channel::Sms, Reason::Manual, &actor, Utc::now(), None, None)
-            })?;
-            locked_tx.send(()).unwrap();
-            // Hold the DND uncommitted while the bulk send starts.
-            std::thread::sleep(Duration::from_millis(400));
-            Ok(())
+    let (locked, holder) = hold_until_waited_on(app.db.url.clone(), move |conn| {
+        let actor = Actor::new(ActorKind::Api, None, "racer");
+        store::apply_within(conn, downtown, target, |s| {
+            s.set(Channel::Sms, Reason::Manual, &actor, Utc::now(), None, None)
         })
-        .unwrap();
     });
-    locked_rx.recv().unwrap();
+    locked.recv().unwrap();
     let mut all = others.clone();
     all.push(target);
     let (code, body) = app
@@ -292,7 +328,10 @@ async fn a_dnd_set_during_a_bulk_send_is_honoured() {
             json!({"channel": "sms", "body": "Flash sale", "contact_ids": all}),
         )
         .await;
-    dnd.join().unwrap();
+    assert!(
+        holder.join().unwrap(),
+        "the bulk send never waited on the uncommitted DND's lock: nothing raced ({body})"
+    );
     assert_eq!(code, 200);
     let result = body["results"]
         .as_array()
@@ -311,35 +350,29 @@ async fn a_dnd_set_during_a_single_send_is_honoured() {
     let app = spawn_app().await;
     let downtown = app.location_id(demo::DOWNTOWN);
     let target = contact(&app, downtown, 50);
-    let url = app.db.url.clone();
-    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-    let dnd = std::thread::spawn(move || {
-        let mut conn = dnd::db::connect(&url).unwrap();
-        conn.transaction::<_, dnd::db::dnd::DndError, _>(|conn| {
-            let actor = Actor::new(ActorKind::Contact, None, "racer");
-            store::apply_within(conn, downtown, target, |s| {
-                s.set(
-                    Channel::Sms,
-                    Reason::SmsOptOut,
-                    &actor,
-                    Utc::now(),
-                    None,
-                    None,
-                )
-            })?;
-            locked_tx.send(()).unwrap();
-            std::thread::sleep(Duration::from_millis(400));
-            Ok(())
+    let (locked, holder) = hold_until_waited_on(app.db.url.clone(), move |conn| {
+        let actor = Actor::new(ActorKind::Contact, None, "racer");
+        store::apply_within(conn, downtown, target, |s| {
+            s.set(
+                Channel::Sms,
+                Reason::SmsOptOut,
+                &actor,
+                Utc::now(),
+                None,
+                None,
+            )
         })
-        .unwrap();
     });
-    locked_rx.recv().unwrap();
+    locked.recv().unwrap();
     let (code, body) = send(
         &app,
         json!({"contact_id": target, "channel": "sms", "body": "now"}),
     )
     .await;
-    dnd.join().unwrap();
+    assert!(
+        holder.join().unwrap(),
+        "the send never waited on the uncommitted DND's lock: nothing raced ({body})"
+    );
     assert_eq!(code, 409, "{body}");
     assert_eq!(body["reasons"], json!(["sms_opt_out"]));
 }
