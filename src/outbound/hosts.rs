@@ -23,6 +23,10 @@ pub const PROVIDER_HOSTS: [&str; 4] = [
     "graph.facebook.com",
 ];
 
+/// How long a provider call may take in all before it is given up (and
+/// the message is `unknown`: the request may have been taken).
+pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(15);
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct HostRefused(pub String);
@@ -166,12 +170,22 @@ impl HostPolicy {
     }
 
     /// The HTTP client for provider calls: no redirects (a provider's
-    /// answer cannot send the credentials elsewhere), and a resolver that
-    /// refuses private addresses unless they are allowed. A client that
-    /// cannot be built is an error, never a default one without the guards.
+    /// answer cannot send the credentials elsewhere), a resolver that
+    /// refuses private addresses unless they are allowed, and
+    /// [`PROVIDER_TIMEOUT`] for a whole request. A client that cannot be
+    /// built is an error, never a default one without the guards.
     pub fn client(&self) -> Result<reqwest::Client, reqwest::Error> {
+        self.client_with_timeout(PROVIDER_TIMEOUT)
+    }
+
+    /// [`HostPolicy::client`] giving up on a request after `timeout`
+    /// instead (tests of a provider that answers too late).
+    pub fn client_with_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<reqwest::Client, reqwest::Error> {
         reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
+            .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             // A proxy from the environment would resolve names itself,
             // past the guard below.

@@ -2,6 +2,7 @@
 //! that speaks the providers' documented request and response formats.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use base64::Engine;
@@ -28,10 +29,21 @@ struct Seen {
 
 type Log = Arc<Mutex<Vec<Seen>>>;
 
+/// How long the fake provider takes to answer for [`SLOW`].
+const SLOW_ANSWER: Duration = Duration::from_secs(5);
+/// How long the dispatcher's client waits in the tests of [`SLOW`].
+const TIMEOUT: Duration = Duration::from_secs(1);
+/// The number the fake provider answers only after [`SLOW_ANSWER`].
+const SLOW: &str = "+14156669009";
+/// The number the fake provider answers 503 for, every time.
+const DOWN: &str = "+14156669010";
+
 /// Twilio's and Mailgun's sending endpoints, as documented: 201 with a
 /// message SID, 400 with code 21610 for an unsubscribed recipient, 503 once
-/// for a number that then succeeds; and, for two numbers, a 500 and a 201
-/// without a SID (answers that leave open whether the message went out).
+/// for a number that then succeeds and always for [`DOWN`]; for two
+/// numbers, a 500 and a 201 without a SID (answers that leave open whether
+/// the message went out); and for [`SLOW`], a 201 only after
+/// [`SLOW_ANSWER`]. Every request is logged as it arrives.
 async fn fake_provider() -> (String, Log) {
     let log: Log = Arc::default();
     let flaky = Arc::new(Mutex::new(0u32));
@@ -69,6 +81,13 @@ async fn fake_provider() -> (String, Log) {
                     }
                     if to == "+14156669005" {
                         return HttpResponse::Created().json(json!({"status": "queued"}));
+                    }
+                    if to == DOWN {
+                        return HttpResponse::ServiceUnavailable().finish();
+                    }
+                    if to == SLOW {
+                        actix_web::rt::time::sleep(SLOW_ANSWER).await;
+                        return HttpResponse::Created().json(json!({"sid": "SMTOOLATE", "status": "queued"}));
                     }
                     if to == "+14156669002" {
                         let mut n = data.1.lock().unwrap();
@@ -389,41 +408,152 @@ async fn refused_credentials_rate_limits_and_landlines() {
         .iter()
         .any(|a| a.reason == Reason::NotMobile));
     // 429: back in the queue, later each time, then given up.
-    let mut waits = Vec::new();
-    for attempt in 1..=5 {
-        let m = status_of(&app, m2).await;
-        if attempt < 5 {
-            assert_eq!(m["status"], "queued", "attempt {attempt}: {m}");
-            #[derive(diesel::QueryableByName)]
-            struct Wait {
-                #[diesel(sql_type = diesel::sql_types::Double)]
-                secs: f64,
-            }
-            let wait: Wait = diesel::sql_query(format!(
-                "SELECT extract(epoch FROM next_attempt_at - now())::float8 AS secs FROM messages WHERE id = {m2}"
-            ))
-            .get_result(&mut app.db.conn())
-            .unwrap();
-            waits.push(wait.secs);
-        }
-        diesel::sql_query("UPDATE messages SET next_attempt_at = now() WHERE status = 'queued'")
-            .execute(&mut app.db.conn())
-            .unwrap();
-        dispatcher.run_once().await.unwrap();
-    }
+    let waits = retried_until_given_up(&app, &dispatcher, m2).await;
     assert!(
         waits.windows(2).all(|w| w[1] > w[0]),
         "back-off grows: {waits:?}"
     );
     let given_up = status_of(&app, m2).await;
     assert_eq!(given_up["status"], "failed", "{given_up}");
-    let tries = log
-        .lock()
+    assert_eq!(requests_to(&log, "+14156669007"), 5, "five attempts in all");
+}
+
+/// How many requests the fake provider had for this number.
+fn requests_to(log: &Log, to: &str) -> usize {
+    log.lock()
         .unwrap()
         .iter()
-        .filter(|s| s.form.iter().any(|(_, v)| v == "+14156669007"))
-        .count();
-    assert_eq!(tries, 5, "five attempts in all");
+        .filter(|s| s.form.iter().any(|(k, v)| k == "To" && v == to))
+        .count()
+}
+
+/// Makes message `m`, back in the queue after its first attempt, due at
+/// once four times, checking each time that it waits in the queue, then
+/// that a fifth round finds nothing to send: the back-off before each of
+/// attempts 2 to 5, in seconds.
+async fn retried_until_given_up(app: &TestApp, dispatcher: &Dispatcher, m: i64) -> Vec<f64> {
+    #[derive(diesel::QueryableByName)]
+    struct Wait {
+        #[diesel(sql_type = diesel::sql_types::Double)]
+        secs: f64,
+    }
+    let make_due = || {
+        diesel::sql_query("UPDATE messages SET next_attempt_at = now() WHERE status = 'queued'")
+            .execute(&mut app.db.conn())
+            .unwrap()
+    };
+    let mut waits = Vec::new();
+    for attempt in 2..=5 {
+        let stored = status_of(app, m).await;
+        assert_eq!(
+            stored["status"], "queued",
+            "before attempt {attempt}: {stored}"
+        );
+        let wait: Wait = diesel::sql_query(format!(
+            "SELECT extract(epoch FROM next_attempt_at - now())::float8 AS secs FROM messages WHERE id = {m}"
+        ))
+        .get_result(&mut app.db.conn())
+        .unwrap();
+        waits.push(wait.secs);
+        make_due();
+        dispatcher.run_once().await.unwrap();
+    }
+    make_due();
+    assert_eq!(
+        dispatcher.run_once().await.unwrap(),
+        0,
+        "nothing is due after the fifth attempt"
+    );
+    waits
+}
+
+/// A provider that keeps answering 503 (not taken, so worth another try)
+/// is asked five times in all, waiting longer each time, and then the
+/// message fails with the provider's answer.
+#[actix_web::test]
+async fn a_provider_that_stays_down_is_tried_five_times_then_the_message_fails() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let (base, log) = fake_provider().await;
+    point_at(&app, downtown, &base);
+    let id = contact(&app, downtown, DOWN, "down@example.com");
+    let m = queue(&app, id, "sms").await;
+    let dispatcher = Dispatcher::new(app.db.pool(), None, test_hosts()).unwrap();
+    assert_eq!(dispatcher.run_once().await.unwrap(), 1);
+    let waits = retried_until_given_up(&app, &dispatcher, m).await;
+    assert!(
+        waits.windows(2).all(|w| w[1] > w[0]) && waits[0] > 0.0,
+        "back-off grows: {waits:?}"
+    );
+    let given_up = status_of(&app, m).await;
+    assert_eq!(given_up["status"], "failed", "{given_up}");
+    assert!(
+        given_up["error_message"]
+            .as_str()
+            .is_some_and(|e| e.contains("503")),
+        "{given_up}"
+    );
+    assert_eq!(requests_to(&log, DOWN), 5, "five attempts in all");
+    assert!(
+        !crate::dnd::state_of(&app, downtown, id).is_blocked(Channel::Sms),
+        "a provider's outage says nothing about the person's consent"
+    );
+}
+
+/// A provider that answers only after the client has given up may have
+/// taken the message: it is `unknown`, never sent again (the provider sees
+/// one request, however often the dispatcher runs), and the provider's
+/// later status report settles it.
+#[actix_web::test]
+async fn a_send_that_times_out_is_unknown_until_the_providers_report() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let (base, log) = fake_provider().await;
+    point_at(&app, downtown, &base);
+    let id = contact(&app, downtown, SLOW, "slow@example.com");
+    let m = queue(&app, id, "sms").await;
+    let mut dispatcher = Dispatcher::new(app.db.pool(), None, test_hosts()).unwrap();
+    // The real client, giving up sooner than the fake answers.
+    dispatcher.client = test_hosts().client_with_timeout(TIMEOUT).unwrap();
+    let started = Instant::now();
+    assert_eq!(dispatcher.run_once().await.unwrap(), 1);
+    let took = started.elapsed();
+    assert!(
+        took >= TIMEOUT && took < SLOW_ANSWER,
+        "the client gave up on the answer after {took:?}"
+    );
+    let stored = status_of(&app, m).await;
+    assert_eq!(stored["status"], "unknown", "{stored}");
+    assert!(
+        stored["error_message"]
+            .as_str()
+            .is_some_and(|e| e.contains("did not answer") && e.contains("not sent again")),
+        "{stored}"
+    );
+    assert_eq!(requests_to(&log, SLOW), 1);
+
+    // Neither another round, even with the message due, nor the sweep for
+    // stuck messages sends it again.
+    diesel::sql_query("UPDATE messages SET next_attempt_at = now()")
+        .execute(&mut app.db.conn())
+        .unwrap();
+    assert_eq!(dispatcher.run_once().await.unwrap(), 0);
+    let settled = dispatcher
+        .reconcile(chrono::Duration::zero())
+        .await
+        .unwrap();
+    assert_eq!((settled.requeued, settled.unknown), (0, 0));
+    assert_eq!(requests_to(&log, SLOW), 1, "sent once, never again");
+
+    // Twilio's status report settles it.
+    assert_eq!(
+        status_callback(&app, downtown, &format!("?m={m}"), "SMSLOW1", SLOW).await,
+        200
+    );
+    let reported = status_of(&app, m).await;
+    assert_eq!(reported["status"], "delivered", "{reported}");
+    assert_eq!(reported["provider_sid"], "SMSLOW1");
+    assert_eq!(requests_to(&log, SLOW), 1);
 }
 
 /// An answer that leaves open whether the provider took the message (a
