@@ -4,6 +4,7 @@
 mod common;
 
 mod access;
+mod access_matrix;
 mod agency;
 mod agency_users;
 mod api;
