@@ -12,6 +12,10 @@ use crate::domain::Role;
 use crate::outbound::dispatcher::Dispatcher;
 use crate::{password, Application};
 
+/// How long the dispatcher may take to finish the message in hand at
+/// shutdown (longer than a provider call's timeout).
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(40);
+
 /// The database name inside the embedded cluster.
 const EMBEDDED_DATABASE: &str = "dnd";
 
@@ -203,17 +207,61 @@ fn serve(config: &Config, demo_requested: bool) -> Result<(), CliError> {
             demo::SUPPORT_USER
         );
     }
-    let result = actix_web::rt::System::new().block_on(async move {
-        // Queued messages go out from every server; they never collide.
-        dispatcher.spawn();
-        // DND-change webhooks likewise (claims are leased, never doubled).
-        notifier.spawn();
-        app.run_until_stopped().await
+    // The embedded cluster is watched while dnd serves: restarted after a
+    // crash; if it cannot be, the server stops and dnd exits with the cause.
+    let (fatal_tx, fatal_rx) = tokio::sync::oneshot::channel();
+    let cluster = database.embedded.map(|c| {
+        c.supervise(move |e| {
+            let _ = fatal_tx.send(e);
+        })
     });
-    // `database` drops here, after the server has drained: the embedded
-    // cluster gets a clean, fast shutdown.
-    drop(database);
-    result.map_err(CliError::Serve)
+    let server = app.handle();
+    let result = actix_web::rt::System::new().block_on(async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        // Queued messages go out from every server; they never collide.
+        let dispatching = dispatcher.spawn(stop_rx.clone());
+        // DND-change webhooks likewise (claims are leased, never doubled).
+        let notifying = notifier.spawn(stop_rx);
+        let fatal = async {
+            match fatal_rx.await {
+                Ok(e) => e,
+                // No embedded cluster: nothing to watch.
+                Err(_) => std::future::pending().await,
+            }
+        };
+        let serving = app.run_until_stopped();
+        tokio::pin!(serving);
+        let outcome = tokio::select! {
+            served = &mut serving => served.map_err(CliError::Serve),
+            e = fatal => {
+                tracing::error!(error = %e, "stopping: the database cannot be kept running");
+                // Not gracefully: with no database, nothing in flight can
+                // finish anyway.
+                // The command goes at once; the server future carries it
+                // out, so it is awaited before the acknowledgement.
+                let stopped = server.stop(false);
+                let _ = serving.await;
+                stopped.await;
+                Err(CliError::Cluster(e))
+            }
+        };
+        // SIGTERM/Ctrl-C: the server has drained. The background loops
+        // finish the message or delivery in hand, then stop.
+        let _ = stop_tx.send(true);
+        let stopped = tokio::time::timeout(SHUTDOWN_WAIT, async {
+            let _ = dispatching.await;
+            let _ = notifying.await;
+        })
+        .await;
+        if stopped.is_err() {
+            tracing::warn!("the dispatcher did not stop within {SHUTDOWN_WAIT:?}");
+        }
+        outcome
+    });
+    // The cluster stops here, after the server and the loops: a clean,
+    // fast shutdown.
+    drop(cluster);
+    result
 }
 
 fn display_bind(bind: &str, port: u16) -> String {

@@ -177,6 +177,11 @@ impl Application {
         self.port
     }
 
+    /// Stops the server from elsewhere (gracefully: open requests finish).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until SIGINT/SIGTERM, then drains open requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await

@@ -12,6 +12,8 @@ use std::os::unix::fs::{chown, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -60,6 +62,15 @@ pub enum ClusterError {
     Initdb { status: String, output: String },
     #[error("PostgreSQL did not start; the end of its log ({log}):\n{tail}")]
     Start { log: String, tail: String },
+    #[error(
+        "the embedded PostgreSQL stopped {crashes} times within {minutes} minutes; dnd gives up \
+         rather than restart it forever (its log: {log})"
+    )]
+    Crashing {
+        crashes: usize,
+        minutes: u64,
+        log: String,
+    },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ClusterError {
@@ -83,6 +94,19 @@ pub struct EmbeddedCluster {
     child: Option<Child>,
     socket_dir: PathBuf,
     log_path: PathBuf,
+    /// How to start the postmaster again (see [`EmbeddedCluster::supervise`]).
+    launch: Launch,
+}
+
+/// Everything `postgres` is started with.
+#[derive(Debug, Clone)]
+struct Launch {
+    bin: PathBuf,
+    data_dir: PathBuf,
+    socket_dir: PathBuf,
+    log_path: PathBuf,
+    run_as: Option<RunAs>,
+    durable: bool,
 }
 
 /// The uid/gid PostgreSQL runs as, when it is not ours.
@@ -148,53 +172,20 @@ impl EmbeddedCluster {
             initdb(&bin, &data_dir, run_as, options.durable)?;
         }
 
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(io(format!("opening {}", log_path.display())))?;
-        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut cmd = Command::new(bin.join("postgres"));
-        cmd.arg("-D")
-            .arg(&data_dir)
-            .arg("-k")
-            .arg(&socket_dir)
-            .arg("-p")
-            .arg(SOCKET_PORT.to_string())
-            .args(["-c", "listen_addresses="])
-            .args(["-c", "unix_socket_permissions=0700"])
-            .args(["-c", "max_connections=200"])
-            // Consent events and contacts taking addresses serialise on one
-            // advisory lock per address, held to the end of the transaction:
-            // room for large batches (200 x 256 lock slots, a few MB).
-            .args(["-c", "max_locks_per_transaction=256"]);
-        if !options.durable {
-            cmd.args(["-c", "fsync=off"])
-                .args(["-c", "synchronous_commit=off"])
-                .args(["-c", "full_page_writes=off"]);
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(io("duplicating the log file"))?)
-            .stderr(log)
-            // Its own process group: Ctrl-C reaches dnd, which then stops
-            // PostgreSQL after the web server has drained.
-            .process_group(0);
-        if let Some(run_as) = run_as {
-            cmd.uid(run_as.uid).gid(run_as.gid);
-        }
-        // If we die without stopping it (killed, panicked test binary), the
-        // kernel asks PostgreSQL for a fast shutdown. Runs after the uid
-        // change, which would otherwise clear the setting.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(Some(Signal::SIGINT)).map_err(std::io::Error::from)
-            });
-        }
-        let child = cmd.spawn().map_err(io("starting postgres"))?;
+        let launch = Launch {
+            bin,
+            data_dir,
+            socket_dir: socket_dir.clone(),
+            log_path: log_path.clone(),
+            run_as,
+            durable: options.durable,
+        };
+        let (child, log_start) = launch.spawn()?;
         let mut cluster = EmbeddedCluster {
             child: Some(child),
             socket_dir,
             log_path,
+            launch,
         };
         cluster.wait_ready(log_start)?;
         Ok(cluster)
@@ -202,10 +193,14 @@ impl EmbeddedCluster {
 
     /// A libpq URL for one database of this cluster.
     pub fn url(&self, database: &str) -> String {
-        format!(
-            "postgres://{SUPERUSER}@/{database}?host={}&port={SOCKET_PORT}",
-            urlencoding::encode(&self.socket_dir.to_string_lossy())
-        )
+        socket_url(&self.socket_dir, database)
+    }
+
+    /// Starts the postmaster again after it exited, and waits for it.
+    fn restart(&mut self) -> Result<(), ClusterError> {
+        let (child, log_start) = self.launch.spawn()?;
+        self.child = Some(child);
+        self.wait_ready(log_start)
     }
 
     /// Creates the database if it does not exist yet.
@@ -285,9 +280,233 @@ impl EmbeddedCluster {
     }
 }
 
+/// How often the supervisor looks at the postmaster.
+const WATCH_EVERY: Duration = Duration::from_millis(200);
+/// Tries to start it again after one crash, a second apart (the old
+/// backends may still hold its shared memory for a moment).
+const START_TRIES: u32 = 5;
+/// More crashes than this within [`CRASH_WINDOW`] and dnd gives up.
+const MAX_CRASHES: usize = 5;
+const CRASH_WINDOW: Duration = Duration::from_secs(600);
+
+/// An embedded cluster watched by a thread of its own: if the postmaster
+/// exits while dnd serves (killed, out of memory), it is started again,
+/// which runs PostgreSQL's crash recovery, and the pool reconnects by
+/// itself. When it cannot be brought back, `on_fatal` is told why.
+pub struct SupervisedCluster {
+    cluster: Arc<Mutex<EmbeddedCluster>>,
+    stopping: Arc<AtomicBool>,
+    watcher: Option<std::thread::JoinHandle<()>>,
+    /// The same across restarts, so are the URLs.
+    socket_dir: PathBuf,
+}
+
+impl EmbeddedCluster {
+    /// Hands the cluster to a supervisor thread (see [`SupervisedCluster`]).
+    pub fn supervise(
+        self,
+        on_fatal: impl FnOnce(ClusterError) + Send + 'static,
+    ) -> SupervisedCluster {
+        let socket_dir = self.socket_dir.clone();
+        let cluster = Arc::new(Mutex::new(self));
+        let stopping = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let cluster = cluster.clone();
+            let stopping = stopping.clone();
+            std::thread::Builder::new()
+                .name("postgres-supervisor".into())
+                .spawn(move || watch(&cluster, &stopping, on_fatal))
+                .ok()
+        };
+        if watcher.is_none() {
+            tracing::warn!("could not start the PostgreSQL supervisor thread; a crash of the embedded cluster will not be restarted");
+        }
+        SupervisedCluster {
+            cluster,
+            stopping,
+            watcher,
+            socket_dir,
+        }
+    }
+}
+
+impl SupervisedCluster {
+    /// A libpq URL for one database of this cluster.
+    pub fn url(&self, database: &str) -> String {
+        socket_url(&self.socket_dir, database)
+    }
+
+    /// Stops watching, then stops PostgreSQL (fast shutdown).
+    pub fn stop(&mut self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Some(watcher) = self.watcher.take() {
+            let _ = watcher.join();
+        }
+        match self.cluster.lock() {
+            Ok(mut cluster) => cluster.stop(),
+            Err(poisoned) => poisoned.into_inner().stop(),
+        }
+    }
+}
+
+impl Drop for SupervisedCluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The supervisor's loop: returns when asked to stop, or after telling
+/// `on_fatal` that PostgreSQL cannot be kept running.
+fn watch(
+    cluster: &Mutex<EmbeddedCluster>,
+    stopping: &AtomicBool,
+    on_fatal: impl FnOnce(ClusterError),
+) {
+    let mut crashes: std::collections::VecDeque<Instant> = Default::default();
+    loop {
+        std::thread::sleep(WATCH_EVERY);
+        if stopping.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(mut cluster) = cluster.lock() else {
+            return;
+        };
+        let exited = match cluster.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(status))) => status,
+            // Running, or being stopped by us.
+            _ => continue,
+        };
+        cluster.child = None;
+        crashes.push_back(Instant::now());
+        while crashes
+            .front()
+            .is_some_and(|at| at.elapsed() > CRASH_WINDOW)
+        {
+            crashes.pop_front();
+        }
+        tracing::error!(
+            status = %exited,
+            log = %cluster.log_path.display(),
+            "the embedded PostgreSQL stopped unexpectedly; starting it again (crash recovery)"
+        );
+        if crashes.len() > MAX_CRASHES {
+            on_fatal(ClusterError::Crashing {
+                crashes: crashes.len(),
+                minutes: CRASH_WINDOW.as_secs() / 60,
+                log: cluster.log_path.display().to_string(),
+            });
+            return;
+        }
+        let began = Instant::now();
+        let mut last_error = None;
+        for attempt in 1..=START_TRIES {
+            if stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            match cluster.restart() {
+                Ok(()) => {
+                    last_error = None;
+                    tracing::warn!(
+                        took_ms = began.elapsed().as_millis() as u64,
+                        attempt,
+                        "the embedded PostgreSQL is running again"
+                    );
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(attempt, error = %e, "the embedded PostgreSQL did not start again");
+                    last_error = Some(e);
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+        }
+        if let Some(e) = last_error {
+            on_fatal(e);
+            return;
+        }
+    }
+}
+
+impl Launch {
+    /// Starts the postmaster; returns it and where its log starts, for
+    /// the error if it does not come up.
+    fn spawn(&self) -> Result<(Child, u64), ClusterError> {
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .map_err(io(format!("opening {}", self.log_path.display())))?;
+        let log_start = log.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut cmd = Command::new(self.bin.join("postgres"));
+        cmd.arg("-D")
+            .arg(&self.data_dir)
+            .arg("-k")
+            .arg(&self.socket_dir)
+            .arg("-p")
+            .arg(SOCKET_PORT.to_string())
+            .args(["-c", "listen_addresses="])
+            .args(["-c", "unix_socket_permissions=0700"])
+            .args(["-c", "max_connections=200"])
+            // Consent events and contacts taking addresses serialise on one
+            // advisory lock per address, held to the end of the transaction:
+            // room for large batches (200 x 256 lock slots, a few MB).
+            .args(["-c", "max_locks_per_transaction=256"]);
+        if !self.durable {
+            cmd.args(["-c", "fsync=off"])
+                .args(["-c", "synchronous_commit=off"])
+                .args(["-c", "full_page_writes=off"]);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(io("duplicating the log file"))?)
+            .stderr(log)
+            // Its own process group: Ctrl-C reaches dnd, which then stops
+            // PostgreSQL after the web server has drained.
+            .process_group(0);
+        if let Some(run_as) = self.run_as {
+            cmd.uid(run_as.uid).gid(run_as.gid);
+        }
+        // If we die without stopping it (killed, panicked test binary), the
+        // kernel asks PostgreSQL for a fast shutdown. Runs after the uid
+        // change, which would otherwise clear the setting.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::sys::prctl::set_pdeathsig(Some(Signal::SIGINT)).map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd.spawn().map_err(io("starting postgres"))?;
+        Ok((child, log_start))
+    }
+}
+
 impl Drop for EmbeddedCluster {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A program of the PostgreSQL installation the embedded cluster runs from
+/// (`pg_dump`, `pg_restore`, `createdb`, ...), so a tool always matches the
+/// server's major version.
+pub fn server_program(name: &str) -> Result<PathBuf, ClusterError> {
+    let dir = find_binaries()?;
+    let beside = dir.join(name);
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    // A directory on PATH may hold links to the server alone
+    // (/usr/local/bin/postgres -> /usr/lib/postgresql/15/bin/postgres): the
+    // tools are beside what the link points to.
+    let server = dir.join("postgres");
+    let real = fs::canonicalize(&server).map_err(io(format!("resolving {}", server.display())))?;
+    match real.parent().map(|d| d.join(name)) {
+        Some(program) if program.is_file() => Ok(program),
+        _ => Err(ClusterError::Io {
+            what: format!("finding {name}"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("not beside {} nor {}", server.display(), real.display()),
+            ),
+        }),
     }
 }
 
@@ -391,6 +610,13 @@ fn initdb(
         });
     }
     Ok(())
+}
+
+fn socket_url(socket_dir: &Path, database: &str) -> String {
+    format!(
+        "postgres://{SUPERUSER}@/{database}?host={}&port={SOCKET_PORT}",
+        urlencoding::encode(&socket_dir.to_string_lossy())
+    )
 }
 
 fn short_hash(path: &Path) -> String {

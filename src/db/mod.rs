@@ -63,15 +63,29 @@ const TRUSTED_FOR: Duration = Duration::from_secs(1);
 /// round trip in every six of a webhook. A connection that failed, or sat
 /// idle, is still pinged, so after a database restart a dead connection is
 /// replaced rather than handed out again.
-pub struct Manager(ConnectionManager<PgConnection>);
+///
+/// Every pooled connection waits at most `lock_timeout` for a row or
+/// advisory lock: a transaction stuck holding a contact's lock makes the
+/// requests behind it answer 503 after that long, instead of each one
+/// holding a connection until the pool is gone.
+pub struct Manager {
+    inner: ConnectionManager<PgConnection>,
+    lock_timeout: Duration,
+}
 
 impl ManageConnection for Manager {
     type Connection = PooledPg;
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<PooledPg, Self::Error> {
-        let mut conn = self.0.connect()?;
+        use diesel::connection::SimpleConnection;
+        let mut conn = self.inner.connect()?;
         prepare_session(&mut conn).map_err(diesel::r2d2::Error::QueryError)?;
+        conn.batch_execute(&format!(
+            "SET lock_timeout = {}",
+            self.lock_timeout.as_millis().max(1)
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)?;
         Ok(PooledPg {
             conn,
             known_good: Some(Instant::now()),
@@ -88,7 +102,7 @@ impl ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut PooledPg) -> bool {
-        self.0.has_broken(&mut conn.conn)
+        self.inner.has_broken(&mut conn.conn)
     }
 }
 
@@ -165,6 +179,9 @@ impl DbError {
                 m.contains("terminating connection")
                     || m.contains("closed the connection")
                     || m.contains("shutting down")
+                    // `lock_timeout` (see `Manager`): a row held by a
+                    // stuck transaction; the client may retry.
+                    || m.contains("lock timeout")
             }
             _ => false,
         }
@@ -188,7 +205,12 @@ impl DbError {
 /// timeout, so a database outage answers 503 quickly instead of hanging.
 pub fn build_pool(url: &str, size: u32, timeout: Duration) -> Result<DbPool, DbError> {
     let size = size.max(2);
-    let manager = Manager(ConnectionManager::<PgConnection>::new(url));
+    let manager = Manager {
+        inner: ConnectionManager::<PgConnection>::new(url),
+        // The same budget as waiting for a connection: either way the
+        // request answers 503 after `timeout`.
+        lock_timeout: timeout,
+    };
     let inner = Pool::builder()
         .max_size(size)
         .min_idle(Some(1))
@@ -289,6 +311,37 @@ where
     })
     .await
     .map_err(|_| E::from(DbError::Cancelled))?
+}
+
+/// `SELECT 1` through the pool, answering within `within` whatever the
+/// pool is doing: a health check must say "unavailable" quickly while
+/// requests wait for connections or the database is down.
+pub async fn ping_within(pool: &DbPool, within: Duration) -> Result<(), DbError> {
+    let started = Instant::now();
+    let attempt = async {
+        let permit = pool
+            .permits
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| DbError::Cancelled)?;
+        let inner = pool.inner.clone();
+        let left = within
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(10));
+        actix_web::web::block(move || {
+            let _permit = permit;
+            let mut conn = inner.get_timeout(left)?;
+            let pinged = ping(&mut conn);
+            conn.known_good = pinged.is_ok().then(Instant::now);
+            pinged
+        })
+        .await
+        .map_err(|_| DbError::Cancelled)?
+    };
+    tokio::time::timeout(within, attempt)
+        .await
+        .map_err(|_| DbError::Busy(within))?
 }
 
 /// Applies every embedded migration not yet applied, then the data fixes

@@ -841,6 +841,26 @@ pub fn mark_unknown(
     Ok(())
 }
 
+/// Hands back a claimed message that was never handed over (the
+/// dispatcher is stopping): queued again at once, the claim's attempt not
+/// counted, instead of waiting for [`reconcile_stuck`].
+pub fn release_claim(conn: &mut PgConnection, location_id: i64, id: i64) -> QueryResult<()> {
+    diesel::update(
+        messages::table
+            .find((location_id, id))
+            .filter(messages::status.eq("sending"))
+            .filter(messages::handed_over_at.is_null()),
+    )
+    .set((
+        messages::status.eq("queued"),
+        messages::claimed_at.eq(None::<DateTime<Utc>>),
+        messages::attempts.eq(messages::attempts - 1),
+        messages::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
 /// What [`reconcile_stuck`] found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Reconciled {

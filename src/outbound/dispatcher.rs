@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use tokio::sync::watch;
 
 use diesel::Connection;
 
@@ -53,13 +54,16 @@ impl Dispatcher {
         })
     }
 
-    /// Runs forever on the current actix system: a round whenever the last
-    /// one found work, else every half second; stuck messages are looked
-    /// for every minute.
-    pub fn spawn(self) {
+    /// Runs on the current actix system until `stop` turns true: a round
+    /// whenever the last one found work, else every half second; stuck
+    /// messages are looked for every minute. On stop it finishes the
+    /// message in hand (a provider call is never cut off halfway) and
+    /// hands the rest of its claim back.
+    pub fn spawn(self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         actix_web::rt::spawn(async move {
+            let mut stop = stop;
             let mut last_sweep = std::time::Instant::now();
-            loop {
+            while !*stop.borrow() {
                 if last_sweep.elapsed() > Duration::from_secs(60) {
                     last_sweep = std::time::Instant::now();
                     if let Err(e) = self
@@ -69,14 +73,18 @@ impl Dispatcher {
                         tracing::warn!(error = %e, "looking for stuck messages failed");
                     }
                 }
-                match self.run_once().await {
+                match self.run_until(&stop).await {
                     Ok(n) if n > 0 => continue,
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "dispatcher round failed"),
                 }
-                actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+                tokio::select! {
+                    _ = actix_web::rt::time::sleep(Duration::from_millis(500)) => {}
+                    _ = stop.changed() => {}
+                }
             }
-        });
+            tracing::info!("the dispatcher stopped");
+        })
     }
 
     /// Settles messages left `sending` longer than `after`.
@@ -102,13 +110,34 @@ impl Dispatcher {
     /// record. Returns how many were claimed. A failure with one message is
     /// logged and never keeps the others from being sent or recorded.
     pub async fn run_once(&self) -> Result<usize, DbError> {
+        let (_never, running) = watch::channel(false);
+        self.run_until(&running).await
+    }
+
+    /// [`Dispatcher::run_once`], stopping between messages once `stop`
+    /// turns true; the messages not reached are handed back.
+    async fn run_until(&self, stop: &watch::Receiver<bool>) -> Result<usize, DbError> {
         let claimed = db::run(&self.pool, |conn| outbound::claim(conn, BATCH)).await?;
         let n = claimed.len();
-        for m in claimed {
+        let mut claimed = claimed.into_iter();
+        for m in claimed.by_ref() {
             let (location_id, id) = (m.location_id, m.id);
             if let Err(e) = self.deliver(m).await {
                 tracing::error!(location_id, message_id = id, error = %e, "a message could not be delivered or recorded");
             }
+            if *stop.borrow() {
+                break;
+            }
+        }
+        let rest: Vec<(i64, i64)> = claimed.map(|m| (m.location_id, m.id)).collect();
+        if !rest.is_empty() {
+            db::run(&self.pool, move |conn| -> Result<(), DbError> {
+                for (location_id, id) in rest {
+                    outbound::release_claim(conn, location_id, id)?;
+                }
+                Ok(())
+            })
+            .await?;
         }
         Ok(n)
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use tokio::sync::watch;
 
 use super::hosts::HostPolicy;
 use crate::db::dnd::HistoryRow;
@@ -69,12 +70,14 @@ impl Notifier {
         })
     }
 
-    /// Runs forever on the current actix system: a round whenever the last
-    /// one found work, else every second; housekeeping every hour.
-    pub fn spawn(self) {
+    /// Runs on the current actix system until `stop` turns true (a round
+    /// in flight is finished first): a round whenever the last one found
+    /// work, else every second; housekeeping every hour.
+    pub fn spawn(self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
         actix_web::rt::spawn(async move {
+            let mut stop = stop;
             let mut last_sweep: Option<std::time::Instant> = None;
-            loop {
+            while !*stop.borrow() {
                 if last_sweep.is_none_or(|at| at.elapsed() > Duration::from_secs(3600)) {
                     last_sweep = Some(std::time::Instant::now());
                     if let Err(e) = self.housekeeping().await {
@@ -86,9 +89,12 @@ impl Notifier {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "webhook delivery round failed"),
                 }
-                actix_web::rt::time::sleep(Duration::from_secs(1)).await;
+                tokio::select! {
+                    _ = actix_web::rt::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => {}
+                }
             }
-        });
+        })
     }
 
     /// Settled deliveries older than 30 days are deleted, and import

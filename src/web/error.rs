@@ -93,7 +93,7 @@ impl ResponseError for PageError {
                 tracing::error!(error = %self, "database unavailable");
                 (
                     "Temporarily unavailable",
-                    "The database is not answering right now. Nothing was changed; please try again in a minute.".to_string(),
+                    "The database is busy or not answering right now. Nothing was changed; please try again in a minute.".to_string(),
                 )
             }
             StatusCode::INTERNAL_SERVER_ERROR => {

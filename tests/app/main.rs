@@ -20,6 +20,7 @@ mod delivery;
 mod dnd;
 mod embedded;
 mod export;
+mod faults;
 mod gate;
 mod hostile;
 mod imports;

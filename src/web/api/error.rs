@@ -88,7 +88,7 @@ impl ResponseError for ApiError {
             ApiError::Db(e) => {
                 tracing::error!(error = %e, "API request failed");
                 let message = if status == StatusCode::SERVICE_UNAVAILABLE {
-                    "the database is not answering; nothing was changed, retry later"
+                    "the database is busy or not answering; nothing was changed, retry later"
                 } else {
                     "internal error; nothing was changed"
                 };
