@@ -98,7 +98,8 @@ pub async fn open_browser() -> Option<Browser> {
             ],
         }),
     );
-    let client = match ClientBuilder::native()
+    let http = hyper_util::client::legacy::connect::HttpConnector::new();
+    let client = match ClientBuilder::new(http)
         .capabilities(caps)
         .connect(&url)
         .await
