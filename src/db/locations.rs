@@ -148,6 +148,9 @@ pub fn create(
             locations::agency_id.eq(agency_id),
             locations::name.eq(name),
             locations::time_zone.eq(time_zone),
+            // Numbers its people type without a country code are read in
+            // the country of its time zone, until someone sets another.
+            locations::default_region.eq(crate::domain::region::default_region_for(time_zone)),
         ))
         .returning(Location::as_returning())
         .get_result(conn)
@@ -160,6 +163,14 @@ pub fn for_agency(conn: &mut PgConnection, agency_id: i64) -> QueryResult<Vec<Lo
         .order_by((locations::name, locations::id))
         .select(Location::as_select())
         .load(conn)
+}
+
+/// Sets the region numbers without a country code are read in (an ISO
+/// 3166 code checked by `domain::region::parse_region`).
+pub fn set_region(conn: &mut PgConnection, id: i64, region: &str) -> QueryResult<usize> {
+    diesel::update(locations::table.find(id))
+        .set(locations::default_region.eq(region))
+        .execute(conn)
 }
 
 pub fn rename(conn: &mut PgConnection, id: i64, name: &str) -> QueryResult<usize> {

@@ -11,7 +11,9 @@ pub mod integration;
 pub mod message;
 pub mod optin;
 mod phone;
+pub mod region;
 mod role;
+pub mod search;
 
 pub use address::Addresses;
 pub use channel::{Channel, IntegrationStatus, TransportKind};

@@ -22,6 +22,7 @@ mod dnd;
 mod embedded;
 mod export;
 mod faults;
+mod finding;
 mod gate;
 mod hostile;
 mod imports;

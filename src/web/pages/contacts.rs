@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::compose::{composers, Composer};
 use super::dnd::{take_flash, DndPanel};
 use super::Nav;
-use crate::db::contacts::{self, Contact, ContactPage as Page, Cursor, ListFilter};
+use crate::db::contacts::{self, Contact, ContactPage as Page, Cursor, ListFilter, Total};
 use crate::db::dnd::{self as dnd_store, HistoryRow};
 use crate::db::integrations;
 use crate::db::locations::Location;
@@ -38,6 +38,9 @@ pub struct ListQuery {
     after: Option<i64>,
     /// The id of the first contact of the next page.
     before: Option<i64>,
+    /// The position of the page's first contact in the list, as the pager
+    /// link that led here counted it (keyset pages do not know it).
+    start: Option<i64>,
 }
 
 /// One row of the list.
@@ -58,6 +61,14 @@ pub struct ContactsPage {
     pub channel: String,
     pub next_after: Option<i64>,
     pub prev_before: Option<i64>,
+    /// How many contacts the list (with its filter) holds.
+    pub total: Total,
+    /// The position of the first row in the list (1 for the first page),
+    /// when known.
+    pub first: Option<i64>,
+    /// The location's region and its calling code, for the search hint.
+    pub region: String,
+    pub calling_code: Option<u16>,
 }
 
 impl ContactsPage {
@@ -71,7 +82,20 @@ impl ContactsPage {
         status: String,
         channel: String,
     ) -> Self {
+        let rows = page.contacts.len() as i64;
+        // The first page starts at 1; a last page whose list was counted
+        // ends at its total.
+        let first = match (page.has_prev, page.has_next, page.total) {
+            (false, _, _) => Some(1),
+            (true, false, Total::Exact(n)) => Some((n - rows + 1).max(1)),
+            _ => None,
+        };
+        let region = location.default_region.clone();
         ContactsPage {
+            total: page.total,
+            first,
+            calling_code: crate::domain::region::national_rules(&region).map(|(c, _)| c),
+            region,
             nav,
             next_after: page
                 .has_next
@@ -101,9 +125,69 @@ impl ContactsPage {
         }
     }
 
+    /// The list's position, for pages reached by a pager link (the page
+    /// cannot tell it otherwise): kept when it fits what the page knows.
+    pub fn starting_at(mut self, start: Option<i64>) -> Self {
+        if self.first.is_none() {
+            self.first = start.filter(|s| *s > 1);
+        }
+        self
+    }
+
     /// The query string that keeps the search and filters when paging.
     fn keep(&self) -> String {
         ListFilter::query_string(&self.q, &self.status, &self.channel)
+    }
+
+    /// `start=…&` for the next page's link, when this page's position is
+    /// known.
+    fn next_start(&self) -> String {
+        self.first
+            .map(|f| format!("start={}&", f + self.rows.len() as i64))
+            .unwrap_or_default()
+    }
+
+    /// `start=…&` for the previous page's link (a full page before this).
+    fn prev_start(&self) -> String {
+        self.first
+            .map(|f| format!("start={}&", (f - PAGE_SIZE).max(1)))
+            .unwrap_or_default()
+    }
+
+    /// "51–100 of 201", "1–50 of ≈1,000,000", or "50 shown of ≈1,000,000"
+    /// when the page does not know where it is.
+    fn counted(&self) -> String {
+        let total = match self.total {
+            Total::Exact(n) => grouped(n),
+            Total::About(n) => format!("≈{}", grouped(n)),
+        };
+        let rows = self.rows.len() as i64;
+        match self.first {
+            Some(f) => format!("{}–{} of {total}", grouped(f), grouped(f + rows - 1)),
+            None => format!("{rows} shown of {total}"),
+        }
+    }
+
+    /// Whether the search was a phone number (the hint says how they are
+    /// read).
+    fn phone_search(&self) -> bool {
+        matches!(
+            crate::domain::search::Search::parse(&self.q, &self.region),
+            Some(crate::domain::search::Search::Phone(_))
+        )
+    }
+
+    /// The filters besides the search, in words ("with DND status On,
+    /// blocked on SMS"), for the empty list.
+    fn filters_in_words(&self) -> String {
+        let mut parts = Vec::new();
+        if let Ok(status) = self.status.parse::<Status>() {
+            parts.push(format!("with DND status {}", status.label()));
+        }
+        if let Ok(channel) = self.channel.parse::<Channel>() {
+            parts.push(format!("blocked on {}", channel.label()));
+        }
+        parts.join(", ")
     }
 
     fn filtered(&self) -> bool {
@@ -133,8 +217,11 @@ pub async fn list_contacts(
         channel,
         after,
         before,
+        start,
     } = query.into_inner();
-    let filter = ListFilter::from_query(&q, &status, &channel).map_err(PageError::BadRequest)?;
+    let filter = ListFilter::from_query(&q, &status, &channel)
+        .map_err(PageError::BadRequest)?
+        .in_region(&location.default_region);
     let location_id = location.id;
     let page = db::run(&state.pool, move |conn| -> Result<_, PageError> {
         let cursor = match (after, before) {
@@ -151,7 +238,7 @@ pub async fn list_contacts(
         )?)
     })
     .await?;
-    Ok(ContactsPage::new(nav, location, page, q, status, channel))
+    Ok(ContactsPage::new(nav, location, page, q, status, channel).starting_at(start))
 }
 
 #[derive(Template, WebTemplate)]
@@ -312,6 +399,22 @@ pub async fn show_contact(
         requests,
         flash,
     })
+}
+
+/// `1234567` as `1,234,567`.
+pub fn grouped(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,1 @@
+DROP INDEX contacts_phone_suffix_idx;

@@ -1,0 +1,6 @@
+-- A phone search matches the end of a number too ("0196", "555-0196"):
+-- the number reversed makes its end an indexable prefix
+-- (reverse(phone) LIKE '6910%'), within the location. reverse() keeps the
+-- column's "C" collation, so LIKE 'prefix%' is an index range here without
+-- text_pattern_ops. Built-in functions only: no extension needed.
+CREATE INDEX contacts_phone_suffix_idx ON contacts (location_id, reverse(phone));
