@@ -8,6 +8,9 @@
 //! time. Prints events/s, p50/p99, the unknown/known ratio and the ratio
 //! app/pgbench. Run with `cargo run --release --bin bench-webhooks`.
 
+#[path = "shared/load.rs"]
+mod load;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +26,7 @@ use dnd::db::integrations::{self, NewIntegration};
 use dnd::db::{self, locations};
 use dnd::domain::{Channel, IntegrationStatus};
 use dnd::webhooks::signatures::twilio_signature;
+use load::{pgbench_binary, Figures};
 
 const CONNECTIONS: usize = 64;
 const SECONDS: u64 = 20;
@@ -100,11 +104,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     checkpoint(&mut conn);
     let app = load(&base, location.id, "SMBENCH", 2_000_000_000)?;
     println!("\napp: signed Twilio STOP webhooks from {CONNECTIONS} connections for {SECONDS} s (each a distinct known contact), database pool {pool_size}");
-    app.print();
+    print_events(&app);
     checkpoint(&mut conn);
     let unknown = load(&base, location.id, "SMUNKNOWN", 3_000_000_000)?;
     println!("\napp: the same from {CONNECTIONS} connections for {SECONDS} s, every sender a number no contact has (each becomes one)");
-    unknown.print();
+    print_events(&unknown);
     println!(
         "\nratio unknown/known senders: {:.2} (events/s); p99 known {:.1} ms, unknown {:.1} ms",
         unknown.per_second / app.per_second,
@@ -125,7 +129,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     if let Some(pg) = pg {
         println!("\npgbench: the same SQL per event in one transaction, {CONNECTIONS} clients, {SECONDS} s");
-        pg.print();
+        print_events(&pg);
         println!(
             "\nratio app/pgbench: {:.2} (events/s); app p99 {:.1} ms",
             app.per_second / pg.per_second,
@@ -170,38 +174,12 @@ fn checkpoint(conn: &mut PgConnection) {
     }
 }
 
-struct Figures {
-    count: usize,
-    per_second: f64,
-    p50: f64,
-    p99: f64,
-    errors: usize,
-}
-
-impl Figures {
-    fn from_latencies(mut latencies: Vec<f64>, elapsed: f64, errors: usize) -> Self {
-        latencies.sort_by(|a, b| a.total_cmp(b));
-        let pick = |q: f64| {
-            latencies
-                .get(((latencies.len() as f64 - 1.0) * q) as usize)
-                .copied()
-                .unwrap_or(0.0)
-        };
-        Figures {
-            count: latencies.len(),
-            per_second: latencies.len() as f64 / elapsed,
-            p50: pick(0.50),
-            p99: pick(0.99),
-            errors,
-        }
-    }
-
-    fn print(&self) {
-        println!(
-            "  {} events, {:.0} events/s, p50 {:.2} ms, p99 {:.2} ms, errors {}",
-            self.count, self.per_second, self.p50, self.p99, self.errors
-        );
-    }
+/// The webhook runs' figures, worded as events.
+fn print_events(f: &Figures) {
+    println!(
+        "  {} events, {:.0} events/s, p50 {:.2} ms, p99 {:.2} ms, errors {}",
+        f.count, f.per_second, f.p50, f.p99, f.errors
+    );
 }
 
 /// Starts the app on its own thread; its base URL.
@@ -348,22 +326,6 @@ fn load(
         let all = all.into_iter().map(|(_, ms)| ms).collect();
         Figures::from_latencies(all, started.elapsed().as_secs_f64(), errors)
     }))
-}
-
-fn pgbench_binary() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("pgbench"))
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Ok(entries) = std::fs::read_dir("/usr/lib/postgresql") {
-        for e in entries.flatten() {
-            candidates.push(e.path().join("bin/pgbench"));
-        }
-    }
-    candidates.into_iter().find(|p| p.is_file())
 }
 
 fn run_pgbench(
