@@ -87,6 +87,13 @@ impl Application {
             .is_some_and(|u| u.starts_with("https://"));
         let server = HttpServer::new(move || {
             App::new()
+                // Innermost, inside the session: every error of a browser
+                // page becomes the app's page with its navigation.
+                .wrap_fn(|req, srv| {
+                    use actix_web::dev::Service;
+                    let call = srv.call(req);
+                    async move { Ok(web::error::with_navigation(call.await?).await) }
+                })
                 .wrap(
                     SessionMiddleware::builder(CookieSessionStore::default(), key.clone())
                         .cookie_name("dnd_session".into())

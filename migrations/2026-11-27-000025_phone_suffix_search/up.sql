@@ -4,3 +4,6 @@
 -- column's "C" collation, so LIKE 'prefix%' is an index range here without
 -- text_pattern_ops. Built-in functions only: no extension needed.
 CREATE INDEX contacts_phone_suffix_idx ON contacts (location_id, reverse(phone));
+-- The planner needs the expression's statistics to see how few numbers
+-- share an ending; without them it may walk the whole location instead.
+ANALYZE contacts;

@@ -945,7 +945,7 @@ pub fn list(
     // several readings runs one index range per reading, each in number
     // order, and keeps the first of them all.
     let mut found: Vec<ListedId> = Vec::new();
-    for branch in &branches {
+    for (branch, suffix) in &branches {
         let (range, extra) = match &anchor {
             Some((k, id)) => (
                 format!(
@@ -957,12 +957,26 @@ pub fn list(
             ),
             None => (String::new(), Vec::new()),
         };
-        let text = format!(
-            "SELECT contacts.id, {key} AS key FROM contacts WHERE {}{range} \
-             ORDER BY {key} {direction}, contacts.id {direction} LIMIT {}",
-            branch.sql,
-            page_size + 1
-        );
+        let text = if *suffix {
+            // The numbers that end so are few (4 digits or more: one in
+            // ten thousand): found by the suffix index first, then sorted.
+            // Materialised, so the planner cannot prefer walking the number
+            // order instead (a whole location, for a rare ending).
+            format!(
+                "WITH ending AS MATERIALIZED (SELECT contacts.id, {key} AS key FROM contacts \
+                 WHERE {}{range}) SELECT id, key FROM ending \
+                 ORDER BY key {direction}, id {direction} LIMIT {}",
+                branch.sql,
+                page_size + 1
+            )
+        } else {
+            format!(
+                "SELECT contacts.id, {key} AS key FROM contacts WHERE {}{range} \
+                 ORDER BY {key} {direction}, contacts.id {direction} LIMIT {}",
+                branch.sql,
+                page_size + 1
+            )
+        };
         found.extend(branch.query(text, extra).load::<ListedId>(conn)?);
     }
     if branches.len() > 1 {
@@ -1081,20 +1095,26 @@ fn filtered(location_id: i64, filter: &ListFilter) -> (Conditions, SortKey) {
 }
 
 /// The list's conditions once per reading of a phone search (each an index
-/// range in number order), or once.
-fn branches(location_id: i64, filter: &ListFilter) -> (Vec<Conditions>, SortKey) {
+/// range: in number order for a start, by ending for an end, which says
+/// `true`), or once.
+fn branches(location_id: i64, filter: &ListFilter) -> (Vec<(Conditions, bool)>, SortKey) {
     let search = filter.parsed_search();
     match &search {
         Some(Search::Phone(readings)) if !readings.is_empty() => (
             readings
                 .iter()
-                .map(|r| conditions(location_id, filter, search.as_ref(), &[r]).0)
+                .map(|r| {
+                    (
+                        conditions(location_id, filter, search.as_ref(), &[r]).0,
+                        matches!(r, PhoneReading::Suffix(_)),
+                    )
+                })
                 .collect(),
             SortKey::Phone,
         ),
         _ => {
             let (c, order) = conditions(location_id, filter, search.as_ref(), &[]);
-            (vec![c], order)
+            (vec![(c, false)], order)
         }
     }
 }

@@ -284,6 +284,52 @@ impl ConnectForm {
     }
 }
 
+/// The sender of SMS sent through Twilio's API: a number (read in the
+/// location's `region`, stored in E.164) or an alphanumeric sender id as
+/// carriers take it: 1 to 11 ASCII letters, digits and spaces, at least one
+/// letter, kept as written.
+pub fn sms_sender(input: &str, region: &str) -> Result<String, InvalidField> {
+    let typed = input.trim();
+    let alphanumeric = (1..=11).contains(&typed.chars().count())
+        && typed.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ')
+        && typed.chars().any(|c| c.is_ascii_alphabetic());
+    if alphanumeric {
+        return Ok(typed.to_string());
+    }
+    let looks_like_number = typed
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    match PhoneNumber::parse(typed, region) {
+        Ok(number) if looks_like_number => Ok(number.into_inner()),
+        Ok(_) | Err(_) => Err(InvalidField::new(
+            "sender",
+            format!(
+                "\"{typed}\" is neither a phone number in international form (+14155550100) nor an alphanumeric sender id (1 to 11 letters, digits and spaces, at least one letter)"
+            ),
+        )),
+    }
+}
+
+/// The From of email sent through Mailgun's API: an address, or a name and
+/// an address (`Harbor Fitness <hello@mg.example.com>`), kept as written.
+pub fn email_sender(input: &str) -> Result<String, InvalidField> {
+    let typed = input.trim();
+    let address = match typed.rsplit_once('<') {
+        Some((_, rest)) if rest.ends_with('>') => rest.trim_end_matches('>'),
+        Some(_) => "",
+        None => typed,
+    };
+    match super::EmailAddress::parse(address) {
+        Ok(_) if !typed.chars().any(char::is_control) => Ok(typed.to_string()),
+        _ => Err(InvalidField::new(
+            "sender",
+            format!(
+                "\"{typed}\" is not a sending address: write it as hello@mg.example.com or Harbor Fitness <hello@mg.example.com>"
+            ),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,5 +412,30 @@ mod tests {
         assert!(ConnectForm::default()
             .validate(Channel::Gmb, "US", Stored::default())
             .is_err());
+    }
+
+    #[test]
+    fn senders_are_numbers_or_sender_ids_and_addresses() {
+        assert_eq!(sms_sender("(415) 555-0100", "US").unwrap(), "+14155550100");
+        assert_eq!(
+            sms_sender("+44 20 7946 0958", "US").unwrap(),
+            "+442079460958"
+        );
+        assert_eq!(sms_sender("Harbor Gym", "US").unwrap(), "Harbor Gym");
+        for bad in [
+            "",
+            "12345",
+            "Harbor Fitness Club",
+            "Gym!",
+            "555-01x0",
+            "   ",
+        ] {
+            assert!(sms_sender(bad, "US").is_err(), "{bad:?}");
+        }
+        assert!(email_sender("hello@mg.example.com").is_ok());
+        assert!(email_sender("Harbor Fitness <hello@mg.example.com>").is_ok());
+        for bad in ["", "hello", "Harbor <hello>", "a <b@c.example"] {
+            assert!(email_sender(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -163,6 +163,11 @@ async fn signed_out_visitors_are_sent_to_sign_in() {
     ] {
         let r = app.get(path).await;
         assert_eq!(r.status().as_u16(), 303, "{path}");
-        assert_eq!(crate::common::location(&r), "/login", "{path}");
+        // Sent to sign in, and back to the page afterwards.
+        let back = match path {
+            "/" => "/login".to_string(),
+            _ => format!("/login?next={}", urlencoding::encode(path)),
+        };
+        assert_eq!(crate::common::location(&r), back, "{path}");
     }
 }

@@ -352,7 +352,7 @@ async fn deactivation_ends_a_live_session_and_sign_in() {
     assert_eq!((status, to.as_str()), (303, "/agency/users"));
     assert_eq!(
         get(&live, &app, "/locations").await,
-        (303, "/login".to_string())
+        (303, "/login?next=%2Flocations".to_string())
     );
     let r = app.sign_in(demo::LOCATION_USER, demo::PASSWORD).await;
     assert_eq!(r.status().as_u16(), 403);
@@ -384,7 +384,7 @@ async fn signing_out_or_a_new_password_ends_every_earlier_cookie() {
     assert_eq!(status, 303);
     assert_eq!(
         get(&second, &app, "/locations").await,
-        (303, "/login".to_string())
+        (303, "/login?next=%2Flocations".to_string())
     );
 
     // A reset link: the old link stops working, and setting the new
@@ -417,7 +417,7 @@ async fn signing_out_or_a_new_password_ends_every_earlier_cookie() {
     assert_eq!(status, 303);
     assert_eq!(
         get(&live, &app, "/locations").await,
-        (303, "/login".to_string())
+        (303, "/login?next=%2Flocations".to_string())
     );
     assert_eq!(
         app.sign_in(demo::LOCATION_USER, demo::PASSWORD)

@@ -144,8 +144,10 @@ async fn sign_in(c: &Client, base: &str, email: &str) {
         .await
         .unwrap();
     click_submit(c, Locator::Css("button[type=submit]")).await;
+    // Signed in: the locations, or a location user's only location's
+    // contacts; both have the account navigation.
     c.wait()
-        .for_element(Locator::Css("table#locations"))
+        .for_element(Locator::Css("nav.user"))
         .await
         .unwrap();
 }
@@ -170,16 +172,14 @@ async fn a_location_user_signs_in_and_sees_the_contact_list() {
     };
     let app = spawn_app().await;
     let c = &browser.client;
-    c.goto(&app.url("/locations")).await.unwrap();
-    // Signed out: sent to the sign-in page.
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let asked = format!("/locations/{downtown}/contacts");
+    c.goto(&app.url(&asked)).await.unwrap();
+    // Signed out: sent to the sign-in page, which returns to the list.
     assert!(c.current_url().await.unwrap().path().ends_with("/login"));
-    sign_in(c, &app.base, demo::LOCATION_USER).await;
-    c.find(Locator::LinkText(demo::DOWNTOWN))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill_in(c, "#email", demo::LOCATION_USER).await;
+    fill_in(c, "#password", demo::PASSWORD).await;
+    click_submit(c, Locator::Css("button[type=submit]")).await;
     let table = c
         .wait()
         .for_element(Locator::Css("table#contacts"))
@@ -841,6 +841,21 @@ async fn an_agency_admin_sets_up_a_location_and_its_first_user() {
     fill_in(c, "#email", "lee@lakeside.example").await;
     fill_in(c, "#password", "lakeside-front-desk").await;
     click_submit(c, Locator::Css("button[type=submit]")).await;
+    // A location user with one location lands on its contacts.
+    c.wait()
+        .for_element(Locator::Css("#no-match, p.empty, table#contacts"))
+        .await
+        .unwrap();
+    let crumbs = c
+        .find(Locator::Css("p.crumbs"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(crumbs.contains("Lakeside Physio"), "{crumbs}");
+    assert!(c.current_url().await.unwrap().path().ends_with("/contacts"));
+    c.goto(&app.url("/locations")).await.unwrap();
     let table = c
         .wait()
         .for_element(Locator::Css("table#locations"))

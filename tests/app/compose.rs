@@ -90,14 +90,15 @@ async fn a_blocked_channel_cannot_be_sent_on_even_by_a_crafted_post() {
         "DND changes share the timeline"
     );
 
-    // Nonsense and empties are 400s; another location's contact is a 404.
+    // An empty message comes back to its composer (422); another
+    // location's contact is a 404.
     let r = app
         .post_form(
             &format!("{page}/messages"),
             &[("csrf_token", &csrf), ("channel", "sms"), ("body", "  ")],
         )
         .await;
-    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(r.status().as_u16(), 422);
     let harbor = app.location_id(demo::HARBOR);
     let foreign = demo_contact(&app, harbor, "+14155550100");
     let r = app

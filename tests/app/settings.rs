@@ -64,7 +64,7 @@ async fn an_agency_user_sees_the_urls_and_masked_secrets_and_rotates_one() {
             &[("csrf_token", &csrf), ("secret", "short")],
         )
         .await;
-    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(r.status().as_u16(), 422);
 }
 
 #[actix_web::test]
@@ -210,7 +210,7 @@ async fn an_agency_user_points_sms_and_email_at_the_providers_apis() {
     };
     assert_eq!(
         post("sms", vec![("transport", "mailgun"), ("sender", "+1")]).await,
-        400
+        422
     );
     assert_eq!(
         post(
@@ -222,7 +222,7 @@ async fn an_agency_user_points_sms_and_email_at_the_providers_apis() {
     );
     assert_eq!(
         post("sms", vec![("transport", "twilio"), ("sender", "")]).await,
-        400,
+        422,
         "a sender is needed"
     );
     assert_eq!(

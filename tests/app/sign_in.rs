@@ -6,13 +6,13 @@ use dnd::db::demo;
 #[actix_web::test]
 async fn signing_in_with_the_right_password_opens_the_locations() {
     let app = spawn_app().await;
-    let r = app.sign_in(demo::LOCATION_USER, demo::PASSWORD).await;
+    let r = app.sign_in(demo::AGENCY_USER, demo::PASSWORD).await;
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(location(&r), "/locations");
     let (status, html) = app.get_text("/locations").await;
     assert_eq!(status, 200);
     assert!(html.contains("Downtown Dental"));
-    assert!(html.contains(demo::LOCATION_USER));
+    assert!(html.contains(demo::AGENCY_USER));
     // The sign-in page now sends a signed-in user on.
     assert_eq!(location(&app.get("/login").await), "/locations");
 }
@@ -39,7 +39,7 @@ async fn a_wrong_password_and_an_unknown_email_get_the_same_answer() {
     // Still signed out.
     let r = app.get("/locations").await;
     assert_eq!(r.status().as_u16(), 303);
-    assert_eq!(location(&r), "/login");
+    assert_eq!(location(&r), "/login?next=%2Flocations");
 }
 
 #[actix_web::test]
@@ -78,7 +78,7 @@ async fn signing_out_ends_the_session() {
     assert_eq!(location(&r), "/login");
     let r = app.get("/locations").await;
     assert_eq!(r.status().as_u16(), 303);
-    assert_eq!(location(&r), "/login");
+    assert_eq!(location(&r), "/login?next=%2Flocations");
 }
 
 #[actix_web::test]

@@ -50,6 +50,21 @@ pub struct Composer {
     /// Calls show their state only: no dialer here.
     pub call: bool,
     pub blocked: Vec<String>,
+    /// What was typed, when a send was refused and the page shown again.
+    pub subject_text: String,
+    pub body_text: String,
+    /// Why it was refused: the field (`body` or `subject`) and the words.
+    pub error: Option<(&'static str, String)>,
+}
+
+impl Composer {
+    /// The refusal's words when they are about `field`.
+    pub fn error_for(&self, field: &str) -> Option<&str> {
+        self.error
+            .as_ref()
+            .filter(|(f, _)| *f == field)
+            .map(|(_, e)| e.as_str())
+    }
 }
 
 /// SMS and email get a composer, calls a state line, when their integration
@@ -73,6 +88,9 @@ pub fn composers(state: &DndState, integrations: &[Integration], read_only: bool
                 Decision::Blocked(blocks) => describe(&blocks, state, channel),
                 Decision::Unreadable(why) => vec![why],
             },
+            subject_text: String::new(),
+            body_text: String::new(),
+            error: None,
         })
         .collect()
 }
@@ -86,8 +104,31 @@ pub struct ComposeForm {
     subject: String,
 }
 
+/// What the composer refuses before anything is recorded: the field and
+/// why. A message of spaces only is empty.
+fn check(form: &ComposeForm) -> Result<(String, Option<String>), (&'static str, String)> {
+    let body = form.body.trim().to_string();
+    if body.is_empty() {
+        return Err((
+            "body",
+            "The message is empty (spaces and line breaks do not count); write something to send. Nothing was sent.".into(),
+        ));
+    }
+    crate::domain::message::check_body(&body)
+        .map_err(|e| ("body", format!("Message: {}. Nothing was sent.", e.message)))?;
+    let subject = crate::domain::message::check_subject(Some(&form.subject)).map_err(|e| {
+        (
+            "subject",
+            format!("Subject: {}. Nothing was sent.", e.message),
+        )
+    })?;
+    Ok((body, subject))
+}
+
 /// Sends a manual message. A blocked one is recorded as blocked and
-/// answered 409 with the reason in words; nothing reaches a provider.
+/// answered 409 with the reason in words; nothing reaches a provider. A
+/// message that cannot be sent as typed (empty, too long) comes back in its
+/// composer, as typed, with why next to the field (422).
 pub async fn send_message(
     state: web::Data<AppState>,
     session: Session,
@@ -96,64 +137,74 @@ pub async fn send_message(
     at: VisibleLocation,
 ) -> Result<HttpResponse, PageError> {
     let (location_id, contact_id) = path.into_inner();
-    let VisibleLocation { user, location, .. } = at;
     let channel: Channel = form.channel.parse().map_err(PageError::BadRequest)?;
     if matches!(channel, Channel::Call) {
         return Err(PageError::BadRequest(
             "Calls are placed from your phone system, not from here.".into(),
         ));
     }
-    let body = form.body.trim().to_string();
-    if body.is_empty() {
-        return Err(PageError::BadRequest(
-            "The message is empty; write something to send.".into(),
-        ));
-    }
-    crate::domain::message::check_body(&body).map_err(|e| {
-        PageError::Unprocessable(format!("Message: {}. Nothing was sent.", e.message))
-    })?;
-    if user.role().is_read_only() {
+    if at.user.role().is_read_only() {
         return Err(PageError::Forbidden(
             "Support does not send messages to contacts. Nothing was sent.".into(),
         ));
     }
-    let subject = crate::domain::message::check_subject(Some(&form.subject)).map_err(|e| {
-        PageError::Unprocessable(format!("Subject: {}. Nothing was sent.", e.message))
-    })?;
-    let (message, decision, dnd_state) =
-        db::run(&state.pool, move |conn| -> Result<_, PageError> {
-            let sent = outbound::send_one(
-                conn,
-                location.id,
-                &NewMessage {
-                    contact_id,
-                    channel,
-                    origin: Origin::Manual,
-                    body: &body,
-                    subject: subject.as_deref(),
-                },
-            );
-            let (message, decision) = match sent {
-                Ok(r) => r,
-                Err(SendError::NotFound(_)) => return Err(PageError::NotFound),
-                Err(SendError::NoAddress(_)) => {
-                    return Err(PageError::BadRequest(format!(
-                        "This contact has no {} address to send to.",
-                        channel.label()
-                    )))
-                }
-                Err(SendError::Db(e)) => return Err(e.into()),
+    let (body, subject) = match check(&form) {
+        Ok(checked) => checked,
+        Err((field, error)) => {
+            let draft = super::contacts::ComposeDraft {
+                channel,
+                subject: form.subject,
+                body: form.body,
+                field,
+                error,
             };
-            // The reasons in words, for a blocked message.
-            let dnd_state = match decision {
-                Decision::Blocked(_) => crate::db::dnd::load_state(conn, location.id, contact_id)
-                    .map_err(DbError::from)?
-                    .unwrap_or_default(),
-                _ => DndState::default(),
-            };
-            Ok((message, decision, dnd_state))
-        })
-        .await?;
+            return again(&state, &session, contact_id, at, draft).await;
+        }
+    };
+    let location = at.location.clone();
+    let sent_body = body.clone();
+    let sent_subject = subject.clone();
+    let outcome = db::run(&state.pool, move |conn| -> Result<_, PageError> {
+        let sent = outbound::send_one(
+            conn,
+            location.id,
+            &NewMessage {
+                contact_id,
+                channel,
+                origin: Origin::Manual,
+                body: &sent_body,
+                subject: sent_subject.as_deref(),
+            },
+        );
+        let (message, decision) = match sent {
+            Ok(r) => r,
+            Err(SendError::NotFound(_)) => return Err(PageError::NotFound),
+            Err(SendError::NoAddress(_)) => return Ok(None),
+            Err(SendError::Db(e)) => return Err(e.into()),
+        };
+        // The reasons in words, for a blocked message.
+        let dnd_state = match decision {
+            Decision::Blocked(_) => crate::db::dnd::load_state(conn, location.id, contact_id)
+                .map_err(DbError::from)?
+                .unwrap_or_default(),
+            _ => DndState::default(),
+        };
+        Ok(Some((message, decision, dnd_state)))
+    })
+    .await?;
+    let Some((message, decision, dnd_state)) = outcome else {
+        let draft = super::contacts::ComposeDraft {
+            channel,
+            error: format!(
+                "This contact has no {} address to send to: add one on the contact first. Nothing was sent.",
+                channel.label()
+            ),
+            subject: subject.unwrap_or_default(),
+            body,
+            field: "body",
+        };
+        return again(&state, &session, contact_id, at, draft).await;
+    };
     match decision {
         Decision::Allowed => {
             session.insert(
@@ -174,4 +225,16 @@ pub async fn send_message(
             message.id
         ))),
     }
+}
+
+/// The contact's page again, the refused message in its composer (422).
+async fn again(
+    state: &AppState,
+    session: &Session,
+    contact_id: i64,
+    at: VisibleLocation,
+    draft: super::contacts::ComposeDraft,
+) -> Result<HttpResponse, PageError> {
+    let page = super::contacts::contact_page(state, session, contact_id, at, Some(draft)).await?;
+    super::html(actix_web::http::StatusCode::UNPROCESSABLE_ENTITY, &page)
 }

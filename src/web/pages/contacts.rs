@@ -363,6 +363,29 @@ pub async fn show_contact(
     at: VisibleLocation,
 ) -> Result<ContactPage, PageError> {
     let (_, contact_id) = path.into_inner();
+    contact_page(&state, &session, contact_id, at, None).await
+}
+
+/// A message the composer refused, shown again as typed, with why next to
+/// the field it is about.
+pub struct ComposeDraft {
+    pub channel: Channel,
+    pub subject: String,
+    pub body: String,
+    /// `body` or `subject`.
+    pub field: &'static str,
+    pub error: String,
+}
+
+/// The contact's page; with a refused message, its composer as typed.
+pub(super) async fn contact_page(
+    state: &AppState,
+    session: &Session,
+    contact_id: i64,
+    at: VisibleLocation,
+    draft: Option<ComposeDraft>,
+) -> Result<ContactPage, PageError> {
+    let session = session.clone();
     let nav = Nav::at(&at, &session)?;
     let flash = take_flash(&session);
     let VisibleLocation { user, location, .. } = at;
@@ -388,6 +411,17 @@ pub async fn show_contact(
             ))
         })
         .await?;
+    let mut composers = composers;
+    if let Some(draft) = draft {
+        if let Some(c) = composers
+            .iter_mut()
+            .find(|c| c.channel == draft.channel.as_str())
+        {
+            c.subject_text = draft.subject;
+            c.body_text = draft.body;
+            c.error = Some((draft.field, draft.error));
+        }
+    }
     Ok(ContactPage {
         nav,
         location,
@@ -406,7 +440,7 @@ pub fn grouped(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -12,8 +12,13 @@ use crate::web::auth::{CurrentUser, VisibleLocation};
 use crate::web::error::PageError;
 use crate::web::AppState;
 
-pub async fn go_home(_user: CurrentUser) -> HttpResponse {
-    redirect("/locations")
+/// `/`: where signing in lands (a location user's only location's
+/// contacts, else the locations).
+pub async fn go_home(
+    state: web::Data<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<HttpResponse, PageError> {
+    Ok(redirect(&super::session::landing(&state, user, "").await?))
 }
 
 #[derive(Template, WebTemplate)]

@@ -18,7 +18,7 @@ mod support;
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
+use actix_web::{web, HttpResponse};
 use askama::Template;
 
 use super::auth::csrf_token;
@@ -28,6 +28,14 @@ use crate::db::users::User;
 
 /// The browser pages' routes.
 pub fn configure(routes: &mut Routes<'_>) {
+    // What a page cannot read answers the app's own error page (the API's
+    // scope and the webhooks' set their own).
+    routes
+        .config()
+        .app_data(web::QueryConfig::default().error_handler(super::error::query_error))
+        .app_data(web::PathConfig::default().error_handler(super::error::path_error))
+        .app_data(web::FormConfig::default().error_handler(super::error::form_error))
+        .default_service(web::to(super::error::no_such_route));
     routes
         .get("/", locations::go_home)
         .get("/login", session::show_sign_in)
@@ -145,6 +153,10 @@ pub fn configure(routes: &mut Routes<'_>) {
         .post(
             "/locations/{location_id}/settings/voice",
             settings::save_voice_settings,
+        )
+        .post(
+            "/locations/{location_id}/settings/region",
+            settings::save_region,
         )
         .post(
             "/locations/{location_id}/settings/integrations/{channel}/secret",

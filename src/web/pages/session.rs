@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::db::{self, users, DbError};
 use crate::password;
-use crate::web::auth::{self, CsrfForm};
+use crate::web::auth::{self, CsrfForm, CurrentUser};
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -16,6 +16,8 @@ use crate::web::AppState;
 struct SignInPage {
     csrf: String,
     email: String,
+    /// The page asked for before signing in, to return to.
+    next: String,
     error: Option<String>,
     notice: Option<&'static str>,
 }
@@ -24,18 +26,64 @@ struct SignInPage {
 pub struct SignInQuery {
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// `next` if it is a path of this site (`/locations/3/contacts?q=x`):
+/// never another site (`//evil.example`, `https://…`, `/\evil.example`,
+/// which browsers read as `//`), nor anything with control characters.
+pub fn local_path(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(|c| c.is_control() || c.is_whitespace())
+        && next.len() <= 2000;
+    ok.then_some(next)
+}
+
+/// The page to return to after signing in: a [`local_path`] other than
+/// the home and the sign-in page itself.
+fn return_to(next: &str) -> Option<&str> {
+    local_path(next).filter(|n| *n != "/" && !n.starts_with("/login"))
+}
+
+/// Where a user lands after signing in: the page they asked for, else a
+/// location user's only location's contacts, else the locations.
+pub(super) async fn landing(
+    state: &AppState,
+    user: users::User,
+    next: &str,
+) -> Result<String, PageError> {
+    if let Some(next) = return_to(next) {
+        return Ok(next.to_string());
+    }
+    if user.role() != crate::domain::Role::Location {
+        return Ok("/locations".into());
+    }
+    let first = db::run(&state.pool, move |conn| {
+        crate::db::locations::first_visible(conn, &user, 2).map_err(DbError::from)
+    })
+    .await?;
+    Ok(match first.as_slice() {
+        [only] => format!("/locations/{}/contacts", only.location.id),
+        _ => "/locations".into(),
+    })
 }
 
 pub async fn show_sign_in(
+    state: web::Data<AppState>,
     session: Session,
     query: web::Query<SignInQuery>,
+    user: Option<CurrentUser>,
 ) -> Result<HttpResponse, PageError> {
-    if session.get::<i64>("user_id")?.is_some() {
-        return Ok(redirect("/locations"));
+    if let Some(CurrentUser(user)) = user {
+        return Ok(redirect(&landing(&state, user, &query.next).await?));
     }
     let page = SignInPage {
         csrf: auth::csrf_token(&session)?,
         email: String::new(),
+        next: return_to(&query.next).unwrap_or("").to_string(),
         error: None,
         notice: (query.password == "set").then_some("Your password is set. Sign in with it."),
     };
@@ -50,6 +98,8 @@ pub struct SignInForm {
     email: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    next: String,
 }
 
 enum Outcome {
@@ -95,7 +145,7 @@ pub async fn sign_in(
         // without spending a hash on it.
         users::Attempt::Unknown => {
             actix_web::rt::time::sleep(std::time::Duration::from_millis(150)).await;
-            return refused(&session, &form.email);
+            return refused(&session, &form.email, &form.next);
         }
     };
     // 2. The slow hash, off the pool and off the async workers, a few at a
@@ -140,23 +190,24 @@ pub async fn sign_in(
     match outcome {
         Outcome::SignedIn(user) => {
             auth::sign_in(&session, &user)?;
-            Ok(redirect("/locations"))
+            Ok(redirect(&landing(&state, *user, &form.next).await?))
         }
         Outcome::Deactivated => Err(PageError::Forbidden(
             "This account has been deactivated. Ask your agency's administrator if you need \
              access again."
                 .into(),
         )),
-        Outcome::Refused => refused(&session, &form.email),
+        Outcome::Refused => refused(&session, &form.email, &form.next),
     }
 }
 
 /// The sign-in page again, saying the email or password is not right (the
 /// same whichever it was).
-fn refused(session: &Session, email: &str) -> Result<HttpResponse, PageError> {
+fn refused(session: &Session, email: &str, next: &str) -> Result<HttpResponse, PageError> {
     let page = SignInPage {
         csrf: auth::csrf_token(session)?,
         email: email.trim().to_string(),
+        next: return_to(next).unwrap_or("").to_string(),
         error: Some("The email or password is not right. Please try again.".into()),
         notice: None,
     };
@@ -190,6 +241,32 @@ pub(super) fn redirect(to: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, to))
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_path;
+
+    #[test]
+    fn only_a_path_of_this_site_is_returned_to() {
+        assert_eq!(
+            local_path("/locations/3/contacts?q=a"),
+            Some("/locations/3/contacts?q=a")
+        );
+        for bad in [
+            "//evil.example",
+            "https://evil.example/",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/x\\y",
+            "evil.example",
+            "/a\nb",
+            "",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(local_path(bad), None, "{bad:?}");
+        }
+    }
 }
 
 #[derive(Template)]

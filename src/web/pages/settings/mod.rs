@@ -18,12 +18,14 @@ use crate::web::error::PageError;
 use crate::web::AppState;
 
 mod name;
+mod region;
 mod secret;
 mod sms;
 mod transport;
 mod voice;
 
 pub use name::rename_location;
+pub use region::save_region;
 pub use secret::rotate_secret;
 pub use sms::save_sms_settings;
 pub use transport::save_transport;
@@ -51,6 +53,8 @@ pub struct IntegrationRow {
     pub api_key_masked: Option<String>,
     /// Why the transport form just sent was refused (shown next to it).
     pub transport_error: Option<String>,
+    /// Why the new secret just sent was refused (shown next to it).
+    pub secret_error: Option<String>,
 }
 
 /// A transport form refused, shown again as typed with its reason.
@@ -81,6 +85,14 @@ struct SettingsPage {
     voice_message: String,
     voice_default: String,
     voice_error: Option<String>,
+    /// The location's name as typed when a rename was refused, and why.
+    name: String,
+    name_error: Option<String>,
+    /// Where numbers without a country code are read: the region chosen
+    /// (or typed and refused, with why), and every region to choose from.
+    region: String,
+    region_error: Option<String>,
+    regions: Vec<(String, u16)>,
     /// DND-change webhooks and their latest deliveries.
     subscriptions: Vec<crate::db::subscriptions::Subscription>,
     deliveries: Vec<crate::db::subscriptions::DeliveryRow>,
@@ -164,6 +176,7 @@ fn rows(integrations: Vec<Integration>) -> Vec<IntegrationRow> {
                 sender: i.sender.clone().unwrap_or_default(),
                 api_key_masked: i.api_key.as_deref().map(mask),
                 transport_error: None,
+                secret_error: None,
             })
         })
         .collect()
@@ -180,17 +193,6 @@ pub(super) fn require_edit(at: &VisibleLocation) -> Result<&Location, PageError>
     Ok(&at.location)
 }
 
-async fn render(
-    state: &AppState,
-    req: &HttpRequest,
-    session: &Session,
-    at: VisibleLocation,
-    draft: Option<(SmsSettings, String)>,
-    transport: Option<TransportDraft>,
-) -> Result<HttpResponse, PageError> {
-    render_all(state, req, session, at, draft, transport, None).await
-}
-
 /// The voice form refused, as typed, with why.
 pub struct VoiceDraft {
     forward_to: String,
@@ -198,15 +200,49 @@ pub struct VoiceDraft {
     error: String,
 }
 
-async fn render_all(
+/// The form of the settings page just refused, shown again as typed (a
+/// secret is never shown again) with why next to its field: the page
+/// answers 422.
+#[derive(Default)]
+pub struct Drafts {
+    sms: Option<(SmsSettings, String)>,
+    transport: Option<TransportDraft>,
+    voice: Option<VoiceDraft>,
+    /// The name typed, and why it was refused.
+    name: Option<(String, String)>,
+    /// The channel whose new secret was refused, and why.
+    secret: Option<(Channel, String)>,
+    /// The region chosen, and why it was refused.
+    region: Option<(String, String)>,
+}
+
+impl Drafts {
+    fn any(&self) -> bool {
+        self.sms.is_some()
+            || self.transport.is_some()
+            || self.voice.is_some()
+            || self.name.is_some()
+            || self.secret.is_some()
+            || self.region.is_some()
+    }
+}
+
+async fn render(
     state: &AppState,
     req: &HttpRequest,
     session: &Session,
     at: VisibleLocation,
-    draft: Option<(SmsSettings, String)>,
-    transport: Option<TransportDraft>,
-    voice: Option<VoiceDraft>,
+    drafts: Drafts,
 ) -> Result<HttpResponse, PageError> {
+    let refused = drafts.any();
+    let Drafts {
+        sms: draft,
+        transport,
+        voice,
+        name: name_draft,
+        secret: secret_draft,
+        region: region_draft,
+    } = drafts;
     let nav = Nav::at(&at, session)?;
     let editable = can_edit(&at.user, &at.location)?;
     let location = at.location;
@@ -239,6 +275,11 @@ async fn render_all(
             row.transport_error = Some(t.error.clone());
         }
     }
+    if let Some((channel, error)) = secret_draft {
+        if let Some(row) = rows.iter_mut().find(|r| r.channel == channel.as_str()) {
+            row.secret_error = Some(error);
+        }
+    }
     let (voice_forward_to, voice_message, voice_error) = match voice {
         Some(d) => (d.forward_to, d.message, Some(d.error)),
         None => (
@@ -247,10 +288,18 @@ async fn render_all(
             None,
         ),
     };
-    let status = if error.is_some() || transport.is_some() || voice_error.is_some() {
+    let status = if refused {
         actix_web::http::StatusCode::UNPROCESSABLE_ENTITY
     } else {
         actix_web::http::StatusCode::OK
+    };
+    let (name, name_error) = match name_draft {
+        Some((typed, why)) => (typed, Some(why)),
+        None => (location.name.clone(), None),
+    };
+    let (region, region_error) = match region_draft {
+        Some((typed, why)) => (typed, Some(why)),
+        None => (location.default_region.clone(), None),
     };
     let voice_default = crate::db::inbound::VoiceSettings::default().spoken(&location.name);
     let page = SettingsPage {
@@ -270,6 +319,11 @@ async fn render_all(
         voice_forward_to,
         voice_message,
         voice_error,
+        name,
+        name_error,
+        region,
+        region_error,
+        regions: crate::domain::region::regions(),
         subscriptions,
         deliveries,
         flash,
@@ -283,7 +337,7 @@ pub async fn show_settings(
     session: Session,
     at: VisibleLocation,
 ) -> Result<HttpResponse, PageError> {
-    render(&state, &req, &session, at, None, None).await
+    render(&state, &req, &session, at, Drafts::default()).await
 }
 
 #[cfg(test)]

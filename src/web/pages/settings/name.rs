@@ -1,10 +1,10 @@
 //! Renaming the location.
 
 use actix_session::Session;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{require_edit, FLASH};
+use super::{render, require_edit, Drafts, FLASH};
 use crate::db::locations;
 use crate::db::{self, DbError};
 use crate::web::auth::{CsrfForm, VisibleLocation};
@@ -19,8 +19,11 @@ pub struct RenameForm {
 }
 
 /// Renames the location (agency users).
+/// A name that cannot be used comes back to the form as typed, with why
+/// (422).
 pub async fn rename_location(
     state: web::Data<AppState>,
+    req: HttpRequest,
     session: Session,
     path: web::Path<i64>,
     at: VisibleLocation,
@@ -29,12 +32,17 @@ pub async fn rename_location(
     let location_id = path.into_inner();
     let location = require_edit(&at)?.clone();
     let name = form.name.trim().to_string();
-    db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(PageError::Unprocessable(
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        let drafts = Drafts {
+            name: Some((
+                form.name.clone(),
                 "Give the location a name of 1 to 100 characters. Nothing was changed.".into(),
-            ));
-        }
+            )),
+            ..Drafts::default()
+        };
+        return render(&state, &req, &session, at, drafts).await;
+    }
+    db::run(&state.pool, move |conn| -> Result<_, PageError> {
         locations::rename(conn, location.id, &name).map_err(DbError::from)?;
         Ok(())
     })

@@ -1,10 +1,10 @@
 //! Replacing an integration's webhook secret after the provider rotated it.
 
 use actix_session::Session;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{require_edit, FLASH};
+use super::{render, require_edit, Drafts, FLASH};
 use crate::db::integrations;
 use crate::db::{self, DbError};
 use crate::domain::Channel;
@@ -22,21 +22,28 @@ pub struct SecretForm {
 
 /// Replaces an integration's webhook secret after it was rotated at the
 /// provider.
+/// A refused secret comes back to its row with why (422), never echoed.
 pub async fn rotate_secret(
     state: web::Data<AppState>,
+    req: HttpRequest,
     session: Session,
     path: web::Path<(i64, String)>,
     at: VisibleLocation,
     CsrfForm(form): CsrfForm<SecretForm>,
 ) -> Result<HttpResponse, PageError> {
     let (location_id, channel) = path.into_inner();
-    let channel: Channel = channel.parse().map_err(PageError::BadRequest)?;
+    let channel: Channel = channel.parse().map_err(|_| PageError::NotFound)?;
     let location = require_edit(&at)?.clone();
     let secret = form.secret.trim().to_string();
-    if secret.len() < 8 || secret.chars().any(char::is_whitespace) {
-        return Err(PageError::BadRequest(
-            "The new secret must have at least 8 characters and no spaces; paste it exactly as the provider shows it. Nothing was changed.".into(),
-        ));
+    if secret.len() < 8 || secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        let drafts = Drafts {
+            secret: Some((
+                channel,
+                "The new secret must have at least 8 characters and no spaces; paste it exactly as the provider shows it. Nothing was changed.".into(),
+            )),
+            ..Drafts::default()
+        };
+        return render(&state, &req, &session, at, drafts).await;
     }
     db::run(&state.pool, move |conn| -> Result<_, PageError> {
         if integrations::rotate_secret(conn, location.id, channel, &secret)

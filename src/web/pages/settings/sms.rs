@@ -4,7 +4,7 @@ use actix_session::Session;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{render, require_edit, FLASH};
+use super::{render, require_edit, Drafts, FLASH};
 use crate::db::webhooks::{self as store, SmsSettings};
 use crate::db::{self, DbError};
 use crate::domain::dnd::{match_keyword, KeywordMatch, Keywords};
@@ -124,7 +124,11 @@ pub async fn save_sms_settings(
     let location = require_edit(&at)?.clone();
     let settings = from_form(&form);
     if let Err(why) = check(&settings) {
-        return render(&state, &req, &session, at, Some((settings, why)), None).await;
+        let drafts = Drafts {
+            sms: Some((settings, why)),
+            ..Drafts::default()
+        };
+        return render(&state, &req, &session, at, drafts).await;
     }
     db::run(&state.pool, move |conn| -> Result<_, PageError> {
         store::save_sms_settings(conn, location.id, &settings).map_err(DbError::from)?;

@@ -5,7 +5,7 @@ use actix_session::Session;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::{render_all, require_edit, VoiceDraft, FLASH};
+use super::{render, require_edit, Drafts, VoiceDraft, FLASH};
 use crate::db::inbound::{self, VoiceSettings};
 use crate::db::{self, DbError};
 use crate::domain::PhoneNumber;
@@ -64,7 +64,11 @@ pub async fn save_voice_settings(
                 message: form.message,
                 error,
             };
-            return render_all(&state, &req, &session, at, None, None, Some(draft)).await;
+            let drafts = Drafts {
+                voice: Some(draft),
+                ..Drafts::default()
+            };
+            return render(&state, &req, &session, at, drafts).await;
         }
     };
     let id = location.id;
