@@ -1042,41 +1042,51 @@ pub fn history(
     contact_id: i64,
     limit: i64,
 ) -> QueryResult<Vec<HistoryRow>> {
-    let Some(contact) = super::contacts::find(conn, location_id, contact_id)? else {
-        return Ok(Vec::new());
-    };
-    let mine = dnd_history::table
-        .filter(dnd_history::location_id.eq(location_id))
-        .filter(dnd_history::contact_id.eq(contact_id))
-        .order_by(dnd_history::id.desc())
-        .limit(limit)
-        .select(HistoryRow::as_select())
-        .load(conn)?;
+    match super::contacts::find(conn, location_id, contact_id)? {
+        Some(contact) => history_of(conn, &contact, limit),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// [`history`] of a contact already read, in one round trip.
+pub fn history_of(
+    conn: &mut PgConnection,
+    contact: &Contact,
+    limit: i64,
+) -> QueryResult<Vec<HistoryRow>> {
     let addresses = contact.addresses();
     let held: Vec<&str> = contact.address_list().collect();
-    let mut rows = mine;
-    if !held.is_empty() {
-        // (Planned for its values each time, as `reasons_on` is.)
-        let theirs: Vec<HistoryRow> = diesel::sql_query(
-            "SELECT id, contact_id, channel, reason, kind, action, actor_kind, actor_id,
-                    actor_label, address, source, at, event_at, detail
-             FROM dnd_history
-             WHERE location_id = $1 AND address = ANY($2) AND action <> 'address_changed'
-               AND contact_id IS DISTINCT FROM $3
-             ORDER BY id DESC LIMIT $4",
-        )
-        .bind::<BigInt, _>(location_id)
-        .bind::<Array<Text>, _>(&held)
-        .bind::<BigInt, _>(contact_id)
-        .bind::<BigInt, _>(limit)
-        .load(conn)?;
-        rows.extend(theirs.into_iter().filter(|r| {
-            r.channel
-                .is_some_and(|c| addresses.on(c) == r.address.as_deref())
-        }));
-        rows.sort_by_key(|r| std::cmp::Reverse(r.id));
-        rows.truncate(limit as usize);
-    }
+    // Its own rows, and (planned for its values each time, as
+    // `reasons_on` is) those of the addresses it holds now.
+    let rows: Vec<HistoryRow> = diesel::sql_query(
+        "(SELECT id, contact_id, channel, reason, kind, action, actor_kind, actor_id,
+                 actor_label, address, source, at, event_at, detail
+          FROM dnd_history
+          WHERE location_id = $1 AND contact_id = $3
+          ORDER BY id DESC LIMIT $4)
+         UNION ALL
+         (SELECT id, contact_id, channel, reason, kind, action, actor_kind, actor_id,
+                 actor_label, address, source, at, event_at, detail
+          FROM dnd_history
+          WHERE location_id = $1 AND address = ANY($2) AND action <> 'address_changed'
+            AND contact_id IS DISTINCT FROM $3
+          ORDER BY id DESC LIMIT $4)",
+    )
+    .bind::<BigInt, _>(contact.location_id)
+    .bind::<Array<Text>, _>(&held)
+    .bind::<BigInt, _>(contact.id)
+    .bind::<BigInt, _>(limit)
+    .load(conn)?;
+    let mut rows: Vec<HistoryRow> = rows
+        .into_iter()
+        .filter(|r| {
+            r.contact_id == Some(contact.id)
+                || r.channel
+                    .is_some_and(|c| addresses.on(c) == r.address.as_deref())
+        })
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.id));
+    rows.truncate(limit as usize);
     Ok(rows)
 }
 

@@ -83,23 +83,27 @@ pub fn find_visible(
     user: &User,
     id: i64,
 ) -> QueryResult<Option<Location>> {
-    let location: Option<Location> = locations::table
-        .find(id)
-        .select(Location::as_select())
+    // The location and the user's membership of it in one statement.
+    let found: Option<(Location, Option<i64>)> = locations::table
+        .left_join(
+            location_memberships::table.on(location_memberships::location_id
+                .eq(locations::id)
+                .and(location_memberships::user_id.eq(user.id))),
+        )
+        .filter(locations::id.eq(id))
+        .select((
+            Location::as_select(),
+            location_memberships::user_id.nullable(),
+        ))
         .first(conn)
         .optional()?;
-    let Some(location) = location else {
+    let Some((location, member)) = found else {
         return Ok(None);
     };
     let visible = match user.role() {
         Role::Support => true,
         Role::Agency => user.agency_id == Some(location.agency_id),
-        Role::Location => diesel::select(diesel::dsl::exists(
-            location_memberships::table
-                .filter(location_memberships::location_id.eq(id))
-                .filter(location_memberships::user_id.eq(user.id)),
-        ))
-        .get_result(conn)?,
+        Role::Location => member.is_some(),
     };
     Ok(visible.then_some(location))
 }

@@ -37,33 +37,59 @@ impl FromRequest for CurrentUser {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let state = state.ok_or_else(|| PageError::Internal("app state missing".into()))?;
-            let Some(id) = session.get::<i64>(USER_ID)? else {
-                return Err(PageError::NotSignedIn);
-            };
-            let fresh = session.get::<i64>(SIGNED_IN_AT)?.is_some_and(|at| {
-                Utc::now().timestamp() - at < Duration::hours(SESSION_HOURS).num_seconds()
-            });
-            if !fresh {
-                session.purge();
-                return Err(PageError::NotSignedIn);
-            }
-            let generation = session.get::<i32>(GENERATION)?;
+            let claim = SessionClaim::read(&session)?;
             let user = db::run(&state.pool, move |conn| {
-                users::find(conn, id).map_err(DbError::from)
+                users::find(conn, claim.id).map_err(DbError::from)
             })
             .await?;
-            // A deactivated user, or a cookie issued before the last
-            // sign-out, password change or deactivation, is signed out.
-            match user {
-                Some(user) if user.is_active() && generation == Some(user.session_generation) => {
-                    Ok(CurrentUser(user))
-                }
-                _ => {
-                    session.purge();
-                    Err(PageError::NotSignedIn)
-                }
-            }
+            claim.accept(&session, user).map(CurrentUser)
         })
+    }
+}
+
+/// Who the session cookie says is signed in, before the database is asked.
+#[derive(Clone, Copy)]
+struct SessionClaim {
+    id: i64,
+    generation: Option<i32>,
+}
+
+impl SessionClaim {
+    /// The claim of a fresh session; signed out otherwise.
+    fn read(session: &Session) -> Result<Self, PageError> {
+        let Some(id) = session.get::<i64>(USER_ID)? else {
+            return Err(PageError::NotSignedIn);
+        };
+        let fresh = session.get::<i64>(SIGNED_IN_AT)?.is_some_and(|at| {
+            Utc::now().timestamp() - at < Duration::hours(SESSION_HOURS).num_seconds()
+        });
+        if !fresh {
+            session.purge();
+            return Err(PageError::NotSignedIn);
+        }
+        Ok(SessionClaim {
+            id,
+            generation: session.get::<i32>(GENERATION)?,
+        })
+    }
+
+    /// The user as stored now. A deactivated user, or a cookie issued
+    /// before the last sign-out, password change or deactivation, is
+    /// signed out.
+    fn accept(
+        self,
+        session: &Session,
+        user: Option<users::User>,
+    ) -> Result<users::User, PageError> {
+        match user {
+            Some(user) if user.is_active() && self.generation == Some(user.session_generation) => {
+                Ok(user)
+            }
+            _ => {
+                session.purge();
+                Err(PageError::NotSignedIn)
+            }
+        }
     }
 }
 
@@ -86,34 +112,46 @@ impl FromRequest for VisibleLocation {
     type Error = PageError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let user = CurrentUser::from_request(req, payload);
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let session = req.get_session();
         let id = req
             .match_info()
             .get("location_id")
             .and_then(|v| v.parse::<i64>().ok());
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let CurrentUser(user) = user.await?;
             let state = state.ok_or_else(|| PageError::Internal("app state missing".into()))?;
-            let id = id.ok_or(PageError::NotFound)?;
-            db::run(&state.pool, move |conn| -> Result<_, PageError> {
+            let claim = SessionClaim::read(&session)?;
+            // The user, the location and the switcher in one trip to the
+            // pool: every location page starts here.
+            let (user, found) = db::run(&state.pool, move |conn| -> Result<_, PageError> {
                 use crate::db::locations;
-                let location = locations::find_visible(conn, &user, id)
-                    .map_err(DbError::from)?
-                    .ok_or(PageError::NotFound)?;
+                let Some(user) = users::find(conn, claim.id).map_err(DbError::from)? else {
+                    return Ok((None, None));
+                };
+                let Some(id) = id else {
+                    return Ok((Some(user), None));
+                };
+                let Some(location) =
+                    locations::find_visible(conn, &user, id).map_err(DbError::from)?
+                else {
+                    return Ok((Some(user), None));
+                };
                 let switcher = locations::first_visible(conn, &user, SWITCHER_SIZE)
                     .map_err(DbError::from)?
                     .into_iter()
                     .map(|l| (l.location.id, l.location.name))
-                    .collect();
-                Ok(VisibleLocation {
-                    user,
-                    location,
-                    switcher,
-                })
+                    .collect::<Vec<_>>();
+                Ok((Some(user), Some((location, switcher))))
             })
-            .await
+            .await?;
+            let user = claim.accept(&session, user)?;
+            let (location, switcher) = found.ok_or(PageError::NotFound)?;
+            Ok(VisibleLocation {
+                user,
+                location,
+                switcher,
+            })
         })
     }
 }
