@@ -79,8 +79,12 @@ pub fn start_batcher(
     })
 }
 
-/// Verifies and reads one webhook with its location's context.
-fn prepare(context: &WebhookContext, job: &WebhookJob) -> Result<(Delivery, Reply), WebhookError> {
+/// Verifies and reads one webhook with its location's context (pure: no
+/// database; public for the fuzz targets and their regression tests).
+pub fn prepare(
+    context: &WebhookContext,
+    job: &WebhookJob,
+) -> Result<(Delivery, Reply), WebhookError> {
     let signature = job.signature.as_deref();
     match job.route {
         Route::TwilioSms => {
