@@ -155,9 +155,13 @@ impl<'a> Lines<'a> {
         }
         let at = at.min(self.text.len());
         if at >= self.byte {
-            self.line += self.text[self.byte..at]
-                .iter()
-                .filter(|b| **b == b'\n')
+            // A line ends at LF, CRLF, or a lone CR (as the reader reads
+            // them: old Mac spreadsheets end lines with CR alone).
+            let text = self.text;
+            self.line += (self.byte..at)
+                .filter(|&i| {
+                    text[i] == b'\n' || (text[i] == b'\r' && text.get(i + 1) != Some(&b'\n'))
+                })
                 .count() as u64;
             self.byte = at;
         }
@@ -367,6 +371,13 @@ mod tests {
         assert_eq!(second.line, 4);
         assert_eq!(second.phone, None);
         assert_eq!(second.dnd.all, Some(true));
+    }
+
+    #[test]
+    fn rows_ended_by_a_lone_cr_carry_their_line() {
+        let parsed = suppressions(b"address,note\r+12125550100,a\r\r+12125550101,b\r").unwrap();
+        let lines: Vec<u64> = parsed.rows.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 4]);
     }
 
     #[test]

@@ -20,6 +20,24 @@ impl PhoneNumber {
     /// extension, so it is dropped). The number must have a length its
     /// country uses.
     pub fn parse(input: &str, region: &str) -> Result<Self, InvalidField> {
+        let e164 = Self::read(input, region)?;
+        // One number, one string: the E.164 form must read back as itself
+        // (`00010 09820` in `DE` made `+4901009820`, which reads back as
+        // `+491009820`: two strings for one number).
+        if e164 != input.trim() && Self::read(&e164, region).as_deref() != Ok(e164.as_str()) {
+            return Err(InvalidField::new(
+                "phone",
+                format!(
+                    "\"{}\" is not a possible number in its country; check the digits, or write it in international form, e.g. +14155550100",
+                    input.trim()
+                ),
+            ));
+        }
+        Ok(Self(e164))
+    }
+
+    /// [`parse`](Self::parse)'s reading of a number, in E.164.
+    fn read(input: &str, region: &str) -> Result<String, InvalidField> {
         let trimmed = input.trim();
         if trimmed.is_empty() {
             return Err(InvalidField::new("phone", "is empty"));
@@ -67,7 +85,7 @@ impl PhoneNumber {
                 format!("\"{trimmed}\" does not make an international number of 8 to 15 digits"),
             ));
         }
-        Ok(Self(e164))
+        Ok(e164)
     }
 
     /// [`parse`](Self::parse) with no region: the number must carry its
@@ -222,6 +240,15 @@ mod tests {
             let err = PhoneNumber::parse(bad, "US").unwrap_err();
             assert_eq!(err.field, "phone", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_number_reads_back_as_itself_or_is_refused() {
+        // Found by scripts/fuzz: read in DE as +4901009820, which reads
+        // back as +491009820 (two strings for one number).
+        assert!(PhoneNumber::parse("00010 09820", "DE").is_err());
+        let n = e164("0049 30 901820", "DE");
+        assert_eq!(e164(&n, "US"), n);
     }
 
     #[test]

@@ -68,6 +68,12 @@ fn parse_form(body: &[u8]) -> Result<Params, WebhookError> {
         .collect()
 }
 
+/// The body as stored: text, without NULs (a raw one in a signed body
+/// would fail the insert with a 500, and the STOP it carries be lost).
+fn payload(body: &[u8]) -> String {
+    String::from_utf8_lossy(body).replace('\0', "")
+}
+
 /// TwiML: one reply message, or an empty response.
 pub fn twiml(reply: Option<&str>) -> HttpResponse {
     let body = match reply {
@@ -206,7 +212,7 @@ pub fn inbound(
         provider: Provider::Twilio.as_str(),
         kind: "inbound_sms".into(),
         key: sid.clone(),
-        payload: String::from_utf8_lossy(body).to_string(),
+        payload: payload(body),
         channel: Channel::Sms,
         address: Some(from.as_str().to_string()),
         consent,
@@ -257,7 +263,7 @@ pub fn status(
         provider: Provider::Twilio.as_str(),
         kind: "status".into(),
         key: format!("{sid}:{status}"),
-        payload: String::from_utf8_lossy(body).to_string(),
+        payload: payload(body),
         channel: Channel::Sms,
         address: Some(to.as_str().to_string()),
         consent,

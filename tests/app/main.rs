@@ -24,6 +24,7 @@ mod error_pages;
 mod export;
 mod faults;
 mod finding;
+mod fuzz_regressions;
 mod form_errors;
 mod gate;
 mod getting_around;

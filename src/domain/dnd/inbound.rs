@@ -81,14 +81,15 @@ pub fn voice_twiml(reject: bool, forward_to: Option<&str>, message: &str) -> Str
 }
 
 /// Text inside an XML element or attribute. Characters XML 1.0 does not
-/// allow (control characters other than tab and line ends) are dropped:
-/// one would make the whole document unreadable.
+/// allow (control characters other than tab and line ends, and the
+/// non-characters U+FFFE and U+FFFF) are dropped: one would make the whole
+/// document unreadable.
 pub fn xml_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
             '\t' | '\n' | '\r' => out.push(c),
-            c if c.is_control() => {}
+            c if c.is_control() || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
