@@ -328,6 +328,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
                 .map(|(_, v)| v.as_str())
                 .unwrap_or("");
             check_token(&session, sent)?;
+            // A value that is not UTF-8 once decoded would be read with
+            // U+FFFD in place of its bytes, and stored so: refused instead.
+            if let Some(field) = not_utf8(&body) {
+                return Err(PageError::BadRequest(format!(
+                    "The field \"{field}\" is not UTF-8 text; send the form again from the page. \
+                     Nothing was changed."
+                )));
+            }
             // PostgreSQL stores no NUL in text: refused here, naming the
             // field, rather than failing as a 500 when written.
             if let Some((field, _)) = fields
@@ -347,9 +355,29 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
     }
 }
 
+/// The first field of a form body whose name or value is not UTF-8 once
+/// percent-decoded (named as far as it can be read).
+fn not_utf8(body: &[u8]) -> Option<String> {
+    body.split(|b| *b == b'&').find_map(|pair| {
+        let mut kv = pair.splitn(2, |b| *b == b'=');
+        let name = urlencoding::decode_binary(kv.next().unwrap_or_default());
+        let value = urlencoding::decode_binary(kv.next().unwrap_or_default());
+        (std::str::from_utf8(&name).is_err() || std::str::from_utf8(&value).is_err())
+            .then(|| String::from_utf8_lossy(&name).replace(['+', '\0'], " "))
+    })
+}
+
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{constant_time_eq, not_utf8};
+
+    #[test]
+    fn form_fields_must_be_utf8_once_decoded() {
+        assert_eq!(not_utf8(b"a=1&name=Jos%C3%A9+L&b="), None);
+        assert_eq!(not_utf8(b"a=1&name=Jos%E9"), Some("name".into()));
+        assert_eq!(not_utf8(b"a=1&full+name=Jos\xe9"), Some("full name".into()));
+        assert_eq!(not_utf8(b"%FF=x").as_deref(), Some("\u{fffd}"));
+    }
 
     #[test]
     fn token_comparison() {

@@ -29,6 +29,7 @@ mod form_errors;
 mod gate;
 mod getting_around;
 mod hostile;
+mod hostile_http;
 mod imports;
 mod inbound;
 mod integrations;
