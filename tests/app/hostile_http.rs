@@ -374,6 +374,23 @@ async fn markup_in_every_user_field_is_rendered_escaped() {
         .await;
     assert!(status < 400, "{page}");
     assert_no_markup(&page, "the bulk result");
+    // The API's bulk change note, and a webhook subscription's URL.
+    let (status, answer) = app
+        .api_post(
+            demo::API_KEY_DOWNTOWN,
+            "/api/v1/dnd/bulk",
+            json!({"contact_ids": [contact.parse::<i64>().unwrap()], "channels": {"sms": true}, "note": both}),
+        )
+        .await;
+    assert!(status < 300, "{answer}");
+    let (status, answer) = app
+        .api_post(
+            demo::API_KEY_DOWNTOWN,
+            "/api/v1/webhook-subscriptions",
+            json!({"url": format!("http://127.0.0.1:9/hook?a={IMG}#{SCRIPT}")}),
+        )
+        .await;
+    assert!(status < 500, "{answer}");
     // An import whose rows are refused with what they held.
     let file = format!(
         "name,phone,email\n\"{}\",{SCRIPT},{IMG}\n",
