@@ -769,6 +769,10 @@ pub struct ContactPage {
 pub enum Total {
     Exact(i64),
     About(i64),
+    /// A text search not walked to its end: at least this many match from
+    /// the page's first row on (in its direction). Counting them all would
+    /// walk the whole location's names.
+    AtLeast(i64),
 }
 
 /// Lists up to this many contacts are counted exactly.
@@ -856,19 +860,26 @@ impl Conditions {
 
     /// Adds `AND (sql)`; each `?` in `sql` is the next of `values`.
     fn and(&mut self, sql: &str, values: impl IntoIterator<Item = Value>) {
+        let numbered = self.fragment(sql, values);
+        self.sql.push_str(&format!(" AND ({numbered})"));
+    }
+
+    /// `sql` with each `?` numbered after these conditions' values, and
+    /// `values` bound to them: SQL to use elsewhere in the same query.
+    fn fragment(&mut self, sql: &str, values: impl IntoIterator<Item = Value>) -> String {
         let mut values = values.into_iter();
-        self.sql.push_str(" AND (");
+        let mut out = String::with_capacity(sql.len());
         for c in sql.chars() {
             if c == '?' {
                 if let Some(v) = values.next() {
                     self.values.push(v);
                 }
-                self.sql.push_str(&format!("${}", self.values.len()));
+                out.push_str(&format!("${}", self.values.len()));
             } else {
-                self.sql.push(c);
+                out.push(c);
             }
         }
-        self.sql.push(')');
+        out
     }
 
     /// `sql` (which names `$n` placeholders of these conditions and any
@@ -945,39 +956,62 @@ pub fn list(
     // several readings runs one index range per reading, each in number
     // order, and keeps the first of them all.
     let mut found: Vec<ListedId> = Vec::new();
-    for (branch, suffix) in &branches {
-        let (range, extra) = match &anchor {
-            Some((k, id)) => (
-                format!(
-                    " AND ({key}, contacts.id) {op} ({}, {})",
-                    branch.next(0),
-                    branch.next(1)
+    let search = filter.parsed_search();
+    // What the walk of a text search saw: all its matches, or some.
+    let mut walked_total = None;
+    if let Some(Search::Text { words, whole }) = &search {
+        let (walked, end, seen) = walk_names(
+            conn,
+            &branches[0].0,
+            (words, whole),
+            key,
+            anchor.clone(),
+            forward,
+            page_size as usize + 1,
+        )?;
+        found = walked;
+        walked_total = Some(match (end, cursor) {
+            (true, Cursor::First) => Total::Exact(seen),
+            // Walked back from the anchor: what it saw lies before the
+            // page; the page says the rest.
+            (_, Cursor::Before(_)) => Total::AtLeast(0),
+            _ => Total::AtLeast(seen),
+        });
+    } else {
+        for (branch, suffix) in &branches {
+            let (range, extra) = match &anchor {
+                Some((k, id)) => (
+                    format!(
+                        " AND ({key}, contacts.id) {op} ({}, {})",
+                        branch.next(0),
+                        branch.next(1)
+                    ),
+                    vec![Value::Text(k.clone()), Value::BigInt(*id)],
                 ),
-                vec![Value::Text(k.clone()), Value::BigInt(*id)],
-            ),
-            None => (String::new(), Vec::new()),
-        };
-        let text = if *suffix {
-            // The numbers that end so are few (4 digits or more: one in
-            // ten thousand): found by the suffix index first, then sorted.
-            // Materialised, so the planner cannot prefer walking the number
-            // order instead (a whole location, for a rare ending).
-            format!(
-                "WITH ending AS MATERIALIZED (SELECT contacts.id, {key} AS key FROM contacts \
+                None => (String::new(), Vec::new()),
+            };
+            let text = if *suffix {
+                // The numbers that end so are few (4 digits or more: one in
+                // ten thousand): found by the suffix index first, then sorted.
+                // Materialised, so the planner cannot prefer walking the number
+                // order instead (a whole location, for a rare ending).
+                format!(
+                    "WITH ending AS MATERIALIZED (SELECT contacts.id, {key} AS key FROM contacts \
                  WHERE {}{range}) SELECT id, key FROM ending \
                  ORDER BY key {direction}, id {direction} LIMIT {}",
-                branch.sql,
-                page_size + 1
-            )
-        } else {
-            format!(
-                "SELECT contacts.id, {key} AS key FROM contacts WHERE {}{range} \
+                    branch.sql,
+                    page_size + 1
+                )
+            } else {
+                format!(
+                    "SELECT contacts.id, {key} AS key FROM contacts WHERE {}{range} \
                  ORDER BY {key} {direction}, contacts.id {direction} LIMIT {}",
-                branch.sql,
-                page_size + 1
-            )
-        };
-        found.extend(branch.query(text, extra).load::<ListedId>(conn)?);
+                    branch.sql,
+                    page_size + 1
+                )
+            };
+            found.extend(branch.query(text, extra).load::<ListedId>(conn)?);
+        }
     }
     if branches.len() > 1 {
         // Only phone searches have several branches, and numbers are
@@ -1012,11 +1046,12 @@ pub fn list(
         Cursor::After(_) => true,
         Cursor::Before(_) => more,
     };
-    // One page holding the whole list is its count; else counted.
-    let total = if !has_next && !has_prev {
-        Total::Exact(contacts.len() as i64)
-    } else {
-        total(conn, location_id, filter)?
+    // One page holding the whole list is its count; a text search says
+    // what its walk saw; else counted.
+    let total = match walked_total {
+        _ if !has_next && !has_prev => Total::Exact(contacts.len() as i64),
+        Some(seen) => seen,
+        None => total(conn, location_id, filter)?,
     };
     Ok(ContactPage {
         contacts,
@@ -1070,7 +1105,13 @@ pub fn total(
             return Ok(Total::Exact(counted.n));
         }
     }
-    Ok(Total::About(estimate.max(COUNT_CAP + 1)))
+    // Past the cap: the estimate, unless it is below what was counted
+    // (statistics older than the rows), then what is known.
+    Ok(if estimate > COUNT_CAP {
+        Total::About(estimate)
+    } else {
+        Total::AtLeast(COUNT_CAP + 1)
+    })
 }
 
 /// The rows the top node of a plan expects: `rows=N` in `EXPLAIN`'s
@@ -1091,7 +1132,7 @@ fn filtered(location_id: i64, filter: &ListFilter) -> (Conditions, SortKey) {
         Some(Search::Phone(readings)) => readings.iter().collect(),
         _ => Vec::new(),
     };
-    conditions(location_id, filter, search.as_ref(), &readings)
+    conditions(location_id, filter, search.as_ref(), &readings, true)
 }
 
 /// The list's conditions once per reading of a phone search (each an index
@@ -1105,7 +1146,7 @@ fn branches(location_id: i64, filter: &ListFilter) -> (Vec<(Conditions, bool)>, 
                 .iter()
                 .map(|r| {
                     (
-                        conditions(location_id, filter, search.as_ref(), &[r]).0,
+                        conditions(location_id, filter, search.as_ref(), &[r], true).0,
                         matches!(r, PhoneReading::Suffix(_)),
                     )
                 })
@@ -1113,17 +1154,21 @@ fn branches(location_id: i64, filter: &ListFilter) -> (Vec<(Conditions, bool)>, 
             SortKey::Phone,
         ),
         _ => {
-            let (c, order) = conditions(location_id, filter, search.as_ref(), &[]);
+            // A text search's branch holds the other filters only.
+            let (c, order) = conditions(location_id, filter, search.as_ref(), &[], false);
             (vec![(c, false)], order)
         }
     }
 }
 
+/// The conditions of the list; a text search's only `with_text` (the walk
+/// of [`walk_names`] tests it on each entry itself).
 fn conditions(
     location_id: i64,
     filter: &ListFilter,
     search: Option<&Search>,
     readings: &[&PhoneReading],
+    with_text: bool,
 ) -> (Conditions, SortKey) {
     let mut c = Conditions::new(location_id);
     // A phone search lists by number: the phone index then gives both the
@@ -1155,30 +1200,11 @@ fn conditions(
                 c.and(&sql.join(" OR "), values);
             }
         }
-        Some(Search::Text { words, whole }) => {
-            // Each word starts a word of the name: at its start, or after
-            // a space or a hyphen.
-            let mut sql = Vec::new();
-            let mut values = Vec::new();
-            for word in words {
-                let w = escape_like(word);
-                sql.push(
-                    "(lower(contacts.name) LIKE ? OR lower(contacts.name) LIKE ? \
-                     OR lower(contacts.name) LIKE ?)",
-                );
-                values.extend([
-                    Value::Text(format!("{w}%")),
-                    Value::Text(format!("% {w}%")),
-                    Value::Text(format!("%-{w}%")),
-                ]);
-            }
-            values.push(Value::Text(format!("%{}%", escape_like(whole))));
-            c.and(
-                &format!("({}) OR contacts.email LIKE ?", sql.join(" AND ")),
-                values,
-            );
+        Some(Search::Text { words, whole }) if with_text => {
+            let (sql, values) = text_match(words, whole, "contacts");
+            c.and(&sql, values);
         }
-        None => {}
+        Some(Search::Text { .. }) | None => {}
     }
     if let Some(status) = filter.status {
         c.and("contacts.dnd_status = ?", [Value::SmallInt(status.code())]);
@@ -1192,6 +1218,134 @@ fn conditions(
         );
     }
     (c, order)
+}
+
+/// A text search as SQL on `table`'s `name` and `email` (with `?` for its
+/// values): each word starts a word of the name (at its start, or after a
+/// space or a hyphen), in any order; or the whole text is part of the email.
+fn text_match(words: &[String], whole: &str, table: &str) -> (String, Vec<Value>) {
+    let mut sql = Vec::new();
+    let mut values = Vec::new();
+    for word in words {
+        let w = escape_like(word);
+        sql.push(format!(
+            "(lower({table}.name) LIKE ? OR lower({table}.name) LIKE ? OR lower({table}.name) LIKE ?)"
+        ));
+        values.extend([
+            Value::Text(format!("{w}%")),
+            Value::Text(format!("% {w}%")),
+            Value::Text(format!("%-{w}%")),
+        ]);
+    }
+    values.push(Value::Text(format!("%{}%", escape_like(whole))));
+    (
+        format!("({}) OR {table}.email LIKE ?", sql.join(" AND ")),
+        values,
+    )
+}
+
+#[derive(QueryableByName)]
+struct StretchEnd {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    key: Option<String>,
+    /// How many entries the stretch had.
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// The first stretch of the list a text search walks (its walk stops at
+/// the last match needed, so a common name costs what it finds); each next
+/// one is four times longer (a rare name is walked to the end in a few
+/// steps).
+const FIRST_STRETCH: i64 = 10_000;
+const LONGEST_STRETCH: i64 = 512_000;
+
+/// The entries of the list order (from `anchor`, in `forward` order) that
+/// match a text search, up to `need` of them; whether the walk reached the
+/// end of the list; and how many entries matched in all it walked (all of
+/// them when it reached the end; else at least those found).
+///
+/// The list's index is walked a stretch at a time and each entry tested
+/// there (name and email ride along in it), stopping at the `need`th match:
+/// written so, the plan cannot change with the planner's guess of how many
+/// names match (a guess too low sorts every match of the location, too high
+/// walks it all: hundreds of milliseconds either way at a million).
+fn walk_names(
+    conn: &mut PgConnection,
+    base: &Conditions,
+    search: (&[String], &str),
+    key: &str,
+    anchor: Option<(String, i64)>,
+    forward: bool,
+    need: usize,
+) -> Result<(Vec<ListedId>, bool, i64), DbError> {
+    let (op, direction, back) = if forward {
+        (">", "ASC", "DESC")
+    } else {
+        ("<", "DESC", "ASC")
+    };
+    let (matching, values) = text_match(search.0, search.1, "stretch");
+    let mut found: Vec<ListedId> = Vec::new();
+    let mut from = anchor;
+    let mut length = FIRST_STRETCH;
+    loop {
+        let mut c = base.clone();
+        if let Some((k, id)) = &from {
+            c.and(
+                &format!("({key}, contacts.id) {op} (?, ?)"),
+                [Value::Text(k.clone()), Value::BigInt(*id)],
+            );
+        }
+        let stretch = format!(
+            "SELECT contacts.id, {key} AS key, contacts.name, contacts.email FROM contacts \
+             WHERE {} ORDER BY {key} {direction}, contacts.id {direction} LIMIT {length}",
+            c.sql
+        );
+        let mut tested = c.clone();
+        let test = tested.fragment(&matching, values.clone());
+        // In the stretch's own order, so the scan stops at the last match
+        // needed.
+        let wanted = need - found.len();
+        let matches = tested
+            .query(
+                format!(
+                    "SELECT id, key FROM ({stretch}) AS stretch WHERE {test} \
+                     ORDER BY key {direction}, id {direction} LIMIT {wanted}"
+                ),
+                Vec::new(),
+            )
+            .load::<ListedId>(conn)?;
+        let complete = matches.len() >= wanted;
+        found.extend(matches);
+        if complete {
+            let seen = found.len() as i64;
+            return Ok((found, false, seen));
+        }
+        // Every match of the stretch is found: where it ends, and whether
+        // the list goes on.
+        let end: Option<StretchEnd> = c
+            .query(
+                format!(
+                    "SELECT id, key, count(*) OVER () AS n FROM ({stretch}) AS stretch \
+                     ORDER BY key {back}, id {back} LIMIT 1"
+                ),
+                Vec::new(),
+            )
+            .get_result(conn)
+            .optional()?;
+        let seen = found.len() as i64;
+        let Some(end) = end.filter(|e| e.n >= length) else {
+            return Ok((found, true, seen));
+        };
+        let Some(k) = end.key else {
+            // A NULL key cannot be walked past (names are NOT NULL).
+            return Ok((found, true, seen));
+        };
+        from = Some((k, end.id));
+        length = (length * 4).min(LONGEST_STRETCH);
+    }
 }
 
 /// Every contact of a location the list's filter matches (what a bulk

@@ -283,3 +283,53 @@ async fn a_contact_without_a_name_is_called_by_its_number_or_email() {
     let html = search(&app, downtown, "only-email").await;
     assert!(rows_of(&html).contains("only-email@example.test</span>"));
 }
+
+#[actix_web::test]
+async fn a_name_deep_in_a_long_list_is_found_and_a_long_list_is_counted() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    // 12,000 names that sort before any other (more than a search walks
+    // at once), then one after them all.
+    diesel::sql_query(
+        "INSERT INTO contacts (location_id, name, email) \
+         SELECT $1, 'Aaa Filler ' || lpad(i::text, 5, '0'), 'filler' || i || '@example.test' \
+         FROM generate_series(1, 12000) AS i",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(downtown)
+    .execute(&mut app.db.conn())
+    .unwrap();
+    add_contact(&app, downtown, "Zed Quincy", None, "zq@example.test");
+    app.sign_in_as(demo::LOCATION_USER).await;
+
+    let html = search(&app, downtown, "quincy zed").await;
+    assert_eq!(count_rows(&html), 1);
+    assert!(rows_of(&html).contains("Zed Quincy"));
+
+    let html = search(&app, downtown, "filler").await;
+    assert_eq!(count_rows(&html), 50);
+    // A name search is not walked past the page (a million names would
+    // be): it says what it knows.
+    assert!(
+        html.contains("id=\"list-count\">1–50 of at least 51<"),
+        "{html}"
+    );
+    // Searched to the end, it knows them all.
+    let html = search(&app, downtown, "quincy").await;
+    assert!(html.contains("id=\"list-count\">1–1 of 1<"), "{html}");
+
+    let (_, html) = app
+        .get_text(&format!("/locations/{downtown}/contacts"))
+        .await;
+    let counted = html
+        .split("id=\"list-count\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap_or_default()
+        .to_string();
+    // Past 1,000: the planner's estimate, or at least what was counted
+    // when the statistics do not know the rows yet.
+    assert!(
+        counted.starts_with("1–50 of ≈") || counted == "1–50 of at least 1,001",
+        "{counted}"
+    );
+}

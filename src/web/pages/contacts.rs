@@ -157,11 +157,18 @@ impl ContactsPage {
     /// "51–100 of 201", "1–50 of ≈1,000,000", or "50 shown of ≈1,000,000"
     /// when the page does not know where it is.
     fn counted(&self) -> String {
+        let rows = self.rows.len() as i64;
         let total = match self.total {
             Total::Exact(n) => grouped(n),
             Total::About(n) => format!("≈{}", grouped(n)),
+            // Counted from this page on: with the rows before it, and at
+            // least one more when there is a next page.
+            Total::AtLeast(n) => {
+                let before = self.first.map_or(0, |f| f - 1);
+                let shown = before + rows + i64::from(self.next_after.is_some());
+                format!("at least {}", grouped((before + n).max(shown)))
+            }
         };
-        let rows = self.rows.len() as i64;
         match self.first {
             Some(f) => format!("{}–{} of {total}", grouped(f), grouped(f + rows - 1)),
             None => format!("{rows} shown of {total}"),
