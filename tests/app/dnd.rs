@@ -517,7 +517,7 @@ async fn the_contact_list_shows_and_filters_by_dnd() {
     // Off: the 200 demo contacts, paged, and the next link keeps the filter.
     let (_, html) = app.get_text(&format!("{base}?status=off")).await;
     assert!(
-        html.contains("status=off&#38;after="),
+        html.contains("status=off&#38;start=51&#38;after="),
         "next keeps the filter"
     );
     assert_eq!(

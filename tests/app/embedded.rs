@@ -235,7 +235,7 @@ async fn first_start_seeds_a_restart_keeps_the_data_and_does_not_reseed() {
     );
     assert!(page.contains(demo::DOWNTOWN), "{page}");
     let (status, to, _) = locations_with(&second.base, None).await;
-    assert_eq!((status, to.as_str()), (303, "/login"));
+    assert_eq!((status, to.as_str()), (303, "/login?next=%2Flocations"));
     // And demo users sign in afresh.
     let again = sign_in(&second.base, demo::AGENCY_USER).await;
     assert_eq!(locations_with(&second.base, Some(&again)).await.0, 200);
