@@ -402,11 +402,11 @@ pub(super) async fn contact_page(
                 .map_err(DbError::from)?
                 .ok_or(PageError::NotFound)?;
             let integrations = integrations::list(conn, location.id).map_err(DbError::from)?;
-            let dnd_state = dnd_store::load_state(conn, location.id, contact.id)
-                .map_err(DbError::from)?
-                .ok_or(PageError::NotFound)?;
-            let history = dnd_store::history(conn, location.id, contact.id, HISTORY_SHOWN)
-                .map_err(DbError::from)?;
+            // The contact read once for the page, its state and history
+            // built from it.
+            let dnd_state = dnd_store::state_of(conn, &contact).map_err(DbError::from)?;
+            let history =
+                dnd_store::history_of(conn, &contact, HISTORY_SHOWN).map_err(DbError::from)?;
             let requests =
                 optin::for_contact(conn, location.id, contact.id).map_err(DbError::from)?;
             let panel = DndPanel::build(&dnd_state, &integrations, &user).with_requests(&requests);
