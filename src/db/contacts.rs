@@ -1255,23 +1255,23 @@ struct StretchEnd {
     n: i64,
 }
 
-/// The first stretch of the list a text search walks (its walk stops at
-/// the last match needed, so a common name costs what it finds); each next
-/// one is four times longer (a rare name is walked to the end in a few
-/// steps).
-const FIRST_STRETCH: i64 = 10_000;
-const LONGEST_STRETCH: i64 = 512_000;
+/// How much of the list a text search walks before it asks the trigram
+/// indexes instead: a name that matches one entry in a hundred has its page
+/// in the first 5,000; a rarer one is found faster by the indexes.
+const STRETCH: i64 = 5_000;
 
 /// The entries of the list order (from `anchor`, in `forward` order) that
-/// match a text search, up to `need` of them; whether the walk reached the
-/// end of the list; and how many entries matched in all it walked (all of
-/// them when it reached the end; else at least those found).
+/// match a text search, up to `need` of them; whether every match after the
+/// anchor was seen; and how many matched in all that was looked at.
 ///
-/// The list's index is walked a stretch at a time and each entry tested
-/// there (name and email ride along in it), stopping at the `need`th match:
-/// written so, the plan cannot change with the planner's guess of how many
-/// names match (a guess too low sorts every match of the location, too high
-/// walks it all: hundreds of milliseconds either way at a million).
+/// Which plan finds them best depends on how many names match, which the
+/// planner cannot guess from a pattern (it guessed 99 Garcias of 20,000 and
+/// sorted them all; a guess the other way walks a million names for a rare
+/// one). So it is decided here, by looking: first the list's index is walked
+/// a stretch (name and email ride along in it, each entry tested there,
+/// stopping at the last match needed); a search that did not fill its page
+/// there is rare, and the rest of its matches come from the trigram indexes
+/// on name and email, sorted.
 fn walk_names(
     conn: &mut PgConnection,
     base: &Conditions,
@@ -1286,66 +1286,110 @@ fn walk_names(
     } else {
         ("<", "DESC", "ASC")
     };
-    let (matching, values) = text_match(search.0, search.1, "stretch");
-    let mut found: Vec<ListedId> = Vec::new();
-    let mut from = anchor;
-    let mut length = FIRST_STRETCH;
-    loop {
-        let mut c = base.clone();
-        if let Some((k, id)) = &from {
+    let after = |c: &mut Conditions, from: &Option<(String, i64)>| {
+        if let Some((k, id)) = from {
             c.and(
                 &format!("({key}, contacts.id) {op} (?, ?)"),
                 [Value::Text(k.clone()), Value::BigInt(*id)],
             );
         }
-        let stretch = format!(
-            "SELECT contacts.id, {key} AS key, contacts.name, contacts.email FROM contacts \
-             WHERE {} ORDER BY {key} {direction}, contacts.id {direction} LIMIT {length}",
-            c.sql
-        );
-        let mut tested = c.clone();
-        let test = tested.fragment(&matching, values.clone());
-        // In the stretch's own order, so the scan stops at the last match
-        // needed.
-        let wanted = need - found.len();
-        let matches = tested
-            .query(
-                format!(
-                    "SELECT id, key FROM ({stretch}) AS stretch WHERE {test} \
-                     ORDER BY key {direction}, id {direction} LIMIT {wanted}"
-                ),
-                Vec::new(),
-            )
-            .load::<ListedId>(conn)?;
-        let complete = matches.len() >= wanted;
-        found.extend(matches);
-        if complete {
-            let seen = found.len() as i64;
-            return Ok((found, false, seen));
-        }
-        // Every match of the stretch is found: where it ends, and whether
-        // the list goes on.
-        let end: Option<StretchEnd> = c
-            .query(
-                format!(
-                    "SELECT id, key, count(*) OVER () AS n FROM ({stretch}) AS stretch \
-                     ORDER BY key {back}, id {back} LIMIT 1"
-                ),
-                Vec::new(),
-            )
-            .get_result(conn)
-            .optional()?;
+    };
+    let mut c = base.clone();
+    after(&mut c, &anchor);
+    let stretch = format!(
+        "SELECT contacts.id, {key} AS key, contacts.name, contacts.email FROM contacts \
+         WHERE {} ORDER BY {key} {direction}, contacts.id {direction} LIMIT {STRETCH}",
+        c.sql
+    );
+    let (matching, values) = text_match(search.0, search.1, "stretch");
+    let mut tested = c.clone();
+    let test = tested.fragment(&matching, values);
+    // In the stretch's own order, so the scan stops at the last match
+    // needed.
+    let mut found = tested
+        .query(
+            format!(
+                "SELECT id, key FROM ({stretch}) AS stretch WHERE {test} \
+                 ORDER BY key {direction}, id {direction} LIMIT {need}"
+            ),
+            Vec::new(),
+        )
+        .load::<ListedId>(conn)?;
+    if found.len() >= need {
         let seen = found.len() as i64;
-        let Some(end) = end.filter(|e| e.n >= length) else {
-            return Ok((found, true, seen));
-        };
-        let Some(k) = end.key else {
-            // A NULL key cannot be walked past (names are NOT NULL).
-            return Ok((found, true, seen));
-        };
-        from = Some((k, end.id));
-        length = (length * 4).min(LONGEST_STRETCH);
+        return Ok((found, false, seen));
     }
+    // Every match of the stretch is found: where it ends, and whether the
+    // list goes on past it.
+    let end: Option<StretchEnd> = c
+        .query(
+            format!(
+                "SELECT id, key, count(*) OVER () AS n FROM ({stretch}) AS stretch \
+                 ORDER BY key {back}, id {back} LIMIT 1"
+            ),
+            Vec::new(),
+        )
+        .get_result(conn)
+        .optional()?;
+    let Some(end) = end.filter(|e| e.n >= STRETCH) else {
+        let seen = found.len() as i64;
+        return Ok((found, true, seen));
+    };
+    let Some(end_key) = end.key else {
+        // A NULL key cannot be walked past (names are NOT NULL).
+        let seen = found.len() as i64;
+        return Ok((found, true, seen));
+    };
+    // The rest from the trigram indexes: only bitmap scans are allowed for
+    // this one statement (and allowed back after it, whatever transaction
+    // the caller is in), so the planner cannot walk the list instead.
+    let mut rest = base.clone();
+    after(&mut rest, &Some((end_key, end.id)));
+    let (matching, values) = text_match(search.0, search.1, "contacts");
+    rest.and(&matching, values);
+    let wanted = need - found.len();
+    let more = conn.transaction(|conn| -> Result<Vec<Walked>, DbError> {
+        diesel::sql_query(
+            "SELECT set_config('enable_seqscan', 'off', true), \
+             set_config('enable_indexscan', 'off', true), \
+             set_config('enable_indexonlyscan', 'off', true)",
+        )
+        .execute(conn)?;
+        let rows = rest
+            .query(
+                format!(
+                    "SELECT contacts.id, {key} AS key, count(*) OVER () AS n FROM contacts \
+                     WHERE {} ORDER BY key {direction}, contacts.id {direction} LIMIT {wanted}",
+                    rest.sql
+                ),
+                Vec::new(),
+            )
+            .load::<Walked>(conn)?;
+        diesel::sql_query(
+            "SELECT set_config('enable_seqscan', 'on', true), \
+             set_config('enable_indexscan', 'on', true), \
+             set_config('enable_indexonlyscan', 'on', true)",
+        )
+        .execute(conn)?;
+        Ok(rows)
+    })?;
+    let seen = found.len() as i64 + more.first().map_or(0, |r| r.n);
+    found.extend(more.into_iter().map(|r| ListedId {
+        id: r.id,
+        key: r.key,
+    }));
+    Ok((found, true, seen))
+}
+
+#[derive(QueryableByName)]
+struct Walked {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    key: Option<String>,
+    /// How many rows the query matched in all (before its limit).
+    #[diesel(sql_type = BigInt)]
+    n: i64,
 }
 
 /// Every contact of a location the list's filter matches (what a bulk

@@ -317,6 +317,32 @@ async fn a_name_deep_in_a_long_list_is_found_and_a_long_list_is_counted() {
     let html = search(&app, downtown, "quincy").await;
     assert!(html.contains("id=\"list-count\">1–1 of 1<"), "{html}");
 
+    // A rarer name, after the stretch a search walks, pages as any list.
+    diesel::sql_query(
+        "INSERT INTO contacts (location_id, name, email) \
+         SELECT $1, 'Zed Pagey ' || lpad(i::text, 2, '0'), 'pagey' || i || '@example.test' \
+         FROM generate_series(1, 60) AS i",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(downtown)
+    .execute(&mut app.db.conn())
+    .unwrap();
+    let html = search(&app, downtown, "pagey zed").await;
+    assert_eq!(count_rows(&html), 50);
+    assert!(html.contains("id=\"list-count\">1–50 of 60<"), "{html}");
+    assert!(rows_of(&html).contains("Zed Pagey 01") && !rows_of(&html).contains("Zed Pagey 51"));
+    let next = html
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&");
+    let (_, page2) = app.get_text(&next).await;
+    assert_eq!(count_rows(&page2), 10);
+    assert!(rows_of(&page2).contains("Zed Pagey 51") && rows_of(&page2).contains("Zed Pagey 60"));
+    assert!(page2.contains("id=\"list-count\">51–60 of "), "{page2}");
+
     let (_, html) = app
         .get_text(&format!("/locations/{downtown}/contacts"))
         .await;
