@@ -140,16 +140,16 @@ impl Application {
                     let refused = web::nul_in_query(req.query_string());
                     // Browser pages refuse it with the app's page, the API
                     // and providers in plain words.
-                    let page = !req.path().starts_with("/api/")
-                        && !req.path().starts_with("/webhooks/");
+                    let page =
+                        !req.path().starts_with("/api/") && !req.path().starts_with("/webhooks/");
                     let call = refused.is_none().then(|| srv.call(req));
                     async move {
                         match (call, refused) {
                             (Some(call), _) => call.await,
-                            (None, why) if page => Err(web::error::PageError::BadRequest(
-                                why.unwrap_or_default(),
-                            )
-                            .into()),
+                            (None, why) if page => {
+                                Err(web::error::PageError::BadRequest(why.unwrap_or_default())
+                                    .into())
+                            }
                             (None, why) => {
                                 Err(actix_web::error::ErrorBadRequest(why.unwrap_or_default()))
                             }
