@@ -189,6 +189,13 @@ impl DbError {
 }
 
 impl DbError {
+    /// PostgreSQL gave up waiting for a lock another transaction holds
+    /// (`lock_timeout`): about one row or address, not the database.
+    pub fn is_lock_timeout(&self) -> bool {
+        matches!(self, DbError::Query(diesel::result::Error::DatabaseError(_, info))
+            if info.message().contains("lock timeout"))
+    }
+
     /// An error that says the same, for each of several requests that
     /// failed together (the original cannot be cloned).
     pub fn replicate(&self) -> DbError {

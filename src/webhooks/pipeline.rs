@@ -170,7 +170,10 @@ fn answer_batch(conn: &mut PgConnection, jobs: Vec<WebhookJob>) -> Vec<JobResult
                     answers[i] = Some(answer(stored, reply));
                 }
             }
-            Err(e) if e.is_unavailable() => {
+            // The database is gone: every webhook of the batch is retried
+            // by its provider. (A lock timeout is about one address: the
+            // others are stored one by one below.)
+            Err(e) if e.is_unavailable() && !e.is_lock_timeout() => {
                 for i in ready {
                     answers[i] = Some(Err(WebhookError::Db(e.replicate())));
                 }

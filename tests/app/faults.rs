@@ -939,3 +939,66 @@ async fn a_stopping_dispatcher_finishes_the_message_in_hand_and_hands_the_rest_b
         "a handed-back claim does not count as an attempt"
     );
 }
+
+#[actix_web::test]
+async fn a_locked_contact_fails_only_its_own_webhook_not_the_batch_it_came_in() {
+    let test_db = TestDb::new();
+    let pool = db::build_pool(&test_db.url, 4, Duration::from_secs(1)).unwrap();
+    let app = dnd::Application::build(&crate::common::test_config(), pool).unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    let downtown = location_id(&test_db.url, demo::DOWNTOWN);
+    #[derive(diesel::QueryableByName)]
+    struct Held {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        phone: String,
+    }
+    let held: Held = diesel::sql_query(format!(
+        "SELECT id, phone FROM contacts WHERE location_id = {downtown} AND phone IS NOT NULL ORDER BY id LIMIT 1"
+    ))
+    .get_result(&mut test_db.conn())
+    .unwrap();
+    let release = hold_contact_lock(&test_db.url, held.id);
+    let client = client();
+    let client = &client;
+    let base = &base;
+    let held_phone = &held.phone;
+    // The locked contact's STOP among 20 others, all at once (so they
+    // share batches).
+    let sends = (0..21).map(|i| async move {
+        let from = if i == 0 {
+            held_phone.clone()
+        } else {
+            format!("+1212559{i:04}")
+        };
+        let status = post_sms(
+            client,
+            base,
+            downtown,
+            &format!("SMlock{i:04}"),
+            &from,
+            "STOP",
+        )
+        .await
+        .unwrap();
+        (i, status)
+    });
+    let answers = futures_util::future::join_all(sends).await;
+    drop(release);
+    for (i, status) in answers {
+        if i == 0 {
+            assert_eq!(status, 503, "the locked contact's STOP is retried later");
+        } else {
+            assert_eq!(status, 200, "STOP {i} is not failed by another's lock");
+        }
+    }
+    assert_eq!(
+        count(
+            &test_db.url,
+            "SELECT count(*) AS n FROM webhook_events WHERE event_key LIKE 'SMlock%'"
+        ),
+        20
+    );
+}
