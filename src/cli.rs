@@ -216,6 +216,7 @@ fn serve(config: &Config, demo_requested: bool) -> Result<(), CliError> {
         })
     });
     let server = app.handle();
+    let stop_watching = cluster.as_ref().map(|c| c.stopper());
     let result = actix_web::rt::System::new().block_on(async move {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         // Queued messages go out from every server; they never collide.
@@ -245,8 +246,12 @@ fn serve(config: &Config, demo_requested: bool) -> Result<(), CliError> {
                 Err(CliError::Cluster(e))
             }
         };
-        // SIGTERM/Ctrl-C: the server has drained. The background loops
-        // finish the message or delivery in hand, then stop.
+        // SIGTERM/Ctrl-C: the server has drained. Nothing is restarted
+        // from now on; the background loops finish the message or delivery
+        // in hand, then stop.
+        if let Some(s) = &stop_watching {
+            s.stop();
+        }
         let _ = stop_tx.send(true);
         let stopped = tokio::time::timeout(SHUTDOWN_WAIT, async {
             let _ = dispatching.await;

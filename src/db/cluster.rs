@@ -197,10 +197,13 @@ impl EmbeddedCluster {
     }
 
     /// Starts the postmaster again after it exited, and waits for it.
-    fn restart(&mut self) -> Result<(), ClusterError> {
+    /// Crash recovery replays the WAL written since the last checkpoint,
+    /// which after heavy writing takes longer than a first start: it is
+    /// waited for as long as the postmaster lives, unless dnd is stopping.
+    fn restart(&mut self, stopping: &AtomicBool) -> Result<(), ClusterError> {
         let (child, log_start) = self.launch.spawn()?;
         self.child = Some(child);
-        self.wait_ready(log_start)
+        self.wait_ready_until(log_start, Duration::from_secs(3600), Some(stopping))
     }
 
     /// Creates the database if it does not exist yet.
@@ -228,8 +231,19 @@ impl EmbeddedCluster {
     }
 
     fn wait_ready(&mut self, log_start: u64) -> Result<(), ClusterError> {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let url = self.url("postgres");
+        self.wait_ready_until(log_start, Duration::from_secs(60), None)
+    }
+
+    fn wait_ready_until(
+        &mut self,
+        log_start: u64,
+        within: Duration,
+        stopping: Option<&AtomicBool>,
+    ) -> Result<(), ClusterError> {
+        let deadline = Instant::now() + within;
+        // A short connect timeout: a postmaster that hangs must not hang
+        // the supervisor (and with it dnd's shutdown).
+        let url = format!("{}&connect_timeout=2", self.url("postgres"));
         loop {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -240,7 +254,8 @@ impl EmbeddedCluster {
             if super::connect(&url).is_ok() {
                 return Ok(());
             }
-            if Instant::now() > deadline {
+            let given_up = stopping.is_some_and(|s| s.load(Ordering::SeqCst));
+            if Instant::now() > deadline || given_up {
                 self.stop();
                 return Err(self.start_error(log_start));
             }
@@ -336,6 +351,12 @@ impl SupervisedCluster {
         socket_url(&self.socket_dir, database)
     }
 
+    /// Stops the watching (not PostgreSQL) as soon as dnd begins to shut
+    /// down, so nothing is restarted while it drains.
+    pub fn stopper(&self) -> StopWatching {
+        StopWatching(self.stopping.clone())
+    }
+
     /// Stops watching, then stops PostgreSQL (fast shutdown).
     pub fn stop(&mut self) {
         self.stopping.store(true, Ordering::SeqCst);
@@ -346,6 +367,15 @@ impl SupervisedCluster {
             Ok(mut cluster) => cluster.stop(),
             Err(poisoned) => poisoned.into_inner().stop(),
         }
+    }
+}
+
+/// See [`SupervisedCluster::stopper`].
+pub struct StopWatching(Arc<AtomicBool>);
+
+impl StopWatching {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
     }
 }
 
@@ -403,7 +433,7 @@ fn watch(
             if stopping.load(Ordering::SeqCst) {
                 return;
             }
-            match cluster.restart() {
+            match cluster.restart(stopping) {
                 Ok(()) => {
                     last_error = None;
                     tracing::warn!(
