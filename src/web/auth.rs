@@ -82,14 +82,17 @@ impl SessionClaim {
         user: Option<users::User>,
     ) -> Result<users::User, PageError> {
         match user {
-            Some(user) if user.is_active() && self.generation == Some(user.session_generation) => {
-                Ok(user)
-            }
+            Some(user) if self.holds_for(&user) => Ok(user),
             _ => {
                 session.purge();
                 Err(PageError::NotSignedIn)
             }
         }
+    }
+
+    /// Whether the cookie still speaks for this (stored) user.
+    fn holds_for(&self, user: &users::User) -> bool {
+        user.is_active() && self.generation == Some(user.session_generation)
     }
 }
 
@@ -129,6 +132,10 @@ impl FromRequest for VisibleLocation {
                 let Some(user) = users::find(conn, claim.id).map_err(DbError::from)? else {
                     return Ok((None, None));
                 };
+                // A session to be signed out learns nothing of locations.
+                if !claim.holds_for(&user) {
+                    return Ok((Some(user), None));
+                }
                 let Some(id) = id else {
                     return Ok((Some(user), None));
                 };
