@@ -140,6 +140,7 @@ pub fn apply_on(
                         // has committed.
                         let mut part = BulkOutcome::default();
                         let done = conn.transaction(|conn| {
+                            super::wait_for_locks(conn)?;
                             apply_within(conn, location_id, chunk, |_, s| change(s), &mut part)
                         });
                         if let Err(e) = done {

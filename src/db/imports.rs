@@ -112,6 +112,7 @@ fn in_transaction(
 ) -> Result<ImportOutcome, DbError> {
     for _ in 0..5 {
         let done = conn.transaction(|conn| -> Result<ImportOutcome, End> {
+            super::wait_for_locks(conn)?;
             let outcome = chunk(conn)?;
             if dry_run {
                 Err(End::DryRun(outcome))

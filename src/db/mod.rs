@@ -403,6 +403,15 @@ fn prepare_session(conn: &mut PgConnection) -> Result<(), diesel::result::Error>
     conn.batch_execute("SET jit = off")
 }
 
+/// Inside a large job's transaction (a bulk send, a bulk-DND or import
+/// chunk): wait for row and address locks as long as they are held, not
+/// the pool's `lock_timeout` (see `Manager`), which is for requests. A
+/// job of 100,000 contacts would otherwise fail on one busy row.
+pub fn wait_for_locks(conn: &mut PgConnection) -> Result<(), diesel::result::Error> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute("SET LOCAL lock_timeout = 0")
+}
+
 /// `SELECT 1`, for the health check.
 pub fn ping(conn: &mut PgConnection) -> Result<(), DbError> {
     use diesel::RunQueryDsl;

@@ -394,6 +394,7 @@ pub fn send_bulk(
     contact_ids: &[i64],
 ) -> Result<Vec<BulkResult>, DbError> {
     conn.transaction(|conn| {
+        super::wait_for_locks(conn)?;
         diesel::sql_query(
             "SELECT 1 FROM contacts WHERE location_id = $1 AND id = ANY($2::bigint[])
              ORDER BY id FOR SHARE",

@@ -1002,3 +1002,36 @@ async fn a_locked_contact_fails_only_its_own_webhook_not_the_batch_it_came_in() 
         20
     );
 }
+
+#[actix_web::test]
+async fn a_bulk_send_waits_out_a_held_row_longer_than_a_request_would() {
+    let test_db = TestDb::new();
+    let pool = db::build_pool(&test_db.url, 4, Duration::from_secs(1)).unwrap();
+    let app = dnd::Application::build(&crate::common::test_config(), pool).unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    let downtown = location_id(&test_db.url, demo::DOWNTOWN);
+    let first = first_contact(&test_db.url, downtown);
+    let ids: Vec<i64> = (first..first + 20).collect();
+    let release = hold_contact_lock(&test_db.url, first + 5);
+    let started = Instant::now();
+    let send = client()
+        .post(format!("{base}/api/v1/messages/bulk"))
+        .bearer_auth(demo::API_KEY_DOWNTOWN)
+        .json(&json!({"channel": "sms", "body": "Reminder", "contact_ids": ids}))
+        .send();
+    let (sent, ()) = tokio::join!(send, async {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        drop(release);
+    });
+    let sent = sent.unwrap();
+    // The pool's lock timeout is 1 s: a job of many contacts waits for
+    // the one busy row instead of failing on it.
+    assert_eq!(
+        sent.status().as_u16(),
+        200,
+        "{}",
+        sent.text().await.unwrap()
+    );
+    assert!(started.elapsed() >= Duration::from_millis(2400));
+}
