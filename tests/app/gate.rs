@@ -4,7 +4,7 @@
 //! never lags behind a reason, and a value this version cannot read stops
 //! the message instead of letting it through.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use diesel::connection::SimpleConnection;
@@ -168,7 +168,7 @@ fn a_stop_and_a_new_contact_with_its_number_at_the_same_moment() {
     stop.batch_execute(&format!("BEGIN; {}", reason_insert("+13125550901")))
         .unwrap();
     let creating = create(db.url.clone(), "+13125550901");
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until_blocked_by(&db.url, &mut stop);
     assert!(!creating.is_finished(), "the contact waits for the address");
     stop.batch_execute("COMMIT").unwrap();
     let id = creating.join().unwrap();
@@ -192,7 +192,7 @@ fn a_stop_and_a_new_contact_with_its_number_at_the_same_moment() {
             .batch_execute(&insert)
             .unwrap()
     });
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until_blocked_by(&db.url, &mut creator);
     assert!(!stopping.is_finished(), "the STOP waits for the address");
     creator.batch_execute("COMMIT").unwrap();
     stopping.join().unwrap();
@@ -208,6 +208,46 @@ fn a_stop_and_a_new_contact_with_its_number_at_the_same_moment() {
         mask_of(&mut db.conn(), location, id).dnd_mask & Channel::Sms.bit(),
         Channel::Sms.bit()
     );
+}
+
+/// Waits until another backend is blocked by `holder`'s open transaction,
+/// so the race under test really happened (a sleep proves nothing if the
+/// other thread had not started yet); fails after 10 s.
+fn wait_until_blocked_by(url: &str, holder: &mut PgConnection) {
+    #[derive(QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    #[derive(QueryableByName)]
+    struct Blocked {
+        #[diesel(sql_type = Bool)]
+        blocked: bool,
+    }
+    let pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+        .get_result::<Pid>(holder)
+        .unwrap()
+        .pid;
+    // Its own connection: pg_stat_activity is a snapshot per transaction.
+    let mut watcher = dnd::db::connect(url).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = diesel::sql_query(format!(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+                            WHERE wait_event_type = 'Lock' AND {pid} = ANY(pg_blocking_pids(pid)))
+             AS blocked"
+        ))
+        .get_result::<Blocked>(&mut watcher)
+        .unwrap();
+        if seen.blocked {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing waited on the held transaction: the test raced nothing"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// A reason lifted on one of a contact's addresses while a new reason is
@@ -266,7 +306,7 @@ fn a_lift_on_one_address_never_drops_a_reason_set_on_another() {
             ))
             .unwrap()
     });
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until_blocked_by(&db.url, &mut complaint);
     assert!(
         !lifting.is_finished(),
         "the lift waits for the contact's row"
