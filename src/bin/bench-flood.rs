@@ -17,10 +17,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dnd::db;
 use dnd::db::cluster::{ClusterOptions, EmbeddedCluster};
-use dnd::db::integrations::{self, NewIntegration};
-use dnd::db::{self, locations};
-use dnd::domain::{Channel, IntegrationStatus};
 use dnd::webhooks::signatures::twilio_signature;
 
 const WEBHOOK_CONNECTIONS: usize = 16;
@@ -41,20 +39,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ));
     let mut conn = db::connect(&url)?;
     db::migrate(&mut conn)?;
-    let agency = locations::create_agency(&mut conn, "Flood Agency")?;
-    let location = locations::create(&mut conn, agency, "Flood Location", "UTC")?;
-    integrations::create(
-        &mut conn,
-        location.id,
-        &NewIntegration {
-            channel: Channel::Sms,
-            provider: "twilio",
-            status: IntegrationStatus::Connected,
-            account: None,
-            secret: Some(TOKEN),
-            verify_token: None,
-        },
-    )?;
+    let location = load::twilio_location(&mut conn, "Flood Agency", "Flood Location", TOKEN)?;
     drop(conn);
 
     let server = load::Server::start(&url, 10)?;

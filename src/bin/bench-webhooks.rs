@@ -20,11 +20,8 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
-use dnd::config::Config;
+use dnd::db;
 use dnd::db::cluster::{ClusterOptions, EmbeddedCluster};
-use dnd::db::integrations::{self, NewIntegration};
-use dnd::db::{self, locations};
-use dnd::domain::{Channel, IntegrationStatus};
 use dnd::webhooks::signatures::twilio_signature;
 use load::{pgbench_binary, Figures};
 
@@ -32,7 +29,6 @@ const CONNECTIONS: usize = 64;
 const SECONDS: u64 = 20;
 const CONTACTS: i64 = 400_000;
 const TOKEN: &str = "bench-twilio-auth-token";
-const SECRET_KEY: &str = "bench-secret-key-bench-secret-key-bench-secret-key";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data_dir = PathBuf::from(std::env::var("DND_DATA_DIR").unwrap_or_else(|_| "./var".into()))
@@ -55,23 +51,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // The key the app below is configured with: the seeded auth token is
     // stored encrypted, as in production, so the webhook path decrypts it.
-    dnd::secrets::install(dnd::secrets::SecretKey::from_bytes(SECRET_KEY.as_bytes()));
+    dnd::secrets::install(dnd::secrets::SecretKey::from_bytes(
+        load::SECRET_KEY.as_bytes(),
+    ));
     let mut conn = db::connect(&url)?;
     db::migrate(&mut conn)?;
-    let agency = locations::create_agency(&mut conn, "Bench Agency")?;
-    let location = locations::create(&mut conn, agency, "Bench Webhooks", "UTC")?;
-    integrations::create(
-        &mut conn,
-        location.id,
-        &NewIntegration {
-            channel: Channel::Sms,
-            provider: "twilio",
-            status: IntegrationStatus::Connected,
-            account: None,
-            secret: Some(TOKEN),
-            verify_token: None,
-        },
-    )?;
+    let location = load::twilio_location(&mut conn, "Bench Agency", "Bench Webhooks", TOKEN)?;
     println!("seeding {CONTACTS} contacts...");
     // In one statement, so without the triggers that keep each contact's
     // mask (they lock every address for the transaction): nobody has a
@@ -185,21 +170,7 @@ fn print_events(f: &Figures) {
 /// Starts the app on its own thread; its base URL.
 fn start_app(url: &str, pool_size: u32) -> Result<String, Box<dyn std::error::Error>> {
     let pool = db::build_pool(url, pool_size, Duration::from_secs(5))?;
-    let config = Config {
-        bind: "127.0.0.1:0".into(),
-        database_url: Some(url.into()),
-        data_dir: std::env::temp_dir().join("dnd-bench-webhooks"),
-        session_key: Some("b".repeat(64)),
-        secret_key: Some(SECRET_KEY.into()),
-        public_url: None,
-        pool_size,
-        pool_timeout: Duration::from_secs(5),
-        provider_hosts: Vec::new(),
-        webhook_hosts: Vec::new(),
-        metrics_token: None,
-        api_limits: Default::default(),
-        allow_private_urls: false,
-    };
+    let config = load::config(url, pool_size);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         actix_web::rt::System::new().block_on(async move {

@@ -129,20 +129,7 @@ async fn post_sms(
 ) -> Result<u16, reqwest::Error> {
     let path = format!("/webhooks/twilio/{location_id}/sms");
     let url = format!("{base}{path}");
-    let params: Vec<(String, String)> = [
-        ("MessageSid", sid),
-        ("SmsSid", sid),
-        ("AccountSid", "AC00000000000000000000000000000001"),
-        ("From", from),
-        ("To", "+12125559999"),
-        ("Body", body),
-        ("NumMedia", "0"),
-        ("SmsStatus", "received"),
-        ("ApiVersion", "2010-04-01"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
+    let params = crate::webhooks::form(&crate::webhooks::inbound(sid, from, body));
     let signature = twilio_signature(&url, &params, demo::TWILIO_AUTH_TOKEN);
     let r = client
         .post(url)
@@ -151,6 +138,30 @@ async fn post_sms(
         .send()
         .await?;
     Ok(r.status().as_u16())
+}
+
+/// The app in this process on `test_db`, its pool (and so its lock
+/// timeout) waiting `timeout`; its base URL.
+fn serve_in_process(test_db: &TestDb, timeout: Duration) -> String {
+    let pool = db::build_pool(&test_db.url, 4, timeout).unwrap();
+    let app = dnd::Application::build(&crate::common::test_config(), pool).unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    base
+}
+
+/// The location's SMS goes out through the Twilio at `base`.
+fn send_sms_through(test_db: &TestDb, location_id: i64, base: &str) {
+    dnd::db::integrations::set_transport(
+        &mut test_db.conn(),
+        location_id,
+        dnd::domain::Channel::Sms,
+        dnd::domain::TransportKind::Twilio,
+        Some(base),
+        None,
+        Some("+12125559999"),
+    )
+    .unwrap();
 }
 
 fn location_id(url: &str, name: &str) -> i64 {
@@ -222,11 +233,7 @@ fn first_contact(url: &str, location_id: i64) -> i64 {
 #[actix_web::test]
 async fn a_held_row_lock_answers_503_after_the_timeout_without_starving_the_pool() {
     let test_db = TestDb::new();
-    let timeout = Duration::from_secs(1);
-    let pool = db::build_pool(&test_db.url, 4, timeout).unwrap();
-    let app = dnd::Application::build(&crate::common::test_config(), pool).unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    actix_web::rt::spawn(app.run_until_stopped());
+    let base = serve_in_process(&test_db, Duration::from_secs(1));
     let downtown = location_id(&test_db.url, demo::DOWNTOWN);
     let contact = first_contact(&test_db.url, downtown);
     let release = hold_contact_lock(&test_db.url, contact);
@@ -740,16 +747,7 @@ async fn two_servers_on_one_database_send_each_message_once_and_apply_each_event
     let url = test_db.url.clone();
     let downtown = location_id(&url, demo::DOWNTOWN);
     let (fake, seen) = counting_twilio(Duration::ZERO).await;
-    dnd::db::integrations::set_transport(
-        &mut test_db.conn(),
-        downtown,
-        dnd::domain::Channel::Sms,
-        dnd::domain::TransportKind::Twilio,
-        Some(&fake),
-        None,
-        Some("+12125559999"),
-    )
-    .unwrap();
+    send_sms_through(&test_db, downtown, &fake);
     let servers: Vec<Dnd> = ["a", "b"]
         .iter()
         .map(|name| {
@@ -864,19 +862,8 @@ async fn a_stopping_dispatcher_finishes_the_message_in_hand_and_hands_the_rest_b
     let url = test_db.url.clone();
     let downtown = location_id(&url, demo::DOWNTOWN);
     let (fake, seen) = counting_twilio(Duration::from_millis(300)).await;
-    dnd::db::integrations::set_transport(
-        &mut test_db.conn(),
-        downtown,
-        dnd::domain::Channel::Sms,
-        dnd::domain::TransportKind::Twilio,
-        Some(&fake),
-        None,
-        Some("+12125559999"),
-    )
-    .unwrap();
-    let app = dnd::Application::build(&crate::common::test_config(), test_db.pool()).unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    actix_web::rt::spawn(app.run_until_stopped());
+    send_sms_through(&test_db, downtown, &fake);
+    let base = serve_in_process(&test_db, Duration::from_secs(2));
     let ids: Vec<i64> = (0..10).map(|i| first_contact(&url, downtown) + i).collect();
     let r = client()
         .post(format!("{base}/api/v1/messages/bulk"))
@@ -943,10 +930,7 @@ async fn a_stopping_dispatcher_finishes_the_message_in_hand_and_hands_the_rest_b
 #[actix_web::test]
 async fn a_locked_contact_fails_only_its_own_webhook_not_the_batch_it_came_in() {
     let test_db = TestDb::new();
-    let pool = db::build_pool(&test_db.url, 4, Duration::from_secs(1)).unwrap();
-    let app = dnd::Application::build(&crate::common::test_config(), pool).unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    actix_web::rt::spawn(app.run_until_stopped());
+    let base = serve_in_process(&test_db, Duration::from_secs(1));
     let downtown = location_id(&test_db.url, demo::DOWNTOWN);
     #[derive(diesel::QueryableByName)]
     struct Held {
@@ -1006,10 +990,7 @@ async fn a_locked_contact_fails_only_its_own_webhook_not_the_batch_it_came_in() 
 #[actix_web::test]
 async fn a_bulk_send_waits_out_a_held_row_longer_than_a_request_would() {
     let test_db = TestDb::new();
-    let pool = db::build_pool(&test_db.url, 4, Duration::from_secs(1)).unwrap();
-    let app = dnd::Application::build(&crate::common::test_config(), pool).unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    actix_web::rt::spawn(app.run_until_stopped());
+    let base = serve_in_process(&test_db, Duration::from_secs(1));
     let downtown = location_id(&test_db.url, demo::DOWNTOWN);
     let first = first_contact(&test_db.url, downtown);
     let ids: Vec<i64> = (first..first + 20).collect();

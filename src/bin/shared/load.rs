@@ -31,21 +31,7 @@ pub fn serve_if_child() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     dnd::secrets::install(dnd::secrets::SecretKey::from_bytes(SECRET_KEY.as_bytes()));
-    let config = Config {
-        bind: "127.0.0.1:0".into(),
-        database_url: Some(url.clone()),
-        data_dir: std::env::temp_dir().join("dnd-bench-serve"),
-        session_key: Some("b".repeat(64)),
-        secret_key: Some(SECRET_KEY.into()),
-        public_url: None,
-        pool_size,
-        pool_timeout: Duration::from_secs(5),
-        provider_hosts: Vec::new(),
-        webhook_hosts: Vec::new(),
-        metrics_token: None,
-        api_limits: Default::default(),
-        allow_private_urls: false,
-    };
+    let config = config(&url, pool_size);
     let code = match dnd::db::build_pool(&url, pool_size, Duration::from_secs(5)) {
         Ok(pool) => actix_web::rt::System::new().block_on(async move {
             match dnd::Application::build(&config, pool) {
@@ -65,6 +51,53 @@ pub fn serve_if_child() {
         }
     };
     std::process::exit(code);
+}
+
+/// The app's configuration in a benchmark: the database at `url`, the
+/// benchmarks' keys, loopback, no provider hosts.
+pub fn config(url: &str, pool_size: u32) -> Config {
+    Config {
+        bind: "127.0.0.1:0".into(),
+        database_url: Some(url.into()),
+        data_dir: std::env::temp_dir().join("dnd-bench-serve"),
+        session_key: Some("b".repeat(64)),
+        secret_key: Some(SECRET_KEY.into()),
+        public_url: None,
+        pool_size,
+        pool_timeout: Duration::from_secs(5),
+        provider_hosts: Vec::new(),
+        webhook_hosts: Vec::new(),
+        metrics_token: None,
+        api_limits: Default::default(),
+        allow_private_urls: false,
+    }
+}
+
+/// A new agency and location with a connected Twilio SMS integration
+/// whose auth token is `token` (stored encrypted, as in production).
+pub fn twilio_location(
+    conn: &mut diesel::PgConnection,
+    agency: &str,
+    name: &str,
+    token: &str,
+) -> Result<dnd::db::locations::Location, Box<dyn std::error::Error>> {
+    use dnd::db::integrations::{self, NewIntegration};
+    use dnd::db::locations;
+    let agency = locations::create_agency(conn, agency)?;
+    let location = locations::create(conn, agency, name, "UTC")?;
+    integrations::create(
+        conn,
+        location.id,
+        &NewIntegration {
+            channel: dnd::domain::Channel::Sms,
+            provider: "twilio",
+            status: dnd::domain::IntegrationStatus::Connected,
+            account: None,
+            secret: Some(token),
+            verify_token: None,
+        },
+    )?;
+    Ok(location)
 }
 
 /// The app in a child process; killed when dropped.
