@@ -61,6 +61,8 @@ impl Channel {
     /// The mask with every channel's bit.
     pub const FULL_MASK: i16 = 63;
 
+    /// How every page names the channel: tables, markers, headings,
+    /// notices. (`as_str` is for URLs, forms, CSV and the API.)
     pub fn label(self) -> &'static str {
         match self {
             Channel::Sms => "SMS",
@@ -71,6 +73,59 @@ impl Channel {
             Channel::Whatsapp => "WhatsApp",
         }
     }
+}
+
+/// The label of a channel stored as text (a message's channel): its
+/// [`Channel::label`], or the text itself when this binary does not know it.
+pub fn channel_label(stored: &str) -> &str {
+    stored.parse::<Channel>().map_or(stored, |c| c.label())
+}
+
+/// A provider an integration goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Twilio,
+    Mailgun,
+    Meta,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 3] = [Provider::Twilio, Provider::Mailgun, Provider::Meta];
+
+    /// As stored in `integrations.provider` and used in webhook URLs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Twilio => "twilio",
+            Provider::Mailgun => "mailgun",
+            Provider::Meta => "meta",
+        }
+    }
+
+    /// How pages name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Provider::Twilio => "Twilio",
+            Provider::Mailgun => "Mailgun",
+            Provider::Meta => "Meta",
+        }
+    }
+}
+
+impl FromStr for Provider {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Provider::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown provider \"{s}\": use twilio, mailgun or meta"))
+    }
+}
+
+/// The label of a provider stored as text (`integrations.provider`): its
+/// [`Provider::label`], or the text itself when this binary does not know it.
+pub fn provider_label(stored: &str) -> &str {
+    stored.parse::<Provider>().map_or(stored, |p| p.label())
 }
 
 impl fmt::Display for Channel {
@@ -187,6 +242,32 @@ mod tests {
             assert_eq!(c.as_str().parse::<Channel>().unwrap(), c);
         }
         assert!("telegram".parse::<Channel>().is_err());
+    }
+
+    #[test]
+    fn every_channel_and_provider_has_one_label() {
+        let labels: Vec<&str> = Channel::ALL.into_iter().map(Channel::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "SMS",
+                "Calls",
+                "Email",
+                "Facebook Messenger",
+                "Google Business Messages",
+                "WhatsApp"
+            ]
+        );
+        assert_eq!(channel_label("sms"), "SMS");
+        assert_eq!(channel_label("gmb"), "Google Business Messages");
+        assert_eq!(channel_label("telegram"), "telegram");
+        for p in Provider::ALL {
+            assert_eq!(p.as_str().parse::<Provider>().unwrap(), p);
+        }
+        assert_eq!(provider_label("twilio"), "Twilio");
+        assert_eq!(provider_label("mailgun"), "Mailgun");
+        assert_eq!(provider_label("meta"), "Meta");
+        assert_eq!(provider_label("log"), "log");
     }
 
     #[test]

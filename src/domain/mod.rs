@@ -8,6 +8,7 @@ pub mod dnd;
 mod email;
 pub mod import;
 pub mod integration;
+pub mod local_time;
 pub mod message;
 pub mod optin;
 mod phone;
@@ -16,7 +17,9 @@ mod role;
 pub mod search;
 
 pub use address::Addresses;
-pub use channel::{Channel, IntegrationStatus, TransportKind};
+pub use channel::{
+    channel_label, provider_label, Channel, IntegrationStatus, Provider, TransportKind,
+};
 pub use email::EmailAddress;
 pub use phone::PhoneNumber;
 pub use role::Role;

@@ -3,6 +3,7 @@
 pub mod api;
 mod assets;
 pub mod auth;
+pub mod clock;
 pub mod error;
 pub mod export;
 mod health;

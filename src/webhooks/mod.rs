@@ -54,22 +54,7 @@ pub fn configure(routes: &mut Routes<'_>) {
         }));
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
-    Twilio,
-    Mailgun,
-    Meta,
-}
-
-impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::Twilio => "twilio",
-            Provider::Mailgun => "mailgun",
-            Provider::Meta => "meta",
-        }
-    }
-}
+pub use crate::domain::Provider;
 
 /// The error type of the webhooks, answered in the status codes each
 /// provider understands.
