@@ -904,11 +904,41 @@ impl Conditions {
         query
     }
 
+    /// [`Self::query`], kept as a prepared statement of the connection
+    /// (by its text, which holds no values): for lists whose plan does not
+    /// depend on the values (no search), so PostgreSQL does not parse and
+    /// plan it again for each page.
+    fn kept(
+        &self,
+        sql: String,
+        extra: Vec<Value>,
+    ) -> super::prepared::Kept<
+        diesel::query_builder::BoxedSqlQuery<
+            'static,
+            diesel::pg::Pg,
+            diesel::query_builder::SqlQuery,
+        >,
+    > {
+        super::prepared::Kept(self.query(sql, extra))
+    }
+
     /// The next placeholder after these conditions' own.
     fn next(&self, after: usize) -> String {
         format!("${}", self.values.len() + after + 1)
     }
 }
+
+/// A location's contacts by id.
+struct ContactsById {
+    location_id: i64,
+    ids: Vec<i64>,
+}
+
+super::prepared::prepared_statement!(
+    ContactsById -> diesel::sql_types::Untyped,
+    "SELECT * FROM contacts WHERE location_id = ? AND id = ANY(?)",
+    |s| [BigInt => &s.location_id, diesel::sql_types::Array<BigInt> => &s.ids]
+);
 
 #[derive(QueryableByName)]
 struct ListedId {
@@ -1010,7 +1040,11 @@ pub fn list(
                     page_size + 1
                 )
             };
-            found.extend(branch.query(text, extra).load::<ListedId>(conn)?);
+            found.extend(if search.is_none() {
+                branch.kept(text, extra).load::<ListedId>(conn)?
+            } else {
+                branch.query(text, extra).load::<ListedId>(conn)?
+            });
         }
     }
     if branches.len() > 1 {
@@ -1029,12 +1063,11 @@ pub fn list(
     if !forward {
         ids.reverse();
     }
-    // Planned for its ids each time (`sql_query` is not kept prepared): a
-    // kept plan could scan the location instead.
+    // Kept prepared: the primary key finds them whatever the ids (a plan
+    // made while the table was nearly empty is made again once ANALYZE
+    // has seen it grow).
     let mut rows: std::collections::HashMap<i64, Contact> =
-        diesel::sql_query("SELECT * FROM contacts WHERE location_id = $1 AND id = ANY($2)")
-            .bind::<BigInt, _>(location_id)
-            .bind::<diesel::sql_types::Array<BigInt>, _>(&ids)
+        ContactsById { location_id, ids: ids.clone() }
             .load::<Contact>(conn)?
             .into_iter()
             .map(|c| (c.id, c))

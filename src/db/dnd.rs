@@ -145,26 +145,6 @@ prepared_statement!(
     |s| [Array<BigInt> => &s.locations, Array<Text> => &s.addresses]
 );
 
-/// The reasons kept on these addresses of a location.
-///
-/// Lookups by a list of addresses are planned for their values each time
-/// (`sql_query` is never kept as a prepared statement): a plan kept from
-/// when the table was nearly empty went on scanning the location's reasons
-/// for each lookup once there were many (11 ms instead of 0.05 ms).
-fn reasons_on(
-    conn: &mut PgConnection,
-    location_id: i64,
-    addresses: &[&str],
-) -> QueryResult<Vec<AddressRow>> {
-    diesel::sql_query(
-        "SELECT address, channel, reason, set_at, actor_kind, actor_id, actor_label, source
-         FROM address_dnd_reasons WHERE location_id = $1 AND address = ANY($2)",
-    )
-    .bind::<BigInt, _>(location_id)
-    .bind::<Array<Text>, _>(addresses)
-    .load(conn)
-}
-
 /// The DND state of one contact of a location (`None` if there is no such
 /// contact in this location): its own reasons and switch, and the reasons
 /// of the address it has now on each channel. A stored value this binary
@@ -186,41 +166,109 @@ pub fn state_of(conn: &mut PgConnection, contact: &Contact) -> QueryResult<DndSt
     Ok(states.pop().unwrap_or_default())
 }
 
+/// A reason of one of the contacts (`contact_id`) or kept on one of their
+/// addresses (`address`).
+#[derive(QueryableByName)]
+struct ReasonRow {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    contact_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    address: Option<String>,
+    #[diesel(sql_type = diesel::dsl::SqlTypeOf<contact_dnd_reasons::channel>)]
+    channel: Channel,
+    #[diesel(sql_type = diesel::dsl::SqlTypeOf<contact_dnd_reasons::reason>)]
+    reason: Reason,
+    #[diesel(sql_type = Timestamptz)]
+    set_at: DateTime<Utc>,
+    #[diesel(sql_type = diesel::dsl::SqlTypeOf<contact_dnd_reasons::actor_kind>)]
+    actor_kind: ActorKind,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    actor_id: Option<i64>,
+    #[diesel(sql_type = Text)]
+    actor_label: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    source: Option<String>,
+}
+
+struct ReasonsOfContacts {
+    location_id: i64,
+    ids: Vec<i64>,
+    held: Vec<String>,
+}
+
+prepared_statement!(
+    ReasonsOfContacts -> diesel::sql_types::Untyped,
+    "SELECT contact_id, NULL::text AS address, channel, reason, set_at, actor_kind, actor_id,
+            actor_label, source
+     FROM contact_dnd_reasons WHERE location_id = ? AND contact_id = ANY(?)
+     UNION ALL
+     SELECT NULL, address, channel, reason, set_at, actor_kind, actor_id, actor_label, source
+     FROM address_dnd_reasons WHERE location_id = ? AND address = ANY(?)",
+    |s| [
+        BigInt => &s.location_id, Array<BigInt> => &s.ids,
+        BigInt => &s.location_id, Array<Text> => &s.held,
+    ]
+);
+
 /// The states of contacts of one location already read, in their order,
-/// in two round trips however many there are.
+/// in one round trip however many there are.
 pub fn states_of(
     conn: &mut PgConnection,
     location_id: i64,
     contacts: &[Contact],
 ) -> QueryResult<Vec<DndState>> {
     let ids: Vec<i64> = contacts.iter().map(|c| c.id).collect();
-    let mut own: HashMap<i64, Vec<(Channel, ActiveReason)>> = HashMap::new();
-    if !ids.is_empty() {
-        let rows: Vec<(i64, OwnRow)> = contact_dnd_reasons::table
-            .filter(contact_dnd_reasons::location_id.eq(location_id))
-            .filter(contact_dnd_reasons::contact_id.eq_any(&ids))
-            .select((contact_dnd_reasons::contact_id, OwnRow::as_select()))
-            .load(conn)?;
-        for (id, row) in rows {
-            own.entry(id).or_default().push(row.into_active());
-        }
-    }
-    let mut held: Vec<&str> = contacts
+    let mut held: Vec<String> = contacts
         .iter()
         .flat_map(|c| {
             let addresses = c.addresses();
             Channel::ALL
                 .iter()
-                .filter_map(|ch| addresses.on(*ch))
+                .filter_map(|ch| addresses.on(*ch).map(str::to_string))
                 .collect::<Vec<_>>()
         })
         .collect();
     held.sort_unstable();
     held.dedup();
+    let mut own: HashMap<i64, Vec<(Channel, ActiveReason)>> = HashMap::new();
     let mut kept: HashMap<String, Vec<AddressRow>> = HashMap::new();
-    if !held.is_empty() {
-        for row in reasons_on(conn, location_id, &held)? {
-            kept.entry(row.address.clone()).or_default().push(row);
+    if !ids.is_empty() {
+        // The contacts' own reasons and those kept on their addresses in
+        // one round trip.
+        let rows: Vec<ReasonRow> = ReasonsOfContacts {
+            location_id,
+            ids,
+            held,
+        }
+        .load(conn)?;
+        for row in rows {
+            match (row.contact_id, row.address) {
+                (Some(id), _) => own.entry(id).or_default().push(
+                    OwnRow {
+                        channel: row.channel,
+                        reason: row.reason,
+                        set_at: row.set_at,
+                        actor_kind: row.actor_kind,
+                        actor_id: row.actor_id,
+                        actor_label: row.actor_label,
+                        source: row.source,
+                    }
+                    .into_active(),
+                ),
+                (None, Some(address)) => {
+                    kept.entry(address.clone()).or_default().push(AddressRow {
+                        address,
+                        channel: row.channel,
+                        reason: row.reason,
+                        set_at: row.set_at,
+                        actor_kind: row.actor_kind,
+                        actor_id: row.actor_id,
+                        actor_label: row.actor_label,
+                        source: row.source,
+                    })
+                }
+                (None, None) => {}
+            }
         }
     }
     Ok(contacts
@@ -453,8 +501,8 @@ pub fn address_states(
     }
     let locations: Vec<i64> = keys.iter().map(|k| k.location_id).collect();
     let addresses: Vec<&str> = keys.iter().map(|k| k.address.as_str()).collect();
-    // Reasons and clocks in one round trip (planned for its values, as
-    // `reasons_on` is).
+    // Reasons and clocks in one round trip (planned for its values each
+    // time: the gate's batches vary widely in size).
     let rows: Vec<KeptRow> = diesel::sql_query(
         "WITH k AS (SELECT DISTINCT * FROM unnest($1::int8[], $2::text[]) AS k (location_id, address))
          SELECT a.location_id, a.address, a.channel, a.reason, a.set_at, a.actor_kind, a.actor_id,
@@ -1048,6 +1096,35 @@ pub fn history(
     }
 }
 
+/// A contact's own history rows, and those of the addresses it holds now.
+struct HistoryOf {
+    location_id: i64,
+    held: Vec<String>,
+    contact_id: i64,
+    limit: i64,
+}
+
+prepared_statement!(
+    HistoryOf -> diesel::sql_types::Untyped,
+    "(SELECT id, contact_id, channel, reason, kind, action, actor_kind, actor_id,
+             actor_label, address, source, at, event_at, detail
+      FROM dnd_history
+      WHERE location_id = ? AND contact_id = ?
+      ORDER BY id DESC LIMIT ?)
+     UNION ALL
+     (SELECT id, contact_id, channel, reason, kind, action, actor_kind, actor_id,
+             actor_label, address, source, at, event_at, detail
+      FROM dnd_history
+      WHERE location_id = ? AND address = ANY(?) AND action <> 'address_changed'
+        AND contact_id IS DISTINCT FROM ?
+      ORDER BY id DESC LIMIT ?)",
+    |s| [
+        BigInt => &s.location_id, BigInt => &s.contact_id, BigInt => &s.limit,
+        BigInt => &s.location_id, Array<Text> => &s.held, BigInt => &s.contact_id,
+        BigInt => &s.limit,
+    ]
+);
+
 /// [`history`] of a contact already read, in one round trip.
 pub fn history_of(
     conn: &mut PgConnection,
@@ -1056,26 +1133,13 @@ pub fn history_of(
 ) -> QueryResult<Vec<HistoryRow>> {
     let addresses = contact.addresses();
     let held: Vec<&str> = contact.address_list().collect();
-    // Its own rows, and (planned for its values each time, as
-    // `reasons_on` is) those of the addresses it holds now.
-    let rows: Vec<HistoryRow> = diesel::sql_query(
-        "(SELECT id, contact_id, channel, reason, kind, action, actor_kind, actor_id,
-                 actor_label, address, source, at, event_at, detail
-          FROM dnd_history
-          WHERE location_id = $1 AND contact_id = $3
-          ORDER BY id DESC LIMIT $4)
-         UNION ALL
-         (SELECT id, contact_id, channel, reason, kind, action, actor_kind, actor_id,
-                 actor_label, address, source, at, event_at, detail
-          FROM dnd_history
-          WHERE location_id = $1 AND address = ANY($2) AND action <> 'address_changed'
-            AND contact_id IS DISTINCT FROM $3
-          ORDER BY id DESC LIMIT $4)",
-    )
-    .bind::<BigInt, _>(contact.location_id)
-    .bind::<Array<Text>, _>(&held)
-    .bind::<BigInt, _>(contact.id)
-    .bind::<BigInt, _>(limit)
+    // Its own rows, and those of the addresses it holds now.
+    let rows: Vec<HistoryRow> = HistoryOf {
+        location_id: contact.location_id,
+        held: held.iter().map(|a| a.to_string()).collect(),
+        contact_id: contact.id,
+        limit,
+    }
     .load(conn)?;
     let mut rows: Vec<HistoryRow> = rows
         .into_iter()

@@ -97,15 +97,47 @@ pub fn find_visible(
         ))
         .first(conn)
         .optional()?;
-    let Some((location, member)) = found else {
-        return Ok(None);
-    };
-    let visible = match user.role() {
+    Ok(found.and_then(|(location, member)| {
+        may_see(user, &location, member.is_some()).then_some(location)
+    }))
+}
+
+/// Whether `user` may see `location` (`member`: they are one of its users).
+fn may_see(user: &User, location: &Location, member: bool) -> bool {
+    match user.role() {
         Role::Support => true,
         Role::Agency => user.agency_id == Some(location.agency_id),
-        Role::Location => member.is_some(),
-    };
-    Ok(visible.then_some(location))
+        Role::Location => member,
+    }
+}
+
+/// A user and, if they may see it, a location, in one statement: every
+/// location page starts with both. `None` when there is no such user.
+pub fn user_and_visible(
+    conn: &mut PgConnection,
+    user_id: i64,
+    location_id: i64,
+) -> QueryResult<Option<(User, Option<Location>)>> {
+    use super::schema::users;
+    let found: Option<(User, Option<Location>, Option<i64>)> = users::table
+        .left_join(locations::table.on(locations::id.eq(location_id)))
+        .left_join(
+            location_memberships::table.on(location_memberships::location_id
+                .eq(locations::id)
+                .and(location_memberships::user_id.eq(users::id))),
+        )
+        .filter(users::id.eq(user_id))
+        .select((
+            User::as_select(),
+            Option::<Location>::as_select(),
+            location_memberships::user_id.nullable(),
+        ))
+        .first(conn)
+        .optional()?;
+    Ok(found.map(|(user, location, member)| {
+        let visible = location.filter(|l| may_see(&user, l, member.is_some()));
+        (user, visible)
+    }))
 }
 
 pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Option<Location>> {

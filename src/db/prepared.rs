@@ -50,6 +50,40 @@ macro_rules! prepared_statement {
 
 pub(crate) use prepared_statement;
 
+/// A `diesel::sql_query` built at run time that diesel keeps prepared all
+/// the same, keyed by its text: only for text that holds no values (they
+/// are binds) and comes in few variants, and for statements whose best
+/// plan does not depend on the values bound (PostgreSQL may keep one
+/// generic plan after five executions; it plans again when ANALYZE
+/// updates the tables' statistics).
+pub struct Kept<Q>(pub Q);
+
+impl<Q> diesel::query_builder::QueryId for Kept<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
+    diesel::query_builder::QueryFragment<diesel::pg::Pg> for Kept<Q>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        self.0.walk_ast(out)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _: &diesel::pg::Pg) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Kept<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q> diesel::RunQueryDsl<diesel::pg::PgConnection> for Kept<Q> {}
+
 #[cfg(test)]
 mod tests {
     use diesel::sql_types::{BigInt, Text};

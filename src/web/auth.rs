@@ -129,19 +129,21 @@ impl FromRequest for VisibleLocation {
             // pool: every location page starts here.
             let (user, found) = db::run(&state.pool, move |conn| -> Result<_, PageError> {
                 use crate::db::locations;
-                let Some(user) = users::find(conn, claim.id).map_err(DbError::from)? else {
+                let Some(id) = id else {
+                    let user = users::find(conn, claim.id).map_err(DbError::from)?;
+                    return Ok((user, None));
+                };
+                // The user and the location in one statement.
+                let Some((user, location)) =
+                    locations::user_and_visible(conn, claim.id, id).map_err(DbError::from)?
+                else {
                     return Ok((None, None));
                 };
                 // A session to be signed out learns nothing of locations.
                 if !claim.holds_for(&user) {
                     return Ok((Some(user), None));
                 }
-                let Some(id) = id else {
-                    return Ok((Some(user), None));
-                };
-                let Some(location) =
-                    locations::find_visible(conn, &user, id).map_err(DbError::from)?
-                else {
+                let Some(location) = location else {
                     return Ok((Some(user), None));
                 };
                 let switcher = locations::first_visible(conn, &user, SWITCHER_SIZE)
