@@ -116,7 +116,7 @@ pub async fn open_browser() -> Option<Browser> {
 /// Clicks something that submits a form. The click may race the navigation
 /// it starts (chromedriver then reports the element stale); what counts is
 /// the page that follows, which the caller waits for.
-async fn click_submit(c: &Client, locator: Locator<'_>) {
+pub(crate) async fn click_submit(c: &Client, locator: Locator<'_>) {
     let element = c.find(locator).await.unwrap();
     if let Err(e) = element.click().await {
         let stale = matches!(
@@ -129,7 +129,7 @@ async fn click_submit(c: &Client, locator: Locator<'_>) {
 }
 
 /// Signs in through the form and waits for the locations page.
-async fn sign_in(c: &Client, base: &str, email: &str) {
+pub(crate) async fn sign_in(c: &Client, base: &str, email: &str) {
     c.goto(&format!("{base}/login")).await.unwrap();
     c.find(Locator::Css("#email"))
         .await

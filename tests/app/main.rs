@@ -5,6 +5,7 @@ mod common;
 
 mod access;
 mod access_matrix;
+mod accessibility;
 mod agency;
 mod agency_users;
 mod api;
