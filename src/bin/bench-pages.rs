@@ -2,9 +2,11 @@
 //! list (100,000 contacts in the location) under 64 connections, next to a
 //! static asset of the same server and to pgbench running the very SQL each
 //! page sent (captured from PostgreSQL's log for one request, replayed with
-//! prepared statements by as many clients). Prints req/s, p50/p99, the
-//! ratios, and the server's peak and final RSS (the server runs in a child
-//! process, web server only). Run with
+//! prepared statements by as many clients). Each page and its pgbench take
+//! turns in short rounds, so a machine busy with something else slows both
+//! alike; the ratio printed is the median of the rounds'. Prints req/s,
+//! p50/p99, the ratios, and the server's peak and final RSS (the server
+//! runs in a child process, web server only). Run with
 //! `cargo run --release --bin bench-pages`.
 //!
 //! Uses its own embedded cluster under `DND_DATA_DIR/bench-pages` (default
@@ -26,7 +28,11 @@ use dnd::db::cluster::{ClusterOptions, EmbeddedCluster};
 use dnd::db::{self, users};
 
 const CONNECTIONS: usize = 64;
+/// The static asset's run.
 const SECONDS: u64 = 10;
+/// Each page and its pgbench take turns this many times, for this long.
+const ROUNDS: usize = 3;
+const ROUND_SECONDS: u64 = 5;
 const CONTACTS: i64 = 100_000;
 const LOCATION: &str = "Bench Pages";
 const EMAIL: &str = "pages@bench.test";
@@ -109,38 +115,69 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             move |client: &reqwest::Client, _| client.get(&url)
         }),
     )?;
-    let mut page_figures = Vec::new();
-    for (_, path) in &pages {
-        let url = format!("{}{path}", server.base);
-        let cookie = cookie.clone();
-        page_figures.push(load::run_load(
-            CONNECTIONS,
-            SECONDS,
-            Arc::new(move |client: &reqwest::Client, _| client.get(&url).header("Cookie", &cookie)),
-        )?);
-    }
-    let (peak, now) = server.memory_mib();
-
     let pgbench = load::pgbench_binary();
     println!(
-        "\n{CONNECTIONS} connections, {SECONDS} s each, server pool 10, {CONTACTS} contacts in the location"
+        "\n{CONNECTIONS} connections, server pool 10, {CONTACTS} contacts in the location; \
+         each page and its pgbench alternate in {ROUNDS} rounds of {ROUND_SECONDS} s, so a \
+         busy machine slows both alike"
     );
     println!("static asset        {}", static_figures.line());
-    for ((name, _), (figures, script)) in pages.iter().zip(page_figures.iter().zip(&scripts)) {
-        println!("{name:<19} {}", figures.line());
-        match &pgbench {
-            Some(bin) => {
-                let pg = load::run_pgbench(bin, &url, script, CONNECTIONS, SECONDS)?;
-                println!("  pgbench, its SQL  {}", pg.line());
-                println!(
-                    "  ratio page/pgbench {:.2}, page/static {:.3}",
-                    figures.per_second / pg.per_second,
-                    figures.per_second / static_figures.per_second
-                );
+    for ((name, path), script) in pages.iter().zip(&scripts) {
+        let page_url = format!("{}{path}", server.base);
+        let mut rounds: Vec<(load::Figures, Option<load::Figures>)> = Vec::new();
+        for _ in 0..ROUNDS {
+            let (page_url, cookie) = (page_url.clone(), cookie.clone());
+            let page = load::run_load(
+                CONNECTIONS,
+                ROUND_SECONDS,
+                Arc::new(move |client: &reqwest::Client, _| {
+                    client.get(&page_url).header("Cookie", &cookie)
+                }),
+            )?;
+            let pg = match &pgbench {
+                Some(bin) => Some(load::run_pgbench(
+                    bin,
+                    &url,
+                    script,
+                    CONNECTIONS,
+                    ROUND_SECONDS,
+                )?),
+                None => None,
+            };
+            rounds.push((page, pg));
+        }
+        println!("{name}");
+        for (i, (page, pg)) in rounds.iter().enumerate() {
+            println!("  round {}  page     {}", i + 1, page.line());
+            if let Some(pg) = pg {
+                println!("           pgbench  {}", pg.line());
             }
-            None => println!("  (pgbench not found: no SQL baseline)"),
+        }
+        let page_rate = mean(rounds.iter().map(|(p, _)| p.per_second));
+        print!(
+            "  page {page_rate:.0} req/s, {:.3} of the static asset",
+            page_rate / static_figures.per_second
+        );
+        let ratios: Vec<f64> = rounds
+            .iter()
+            .filter_map(|(p, pg)| pg.as_ref().map(|pg| p.per_second / pg.per_second))
+            .collect();
+        if ratios.is_empty() {
+            println!("; pgbench not found: no SQL baseline");
+        } else {
+            let pg_rate = mean(rounds.iter().filter_map(|(_, pg)| pg.as_ref().map(|f| f.per_second)));
+            println!(
+                "; pgbench of its SQL {pg_rate:.0} tx/s; ratio page/pgbench median {:.2} (rounds {})",
+                median(&ratios),
+                ratios
+                    .iter()
+                    .map(|r| format!("{r:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
         }
     }
+    let (peak, now) = server.memory_mib();
     println!("server RSS: peak {peak:.1} MiB, after the run {now:.1} MiB");
     drop(server);
     drop(conn);
@@ -331,4 +368,23 @@ fn parse_parameters(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 {
+        0.0
+    } else {
+        sum / n as f64
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
 }
