@@ -16,6 +16,27 @@ pub fn provider_of(channel: Channel) -> Option<&'static str> {
     }
 }
 
+/// The secret that signs a provider's webhooks, named as the provider's
+/// console names it (Meta serves Facebook Messenger and WhatsApp).
+pub fn secret_name(provider: &str) -> &'static str {
+    match provider {
+        "twilio" => "Auth Token",
+        "mailgun" => "HTTP webhook signing key",
+        "meta" => "App Secret",
+        _ => "webhook secret",
+    }
+}
+
+/// Where the provider's console shows that secret.
+pub fn secret_source(provider: &str) -> &'static str {
+    match provider {
+        "twilio" => "Twilio Console, Account Info",
+        "mailgun" => "Mailgun, Sending, Webhooks",
+        "meta" => "Meta for Developers, your app, App settings, Basic",
+        _ => "the provider's console",
+    }
+}
+
 /// Why GMB cannot be connected.
 pub const GMB_LEGACY: &str = "Google shut Google Business Messages down in 2024: it can no longer \
      be connected. DND kept for it stays, and still blocks.";
@@ -137,7 +158,7 @@ impl ConnectForm {
                 let token = secret(
                     &self.auth_token,
                     "auth_token",
-                    "auth token",
+                    secret_name(provider),
                     stored.secret,
                     &mut errors,
                 );
@@ -191,7 +212,7 @@ impl ConnectForm {
                 let signing = secret(
                     &self.signing_key,
                     "signing_key",
-                    "webhook signing key",
+                    secret_name(provider),
                     stored.secret,
                     &mut errors,
                 );
@@ -236,14 +257,14 @@ impl ConnectForm {
                 let app_secret = secret(
                     &self.app_secret,
                     "app_secret",
-                    "app secret",
+                    secret_name(provider),
                     stored.secret,
                     &mut errors,
                 );
                 let verify = secret(
                     &self.verify_token,
                     "verify_token",
-                    "verify token",
+                    "Verify token",
                     stored.verify_token,
                     &mut errors,
                 );
@@ -412,6 +433,31 @@ mod tests {
         assert!(ConnectForm::default()
             .validate(Channel::Gmb, "US", Stored::default())
             .is_err());
+    }
+
+    #[test]
+    fn each_missing_secret_is_named_as_its_provider_names_it() {
+        let said = |channel| {
+            ConnectForm::default()
+                .validate(channel, "US", Stored::default())
+                .unwrap_err()
+                .into_iter()
+                .map(|e| e.message)
+                .collect::<Vec<_>>()
+        };
+        assert!(said(Channel::Sms).contains(&"give the Auth Token".to_string()));
+        assert!(said(Channel::Email).contains(&"give the HTTP webhook signing key".to_string()));
+        let meta = said(Channel::Facebook);
+        assert!(
+            meta.contains(&"give the App Secret".to_string()),
+            "{meta:?}"
+        );
+        assert!(
+            meta.contains(&"give the Verify token".to_string()),
+            "{meta:?}"
+        );
+        assert_eq!(secret_name("meta"), "App Secret");
+        assert_eq!(secret_name("google"), "webhook secret");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod local_time;
 pub mod message;
 pub mod optin;
 mod phone;
+pub mod public_url;
 pub mod region;
 mod role;
 pub mod search;

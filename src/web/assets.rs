@@ -4,11 +4,18 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 
-const FILES: &[(&str, &str, &str)] = &[(
-    "app.css",
-    "text/css; charset=utf-8",
-    include_str!("../../static/app.css"),
-)];
+const FILES: &[(&str, &str, &str)] = &[
+    (
+        "app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../static/app.css"),
+    ),
+    (
+        "copy.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/copy.js"),
+    ),
+];
 
 pub async fn serve_asset(file: web::Path<String>) -> HttpResponse {
     match FILES.iter().find(|(name, _, _)| *name == file.as_str()) {

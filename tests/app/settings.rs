@@ -37,7 +37,7 @@ async fn an_agency_user_sees_the_urls_and_masked_secrets_and_rotates_one() {
     let (_, html) = app
         .get_text(&format!("/locations/{downtown}/settings"))
         .await;
-    assert!(html.contains("The SMS secret was replaced."));
+    assert!(html.contains("The SMS Auth Token was replaced."));
     assert!(html.contains("••••••••0001"));
     // The old token no longer signs; the new one does.
     let params = [

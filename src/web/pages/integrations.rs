@@ -1,5 +1,6 @@
-//! A location's integrations (agency users; support reads): one row per
-//! channel with its provider and state, and connect, disconnect and test.
+//! A location's integrations (agency users; support reads): the channels
+//! set up here with their provider and state (disconnect, test, change),
+//! then the other channels with their connect forms.
 //! A channel is offered on contacts only while connected; its DND state
 //! never depends on it.
 
@@ -22,6 +23,7 @@ use crate::domain::integration::{provider_of, ConnectForm, Stored, GMB_LEGACY};
 use crate::domain::{Channel, IntegrationStatus};
 use crate::outbound::probe::probe;
 use crate::web::auth::{CsrfForm, VisibleLocation};
+use crate::web::clock::Clocked;
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -93,7 +95,11 @@ struct IntegrationsPage {
     nav: Nav,
     location: Location,
     can_edit: bool,
+    /// The channels set up here (connected, in error or disconnected)
+    /// first, then the others with their connect forms.
     rows: Vec<Row>,
+    /// How many of `rows` are set up here.
+    set_up: usize,
     flash: Option<String>,
     gmb_legacy: &'static str,
 }
@@ -119,7 +125,7 @@ async fn render(
         StatusCode::OK
     };
     let mut refused = refused;
-    let rows = Channel::ALL
+    let mut rows: Vec<Row> = Channel::ALL
         .into_iter()
         .map(|channel| Row {
             channel,
@@ -131,11 +137,15 @@ async fn render(
             },
         })
         .collect();
+    // Stable: each group keeps the channels' order.
+    rows.sort_by_key(|r| r.integration.is_none());
+    let set_up = rows.iter().filter(|r| r.integration.is_some()).count();
     let page = IntegrationsPage {
         nav,
         location,
         can_edit: editable,
         rows,
+        set_up,
         flash,
         gmb_legacy: GMB_LEGACY,
     };

@@ -12,8 +12,12 @@ use crate::db::locations::Location;
 use crate::db::users::User;
 use crate::db::webhooks::{self as store, SmsSettings};
 use crate::db::{self, DbError};
-use crate::domain::{Channel, Role};
+use crate::domain::integration::{provider_of, secret_name, secret_source};
+use crate::domain::public_url::unreachable;
+use crate::domain::Provider;
+use crate::domain::{Channel, IntegrationStatus, Role};
 use crate::web::auth::VisibleLocation;
+use crate::web::clock::Clocked;
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -33,16 +37,42 @@ pub use voice::save_voice_settings;
 
 const FLASH: &str = "settings_flash";
 
-/// One webhook URL to paste into a provider's console.
-pub struct WebhookUrl {
-    pub label: &'static str,
-    pub url: String,
+/// One value to paste into a provider's console (a webhook URL, Meta's
+/// verify token), shown as a block with a copy button.
+pub struct Paste {
+    /// The block's HTML id (its label is `{id}-label`).
+    pub id: String,
+    pub label: String,
+    pub value: String,
+}
+
+/// What one provider's console asks for, for the channels this location
+/// has connected through it.
+pub struct ProviderSetup {
+    pub provider: &'static str,
+    pub name: &'static str,
+    /// The location's channels it serves, e.g. "SMS, Calls".
+    pub channels: String,
+    pub items: Vec<Paste>,
+}
+
+/// Why providers cannot reach the URLs shown, for the banner.
+pub struct ReachWarning {
+    /// What the URLs start with, e.g. `http://127.0.0.1:8080`.
+    pub base: String,
+    pub why: &'static str,
+    /// `DND_PUBLIC_URL` is set, but to this address.
+    pub configured: bool,
 }
 
 pub struct IntegrationRow {
     pub channel: &'static str,
     pub label: &'static str,
     pub provider: String,
+    /// The webhook secret as the provider names it ("Auth Token", …), and
+    /// where its console shows it.
+    pub secret_name: &'static str,
+    pub secret_source: &'static str,
     pub status: String,
     /// The secret's last four characters, the rest masked.
     pub masked: Option<String>,
@@ -71,7 +101,13 @@ struct SettingsPage {
     nav: Nav,
     location: Location,
     can_edit: bool,
-    urls: Vec<WebhookUrl>,
+    /// Per provider, what to paste into its console: only for the
+    /// channels connected here.
+    setups: Vec<ProviderSetup>,
+    /// The channels that could be connected and are not (a link to the
+    /// integrations page connects them).
+    not_connected: String,
+    reach: Option<ReachWarning>,
     integrations: Vec<IntegrationRow>,
     opt_out: String,
     opt_in: String,
@@ -122,29 +158,113 @@ pub(super) fn base_url(req: &HttpRequest, state: &AppState) -> String {
     }
 }
 
-pub fn webhook_urls(base: &str, location_id: i64) -> Vec<WebhookUrl> {
-    vec![
-        WebhookUrl {
-            label: "Twilio: incoming messages (\"A message comes in\")",
-            url: format!("{base}/webhooks/twilio/{location_id}/sms"),
-        },
-        WebhookUrl {
-            label: "Twilio: status callback URL",
-            url: format!("{base}/webhooks/twilio/{location_id}/status"),
-        },
-        WebhookUrl {
-            label: "Twilio: incoming calls (\"A call comes in\")",
-            url: format!("{base}/webhooks/twilio/{location_id}/voice"),
-        },
-        WebhookUrl {
-            label: "Mailgun: webhooks (permanent failure, unsubscribe, spam complaint)",
-            url: format!("{base}/webhooks/mailgun/{location_id}"),
-        },
-        WebhookUrl {
-            label: "Meta: callback URL (WhatsApp user_preferences, Messenger messaging_optins)",
-            url: format!("{base}/webhooks/meta/{location_id}"),
-        },
+/// The banner's facts when providers cannot reach `base` (`None`: they
+/// can, as far as the address says).
+pub fn reach_warning(base: &str, configured: bool) -> Option<ReachWarning> {
+    let why = unreachable(base)?.words();
+    Some(ReachWarning {
+        base: base.to_string(),
+        why,
+        configured,
+    })
+}
+
+/// The webhook URLs of the providers serving `channels` (the channels
+/// connected here), grouped by provider, in the providers' order.
+pub fn webhook_urls(base: &str, location_id: i64, channels: &[Channel]) -> Vec<ProviderSetup> {
+    let has = |c: Channel| channels.contains(&c);
+    let paste = |id: &str, label: &str, path: &str| Paste {
+        id: format!("url-{id}"),
+        label: label.to_string(),
+        value: format!("{base}/webhooks/{path}"),
+    };
+    let mut twilio = Vec::new();
+    if has(Channel::Sms) {
+        twilio.push(paste(
+            "twilio-sms",
+            "Incoming messages (\"A message comes in\")",
+            &format!("twilio/{location_id}/sms"),
+        ));
+        twilio.push(paste(
+            "twilio-status",
+            "Status callback URL",
+            &format!("twilio/{location_id}/status"),
+        ));
+    }
+    if has(Channel::Call) {
+        twilio.push(paste(
+            "twilio-voice",
+            "Incoming calls (\"A call comes in\")",
+            &format!("twilio/{location_id}/voice"),
+        ));
+    }
+    let mut mailgun = Vec::new();
+    if has(Channel::Email) {
+        mailgun.push(paste(
+            "mailgun",
+            "Webhooks (permanent failure, unsubscribe, spam complaint)",
+            &format!("mailgun/{location_id}"),
+        ));
+    }
+    let mut meta = Vec::new();
+    if has(Channel::Facebook) || has(Channel::Whatsapp) {
+        meta.push(paste(
+            "meta",
+            "Callback URL (WhatsApp user_preferences, Messenger messaging_optins)",
+            &format!("meta/{location_id}"),
+        ));
+    }
+    [
+        (Provider::Twilio.as_str(), Provider::Twilio.label(), twilio),
+        (
+            Provider::Mailgun.as_str(),
+            Provider::Mailgun.label(),
+            mailgun,
+        ),
+        (Provider::Meta.as_str(), Provider::Meta.label(), meta),
     ]
+    .into_iter()
+    .filter(|(_, _, items)| !items.is_empty())
+    .map(|(provider, name, items)| ProviderSetup {
+        provider,
+        name,
+        channels: channels
+            .iter()
+            .filter(|c| provider_of(**c) == Some(provider))
+            .map(|c| c.label())
+            .collect::<Vec<_>>()
+            .join(", "),
+        items,
+    })
+    .collect()
+}
+
+/// Meta's verify tokens of the location's connected Messenger and
+/// WhatsApp (one block when both use the same token), for the users who
+/// manage its integrations only.
+fn verify_tokens(active: &[&Integration]) -> Vec<Paste> {
+    let tokens: Vec<(Channel, &str)> = [Channel::Whatsapp, Channel::Facebook]
+        .into_iter()
+        .filter_map(|c| {
+            let i = active.iter().find(|i| i.channel == c)?;
+            Some((c, i.verify_token.as_deref()?))
+        })
+        .collect();
+    let same = tokens.windows(2).all(|w| w[0].1 == w[1].1);
+    tokens
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| !same || *n == 0)
+        .map(|(_, (c, token))| Paste {
+            id: format!("verify-token-{}", if same { "meta" } else { c.as_str() }),
+            label: if same {
+                "Verify token".to_string()
+            } else {
+                format!("Verify token ({})", c.label())
+            },
+            value: (*token).to_string(),
+        })
+        .collect()
 }
 
 /// Agency users of the location's agency edit; support reads; location
@@ -159,15 +279,30 @@ pub(super) fn can_edit(user: &User, location: &Location) -> Result<bool, PageErr
     }
 }
 
-fn rows(integrations: Vec<Integration>) -> Vec<IntegrationRow> {
+/// The location's integrations that are connected (or in error after a
+/// test): a disconnected one is only on the integrations page.
+fn active(integrations: &[Integration]) -> Vec<&Integration> {
     Channel::ALL
         .into_iter()
         .filter_map(|c| {
-            let i = integrations.iter().find(|i| i.channel == c)?;
-            Some(IntegrationRow {
+            integrations
+                .iter()
+                .find(|i| i.channel == c && i.status != IntegrationStatus::Disconnected)
+        })
+        .collect()
+}
+
+fn rows(active: &[&Integration]) -> Vec<IntegrationRow> {
+    active
+        .iter()
+        .map(|i| {
+            let c = i.channel;
+            IntegrationRow {
                 channel: c.as_str(),
                 label: c.label(),
                 provider: i.provider.clone(),
+                secret_name: secret_name(&i.provider),
+                secret_source: secret_source(&i.provider),
                 status: i.status.as_str().to_string(),
                 masked: i.secret.as_deref().map(mask),
                 transport: matches!(c, Channel::Sms | Channel::Email)
@@ -177,7 +312,7 @@ fn rows(integrations: Vec<Integration>) -> Vec<IntegrationRow> {
                 api_key_masked: i.api_key.as_deref().map(mask),
                 transport_error: None,
                 secret_error: None,
-            })
+            }
         })
         .collect()
 }
@@ -267,7 +402,21 @@ async fn render(
         Some((draft, error)) => (draft, Some(error)),
         None => (saved, None),
     };
-    let mut rows = rows(integrations);
+    let active = active(&integrations);
+    let channels: Vec<Channel> = active.iter().map(|i| i.channel).collect();
+    let mut setups = webhook_urls(&base, location.id, &channels);
+    if editable {
+        if let Some(meta) = setups.iter_mut().find(|s| s.provider == "meta") {
+            meta.items.extend(verify_tokens(&active));
+        }
+    }
+    let not_connected = Channel::ALL
+        .into_iter()
+        .filter(|c| provider_of(*c).is_some() && !channels.contains(c))
+        .map(Channel::label)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut rows = rows(&active);
     if let Some(t) = &transport {
         if let Some(row) = rows.iter_mut().find(|r| r.channel == t.channel.as_str()) {
             row.api_base_url = t.api_base_url.clone();
@@ -305,7 +454,9 @@ async fn render(
     let page = SettingsPage {
         nav,
         voice_default,
-        urls: webhook_urls(&base, location.id),
+        setups,
+        not_connected,
+        reach: reach_warning(&base, state.public_url.is_some()),
         location,
         can_edit: editable,
         integrations: rows,
@@ -328,7 +479,8 @@ async fn render(
         deliveries,
         flash,
     };
-    super::html(status, &page)
+    // Meta's verify token may be on it: never kept by a cache.
+    super::html_no_store(status, &page)
 }
 
 pub async fn show_settings(

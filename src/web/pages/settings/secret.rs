@@ -7,6 +7,7 @@ use serde::Deserialize;
 use super::{render, require_edit, Drafts, FLASH};
 use crate::db::integrations;
 use crate::db::{self, DbError};
+use crate::domain::integration::{provider_of, secret_name};
 use crate::domain::Channel;
 use crate::web::auth::{CsrfForm, VisibleLocation};
 use crate::web::error::PageError;
@@ -20,7 +21,8 @@ pub struct SecretForm {
     secret: String,
 }
 
-/// Replaces an integration's webhook secret after it was rotated at the
+/// Replaces an integration's webhook secret (Twilio's Auth Token, Mailgun's
+/// HTTP webhook signing key, Meta's App Secret) after it was rotated at the
 /// provider.
 /// A refused secret comes back to its row with why (422), never echoed.
 pub async fn rotate_secret(
@@ -34,12 +36,17 @@ pub async fn rotate_secret(
     let (location_id, channel) = path.into_inner();
     let channel: Channel = channel.parse().map_err(|_| PageError::NotFound)?;
     let location = require_edit(&at)?.clone();
+    // Named as the channel's provider names it ("Auth Token", …).
+    let name = provider_of(channel).map_or("webhook secret", secret_name);
     let secret = form.secret.trim().to_string();
     if secret.len() < 8 || secret.chars().any(|c| c.is_whitespace() || c.is_control()) {
         let drafts = Drafts {
             secret: Some((
                 channel,
-                "The new secret must have at least 8 characters and no spaces; paste it exactly as the provider shows it. Nothing was changed.".into(),
+                format!(
+                    "The new {name} must have at least 8 characters and no spaces; paste it \
+                     exactly as the provider shows it. Nothing was changed."
+                ),
             )),
             ..Drafts::default()
         };
@@ -57,7 +64,7 @@ pub async fn rotate_secret(
     .await?;
     session.insert(
         FLASH,
-        format!("The {} secret was replaced.", channel.label()),
+        format!("The {} {name} was replaced.", channel.label()),
     )?;
     Ok(redirect(&format!("/locations/{location_id}/settings")))
 }
