@@ -207,6 +207,8 @@ pub fn apply_within(
     }
     let states = states_of(conn, location_id, &contacts)?;
     let now = Utc::now();
+    // Read when a message needs it (its dates are the location's).
+    let mut zone = None;
     let mut write = DndWrite::default();
     for (contact, before) in contacts.iter().zip(&states) {
         match change(contact.id, before) {
@@ -217,7 +219,11 @@ pub fn apply_within(
                 outcome.changed += 1;
                 outcome.changed_ids.push(contact.id);
                 if let Some(reason) = reason_code(&t.remaining) {
-                    let why: Vec<String> = t.remaining.iter().map(|a| a.explain()).collect();
+                    let z = match zone {
+                        Some(z) => z,
+                        None => *zone.insert(super::locations::zone_of(conn, location_id)?),
+                    };
+                    let why: Vec<String> = t.remaining.iter().map(|a| a.explain(z)).collect();
                     outcome.still_blocked.push(Skipped {
                         contact_id: contact.id,
                         reason,

@@ -23,6 +23,7 @@ use super::prepared::prepared_statement;
 use super::schema::{mailgun_seen_tokens, messages};
 use super::DbError;
 use crate::domain::dnd::{ConsentEvent, HistoryEntry};
+use crate::domain::local_time::Zone;
 use crate::domain::message::status_rank;
 use crate::domain::Channel;
 
@@ -178,6 +179,15 @@ fn apply_within(conn: &mut PgConnection, deliveries: &[Delivery]) -> Result<Vec<
         .into_iter()
         .collect();
     let before = dnd_store::address_states(conn, &keys)?;
+    // The history's words give times as the location reads them.
+    let zones = if keys.is_empty() {
+        HashMap::new()
+    } else {
+        let mut ids: Vec<i64> = keys.iter().map(|k| k.location_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        super::locations::zones_of(conn, &ids)?
+    };
     let mut now: HashMap<AddressKey, AddressState> = before.clone();
     let mut entries: Vec<(usize, HistoryEntry)> = Vec::new();
     for (n, ((_, location_id, e), is_new)) in events.iter().zip(&fresh).enumerate() {
@@ -199,7 +209,11 @@ fn apply_within(conn: &mut PgConnection, deliveries: &[Delivery]) -> Result<Vec<
         // A provider's own reason or the person's own act is never refused;
         // if the rules ever did, storing the event without it would be wrong.
         let applied = state
-            .apply_consent(consent, &clocks)
+            .apply_consent(
+                consent,
+                &clocks,
+                zones.get(location_id).copied().unwrap_or(Zone::UTC),
+            )
             .map_err(|r| DbError::Invariant(format!("a {} event was refused: {r}", e.provider)))?;
         entries.extend(applied.transition.entries.into_iter().map(|h| (n, h)));
         now.insert(

@@ -3,6 +3,7 @@ use diesel::prelude::*;
 
 use super::schema::{agencies, location_memberships, locations};
 use super::users::User;
+use crate::domain::local_time::Zone;
 use crate::domain::Role;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -15,6 +16,37 @@ pub struct Location {
     pub created_at: DateTime<Utc>,
     /// ISO 3166 region for numbers written without a country code.
     pub default_region: String,
+}
+
+impl Location {
+    /// Its time zone, in which pages show times and reason texts dates.
+    pub fn zone(&self) -> Zone {
+        Zone::named(&self.time_zone)
+    }
+}
+
+/// The time zone of a location (UTC for an unknown one).
+pub fn zone_of(conn: &mut PgConnection, id: i64) -> QueryResult<Zone> {
+    let name: Option<String> = locations::table
+        .find(id)
+        .select(locations::time_zone)
+        .first(conn)
+        .optional()?;
+    Ok(name.map_or(Zone::UTC, |n| Zone::named(&n)))
+}
+
+/// The time zones of some locations, in one query.
+pub fn zones_of(
+    conn: &mut PgConnection,
+    ids: &[i64],
+) -> QueryResult<std::collections::HashMap<i64, Zone>> {
+    Ok(locations::table
+        .filter(locations::id.eq_any(ids))
+        .select((locations::id, locations::time_zone))
+        .load::<(i64, String)>(conn)?
+        .into_iter()
+        .map(|(id, name)| (id, Zone::named(&name)))
+        .collect())
 }
 
 /// A location with its agency's name, for lists.

@@ -205,6 +205,8 @@ pub struct Listed {
     pub record: RequestRecord,
     pub contact_name: String,
     pub location_name: String,
+    /// The location's, in which its pages show the request's times.
+    pub time_zone: String,
     pub agency_id: i64,
     pub agency_name: String,
 }
@@ -214,17 +216,19 @@ type ListedRow = (
     Option<DecisionRow>,
     String,
     String,
+    String,
     i64,
     String,
 );
 
 fn listed(
-    (request, decision, contact_name, location_name, agency_id, agency_name): ListedRow,
+    (request, decision, contact_name, location_name, time_zone, agency_id, agency_name): ListedRow,
 ) -> Listed {
     Listed {
         record: RequestRecord { request, decision },
         contact_name,
         location_name,
+        time_zone,
         agency_id,
         agency_name,
     }
@@ -245,6 +249,7 @@ macro_rules! listed_query {
                 Option::<DecisionRow>::as_select(),
                 contacts::name,
                 locations::name,
+                locations::time_zone,
                 agencies::id,
                 agencies::name,
             ))
@@ -480,6 +485,7 @@ fn approve(
                 request.opted_in_on,
                 request.created_at,
                 newest,
+                super::locations::zone_of(conn, request.location_id)?,
             )));
         }
     }

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::dnd::{ActiveReason, Reason};
+use super::local_time::Zone;
 use super::{InvalidField, PhoneNumber};
 
 /// The longest recording link and note a request keeps.
@@ -126,10 +127,7 @@ pub struct Evidence {
 /// The calendar day it is at the location (its IANA time zone; UTC when
 /// the zone is unknown).
 pub fn local_today(time_zone: &str, now: DateTime<Utc>) -> NaiveDate {
-    match time_zone.parse::<chrono_tz::Tz>() {
-        Ok(tz) => now.with_timezone(&tz).date_naive(),
-        Err(_) => now.date_naive(),
-    }
+    Zone::named(time_zone).date(now)
 }
 
 /// The latest permission date a request may give: the location's today,
@@ -318,27 +316,34 @@ pub fn evidence_is_stale(
     newest_opt_out.is_some_and(|at| opted_in_on < at.date_naive() || at > filed_at)
 }
 
-/// Why stale evidence cannot be approved, in words for the reviewer.
+/// Why stale evidence cannot be approved, in words for the reviewer, with
+/// the location's time (`zone`). Evidence is compared with the opt-out's
+/// UTC day (see [`evidence_is_stale`]); where that is not the location's
+/// day, the words say so.
 pub fn stale_explanation(
     opted_in_on: NaiveDate,
     filed_at: DateTime<Utc>,
     newest_opt_out: DateTime<Utc>,
+    zone: Zone,
 ) -> String {
+    let at = zone.minutes(newest_opt_out);
     if newest_opt_out > filed_at {
         format!(
-            "The contact opted out again on {} UTC, after this request was filed: the \
+            "The contact opted out again on {at}, after this request was filed: the \
              permission it shows came before that opt-out. It cannot be approved; reject it and \
-             ask for evidence of an opt-in given after {}.",
-            newest_opt_out.format("%Y-%m-%d %H:%M"),
-            newest_opt_out.format("%Y-%m-%d %H:%M UTC"),
+             ask for evidence of an opt-in given after {at}."
         )
     } else {
+        let day = newest_opt_out.date_naive();
+        let from = if day == zone.date(newest_opt_out) {
+            day.to_string()
+        } else {
+            format!("{day} (the opt-out's date in UTC)")
+        };
         format!(
             "The evidence is dated {opted_in_on}, before the newest opt-out on this address \
-             ({} UTC): the contact opted out after giving this permission. It cannot be \
-             approved; reject it and ask for evidence of an opt-in given on or after {}.",
-            newest_opt_out.format("%Y-%m-%d %H:%M"),
-            newest_opt_out.date_naive()
+             ({at}): the contact opted out after giving this permission. It cannot be \
+             approved; reject it and ask for evidence of an opt-in given on or after {from}."
         )
     }
 }
@@ -481,11 +486,41 @@ mod tests {
         );
         assert!(!evidence_is_stale(day(21), filed, Some(opt_out)));
         assert!(!evidence_is_stale(day(1), filed, None));
-        assert!(stale_explanation(day(19), filed, opt_out).contains("2026-11-20"));
+        assert!(stale_explanation(day(19), filed, opt_out, Zone::UTC).contains("2026-11-20"));
         // An opt-out after the request was filed wins, whatever its day.
         let later = Utc.with_ymd_and_hms(2026, 11, 22, 9, 30, 0).unwrap();
         assert!(evidence_is_stale(day(22), filed, Some(later)));
-        assert!(stale_explanation(day(22), filed, later).contains("after this request was filed"));
+        assert!(stale_explanation(day(22), filed, later, Zone::UTC)
+            .contains("after this request was filed"));
+    }
+
+    #[test]
+    fn stale_explanations_give_the_location_s_time_and_the_day_the_rule_uses() {
+        let ny = Zone::named("America/New_York");
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        let filed = Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap();
+        // 02:00 UTC on the 21st is 21:00 on the 20th in New York.
+        let opt_out = Utc.with_ymd_and_hms(2026, 11, 21, 2, 0, 0).unwrap();
+        assert_eq!(
+            stale_explanation(day(19), filed, opt_out, ny),
+            "The evidence is dated 2026-11-19, before the newest opt-out on this address \
+             (2026-11-20 21:00 EST): the contact opted out after giving this permission. It \
+             cannot be approved; reject it and ask for evidence of an opt-in given on or after \
+             2026-11-21 (the opt-out's date in UTC)."
+        );
+        let same_day = Utc.with_ymd_and_hms(2026, 11, 20, 15, 0, 0).unwrap();
+        assert!(stale_explanation(day(19), filed, same_day, ny).ends_with(
+            "(2026-11-20 10:00 EST): the contact opted out after giving this \
+                        permission. It cannot be approved; reject it and ask for evidence of an \
+                        opt-in given on or after 2026-11-20."
+        ));
+        let after_filing = Utc.with_ymd_and_hms(2026, 11, 22, 14, 30, 0).unwrap();
+        assert_eq!(
+            stale_explanation(day(22), filed, after_filing, ny),
+            "The contact opted out again on 2026-11-22 09:30 EST, after this request was filed: \
+             the permission it shows came before that opt-out. It cannot be approved; reject it \
+             and ask for evidence of an opt-in given after 2026-11-22 09:30 EST."
+        );
     }
 
     #[test]

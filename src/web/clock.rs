@@ -36,6 +36,13 @@ impl Clocked for crate::db::locations::Location {
     }
 }
 
+/// A request with its location (support's pages span every location).
+impl Clocked for crate::db::optin::Listed {
+    fn time_zone(&self) -> &str {
+        &self.time_zone
+    }
+}
+
 /// An instant, however deep in references a template holds it (`if let`
 /// and `for` bind references).
 pub trait Instant {

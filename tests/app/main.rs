@@ -35,6 +35,7 @@ mod hostile_http;
 mod imports;
 mod inbound;
 mod integrations;
+mod local_times;
 mod messages;
 mod meta_send;
 mod migrations;

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{Action, Actor, DndState, HistoryEntry, Reason, Refusal, Transition};
+use crate::domain::local_time::Zone;
 use crate::domain::Channel;
 
 /// What a consent event does on its channel.
@@ -118,14 +119,14 @@ impl ConsentEvent {
         }
     }
 
-    fn stale_entry(&self, reason: Reason, clocks: &Clocks) -> HistoryEntry {
+    fn stale_entry(&self, reason: Reason, clocks: &Clocks, zone: Zone) -> HistoryEntry {
         let detail = format!(
             "the event happened at {}, before the last consent change about \"{}\" on this address ({}); it changes nothing",
-            self.occurred_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            zone.seconds(self.occurred_at),
             reason.label(),
             clocks
                 .of(reason)
-                .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+                .map(|t| zone.seconds(t))
                 .unwrap_or_default(),
         );
         self.entry(Action::Stale, reason, Some(detail))
@@ -153,14 +154,20 @@ impl DndState {
     /// change changes nothing and is recorded as stale; an opt-in with
     /// nothing it may lift changes nothing and leaves no entry. Every
     /// reason the event concerns has its clock moved to the event: it is
-    /// the person's latest word about it.
-    pub fn apply_consent(&self, e: &ConsentEvent, clocks: &Clocks) -> Result<Applied, Refusal> {
+    /// the person's latest word about it. Times in the history's words are
+    /// the location's (`zone`).
+    pub fn apply_consent(
+        &self,
+        e: &ConsentEvent,
+        clocks: &Clocks,
+        zone: Zone,
+    ) -> Result<Applied, Refusal> {
         let mut transition = match e.effect {
             Effect::Set(reason) if e.is_stale_for(reason, clocks) => {
                 return Ok(Applied {
                     transition: Transition {
                         state: self.clone(),
-                        entries: vec![e.stale_entry(reason, clocks)],
+                        entries: vec![e.stale_entry(reason, clocks, zone)],
                         remaining: self.reasons(e.channel).to_vec(),
                     },
                     clocks: clocks.clone(),
@@ -194,7 +201,7 @@ impl DndState {
                     self.reasons(e.channel)
                         .iter()
                         .filter(|a| e.concerns(a.reason) && e.is_stale_for(a.reason, clocks))
-                        .map(|a| e.stale_entry(a.reason, clocks)),
+                        .map(|a| e.stale_entry(a.reason, clocks, zone)),
                 );
                 lifted
             }
@@ -245,7 +252,7 @@ mod tests {
         let mut clocks = Clocks::default();
         let mut actions = Vec::new();
         for e in events {
-            let applied = state.apply_consent(e, &clocks).unwrap();
+            let applied = state.apply_consent(e, &clocks, Zone::UTC).unwrap();
             actions.extend(applied.transition.entries.iter().map(|h| h.action));
             state = applied.transition.state;
             clocks = applied.clocks;
@@ -316,18 +323,65 @@ mod tests {
     }
 
     #[test]
+    fn the_history_and_the_reasons_give_the_location_s_time() {
+        let ny = Zone::named("America/New_York");
+        let mut clocks = Clocks::default();
+        clocks.advance(Reason::EmailBounced, t(30));
+        let bounce = event(Channel::Email, Effect::Set(Reason::EmailBounced), 20);
+        let applied = DndState::default()
+            .apply_consent(&bounce, &clocks, ny)
+            .unwrap();
+        assert_eq!(
+            applied.transition.entries[0].detail.as_deref(),
+            Some(
+                "the event happened at 2026-11-20 05:20:00 EST, before the last consent change \
+                 about \"Email bounced or suppressed\" on this address (2026-11-20 05:30:00 EST); it changes \
+                 nothing"
+            )
+        );
+        // 02:00 UTC on the 21st is still the 20th in New York.
+        let late = ConsentEvent::new(
+            Channel::Sms,
+            "+12125550100".into(),
+            Effect::Set(Reason::SmsOptOut),
+            Actor::new(ActorKind::Contact, None, "+12125550100"),
+            Some(Utc.with_ymd_and_hms(2026, 11, 21, 2, 0, 0).unwrap()),
+            Utc.with_ymd_and_hms(2026, 11, 21, 2, 0, 0).unwrap(),
+            "SM1".into(),
+        );
+        let state = DndState::default()
+            .apply_consent(&late, &Clocks::default(), ny)
+            .unwrap()
+            .transition
+            .state;
+        let reason = &state.reasons(Channel::Sms)[0];
+        assert!(
+            reason.explain(ny).contains(" on 2026-11-20; "),
+            "{}",
+            reason.explain(ny)
+        );
+        assert!(
+            reason.explain(Zone::UTC).contains(" on 2026-11-21 (UTC); "),
+            "{}",
+            reason.explain(Zone::UTC)
+        );
+    }
+
+    #[test]
     fn a_users_lift_makes_only_that_reason_older() {
         // A user lifted the bounce at 10:30; a complaint from 10:10 arrives.
         let mut clocks = Clocks::default();
         clocks.advance(Reason::EmailBounced, t(30));
         let complaint = event(Channel::Email, Effect::Set(Reason::EmailSpamComplaint), 10);
         let applied = DndState::default()
-            .apply_consent(&complaint, &clocks)
+            .apply_consent(&complaint, &clocks, Zone::UTC)
             .unwrap();
         assert!(applied.transition.state.is_blocked(Channel::Email));
         // A bounce from before the lift is stale.
         let bounce = event(Channel::Email, Effect::Set(Reason::EmailBounced), 20);
-        let applied = DndState::default().apply_consent(&bounce, &clocks).unwrap();
+        let applied = DndState::default()
+            .apply_consent(&bounce, &clocks, Zone::UTC)
+            .unwrap();
         assert!(!applied.transition.state.is_blocked(Channel::Email));
         assert_eq!(applied.transition.entries[0].action, Action::Stale);
     }
@@ -403,7 +457,7 @@ mod tests {
     fn entries_carry_the_provider_time_and_the_address() {
         let stop = event(Channel::Sms, Effect::Set(Reason::SmsOptOut), 7);
         let applied = DndState::default()
-            .apply_consent(&stop, &Clocks::default())
+            .apply_consent(&stop, &Clocks::default(), Zone::UTC)
             .unwrap();
         let entry = &applied.transition.entries[0];
         assert_eq!(entry.event_at, Some(t(7)));

@@ -21,6 +21,7 @@ pub use inbound::{voice_twiml, xml_escape, InboundDnd};
 pub use keywords::{match_keyword, KeywordMatch, Keywords};
 pub use reason::{ActorKind, Kind, Reason};
 
+use crate::domain::local_time::Zone;
 use crate::domain::Channel;
 
 /// Who acted, for the rules (the kind) and for the history (id and label).
@@ -58,16 +59,18 @@ pub struct ActiveReason {
 impl ActiveReason {
     /// "permanent: the contact replied with an opt-out keyword (STOP) on
     /// 2026-11-20; only a START reply from the contact or support can lift it"
-    pub fn explain(&self) -> String {
+    /// The date is the location's (`zone`); a UTC date says so.
+    pub fn explain(&self, zone: Zone) -> String {
         let event = match self.reason {
             Reason::Manual => format!("turned on by {}", self.actor.label),
             other => other.event().to_string(),
         };
         format!(
-            "{}: {} on {}; {}",
+            "{}: {} on {}{}; {}",
             self.reason.kind(),
             event,
-            self.since.format("%Y-%m-%d"),
+            zone.date(self.since),
+            if zone == Zone::UTC { " (UTC)" } else { "" },
             self.reason.lift_rule()
         )
     }
@@ -539,7 +542,8 @@ impl DndState {
                     channel.label()
                 )
             } else {
-                let why: Vec<String> = kept.iter().map(ActiveReason::explain).collect();
+                // No location here: the dates are UTC's, and say so.
+                let why: Vec<String> = kept.iter().map(|a| a.explain(Zone::UTC)).collect();
                 format!(
                     "{} DND stays on. {}",
                     channel.label(),

@@ -16,6 +16,7 @@ use crate::db::api_keys::{self, ApiKeyRow};
 use crate::db::locations::Location;
 use crate::db::{self, DbError};
 use crate::web::auth::{CsrfForm, VisibleLocation};
+use crate::web::clock::Clocked;
 use crate::web::error::PageError;
 use crate::web::AppState;
 

@@ -18,7 +18,13 @@ use crate::web::AppState;
 const FLASH: &str = "flash";
 
 /// The blocks of a decision in words.
-pub fn describe(blocks: &[Block], state: &DndState, channel: Channel) -> Vec<String> {
+/// Dates are the location's (`zone`).
+pub fn describe(
+    blocks: &[Block],
+    state: &DndState,
+    channel: Channel,
+    zone: crate::domain::local_time::Zone,
+) -> Vec<String> {
     blocks
         .iter()
         .map(|b| match b {
@@ -30,7 +36,7 @@ pub fn describe(blocks: &[Block], state: &DndState, channel: Channel) -> Vec<Str
                 .iter()
                 .find(|a| a.reason == *r)
                 .map(|a| {
-                    let text = a.explain();
+                    let text = a.explain(zone);
                     let mut c = text.chars();
                     c.next()
                         .map(|f| f.to_uppercase().chain(c).collect())
@@ -69,7 +75,12 @@ impl Composer {
 
 /// SMS and email get a composer, calls a state line, when their integration
 /// is connected.
-pub fn composers(state: &DndState, integrations: &[Integration], read_only: bool) -> Vec<Composer> {
+pub fn composers(
+    state: &DndState,
+    integrations: &[Integration],
+    read_only: bool,
+    zone: crate::domain::local_time::Zone,
+) -> Vec<Composer> {
     [Channel::Sms, Channel::Email, Channel::Call]
         .into_iter()
         .filter(|c| {
@@ -85,7 +96,7 @@ pub fn composers(state: &DndState, integrations: &[Integration], read_only: bool
             call: channel == Channel::Call,
             blocked: match state.decide(channel, Origin::Manual) {
                 Decision::Allowed => Vec::new(),
-                Decision::Blocked(blocks) => describe(&blocks, state, channel),
+                Decision::Blocked(blocks) => describe(&blocks, state, channel, zone),
                 Decision::Unreadable(why) => vec![why],
             },
             subject_text: String::new(),
@@ -217,7 +228,7 @@ pub async fn send_message(
         }
         Decision::Blocked(blocks) => Err(PageError::Conflict(format!(
             "{} The attempt was recorded as blocked (message {}) and nothing was sent.",
-            describe(&blocks, &dnd_state, channel).join(" "),
+            describe(&blocks, &dnd_state, channel, at.location.zone()).join(" "),
             message.id
         ))),
         Decision::Unreadable(why) => Err(PageError::Conflict(format!(

@@ -15,8 +15,9 @@ use crate::db::optin::{self, RequestRecord};
 use crate::db::webhooks::{timeline, Message};
 use crate::db::{self, DbError};
 use crate::domain::dnd::{Action, Status};
-use crate::domain::Channel;
+use crate::domain::{channel_label, Channel};
 use crate::web::auth::VisibleLocation;
+use crate::web::clock::Clocked;
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -319,7 +320,7 @@ impl ContactPage {
                 }
                 TimelineRow {
                     at: m.created_at,
-                    channel: m.channel.clone(),
+                    channel: channel_label(&m.channel).to_string(),
                     what: format!("{}{}", m.direction, who.unwrap_or_default()),
                     text: match &m.subject {
                         Some(subject) if !subject.is_empty() => format!("{subject}: {}", m.body),
@@ -409,8 +410,14 @@ pub(super) async fn contact_page(
                 dnd_store::history_of(conn, &contact, HISTORY_SHOWN).map_err(DbError::from)?;
             let requests =
                 optin::for_contact(conn, location.id, contact.id).map_err(DbError::from)?;
-            let panel = DndPanel::build(&dnd_state, &integrations, &user).with_requests(&requests);
-            let composers = composers(&dnd_state, &integrations, user.role().is_read_only());
+            let panel = DndPanel::build(&dnd_state, &integrations, &user, location.zone())
+                .with_requests(&requests);
+            let composers = composers(
+                &dnd_state,
+                &integrations,
+                user.role().is_read_only(),
+                location.zone(),
+            );
             let messages =
                 timeline(conn, location.id, contact.id, MESSAGES_SHOWN).map_err(DbError::from)?;
             Ok((

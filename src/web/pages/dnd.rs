@@ -14,6 +14,7 @@ use crate::db::{self};
 use crate::domain::dnd::{
     ActiveReason, Actor, ActorKind, Confirmation, DndState, Reason, Status, Transition,
 };
+use crate::domain::local_time::Zone;
 use crate::domain::optin::{has_something_to_lift, RequestState};
 use crate::domain::{Channel, IntegrationStatus, Role};
 use crate::web::auth::{CsrfForm, VisibleLocation};
@@ -36,17 +37,18 @@ pub fn actor_for(user: &User) -> Actor {
 pub struct ReasonView {
     pub label: &'static str,
     pub kind: &'static str,
-    pub since: String,
+    /// In the location's time zone.
+    pub since: crate::web::clock::LocalTime,
     pub by: String,
     pub address: Option<String>,
 }
 
 impl ReasonView {
-    pub fn new(a: &ActiveReason) -> Self {
+    pub fn new(a: &ActiveReason, zone: Zone) -> Self {
         ReasonView {
             label: a.reason.label(),
             kind: a.reason.kind().as_str(),
-            since: a.since.format("%Y-%m-%d %H:%M UTC").to_string(),
+            since: crate::web::clock::Clock::new(zone).time(a.since),
             by: match a.actor.kind {
                 ActorKind::Contact => "the contact".to_string(),
                 ActorKind::Provider => format!("provider event ({})", a.actor.label),
@@ -103,8 +105,8 @@ impl DndPanel {
 
     /// Builds what the page offers from the state, the location's
     /// integrations and who is looking. The rules themselves stay in the
-    /// domain: this only asks them.
-    pub fn build(state: &DndState, integrations: &[Integration], user: &User) -> Self {
+    /// domain: this only asks them. Times are the location's (`zone`).
+    pub fn build(state: &DndState, integrations: &[Integration], user: &User, zone: Zone) -> Self {
         let actor = actor_for(user).kind;
         let read_only = user.role().is_read_only();
         let channels = Channel::ALL
@@ -144,7 +146,13 @@ impl DndPanel {
                 let can_change = offered && !read_only && (!on || !liftable.is_empty());
                 let why_disabled = if offered && on && liftable.is_empty() && !read_only {
                     kept.iter()
-                        .map(|a| format!("{}. {}", capitalised(&a.explain()), a.reason.next_step()))
+                        .map(|a| {
+                            format!(
+                                "{}. {}",
+                                capitalised(&a.explain(zone)),
+                                a.reason.next_step()
+                            )
+                        })
                         .collect()
                 } else {
                     Vec::new()
@@ -153,7 +161,7 @@ impl DndPanel {
                     channel: channel.as_str(),
                     label: channel.label(),
                     on,
-                    reasons: reasons.iter().map(ReasonView::new).collect(),
+                    reasons: reasons.iter().map(|a| ReasonView::new(a, zone)).collect(),
                     offered,
                     can_change,
                     why_disabled,
@@ -280,6 +288,7 @@ pub async fn change_dnd(
     }
     let actor = actor_for(&at.user);
     let location = at.location;
+    let zone = location.zone();
     let result = db::run(&state.pool, move |conn| -> Result<_, PageError> {
         let now = Utc::now();
         // Outbound DND goes through the rules of reasons; inbound is a
@@ -326,7 +335,7 @@ pub async fn change_dnd(
     match result {
         Ok(transition) => {
             let message = match (&transition, target) {
-                (Some(t), _) => notice(&target, on, t),
+                (Some(t), _) => notice(&target, on, t, zone),
                 (None, Target::Inbound(Channel::Sms)) if on => {
                     "Inbound SMS muted: messages from this contact are kept without notifying anyone.".to_string()
                 }
@@ -347,7 +356,7 @@ pub async fn change_dnd(
 }
 
 /// What the page says after a change.
-fn notice(target: &Target, on: bool, t: &Transition) -> String {
+fn notice(target: &Target, on: bool, t: &Transition, zone: Zone) -> String {
     let what = match target {
         Target::All => "DND on all channels".to_string(),
         Target::Channel(c) => format!("{} DND", c.label()),
@@ -361,7 +370,7 @@ fn notice(target: &Target, on: bool, t: &Transition) -> String {
         let stays: Vec<String> = t
             .remaining
             .iter()
-            .map(|a| capitalised(&a.explain()))
+            .map(|a| capitalised(&a.explain(zone)))
             .collect();
         format!(
             "Lifted what you may lift; the channel stays blocked. {}.",

@@ -21,6 +21,7 @@ use crate::db::locations::Location;
 use crate::db::{self};
 use crate::domain::import::MAX_BYTES;
 use crate::web::auth::{check_form, CsrfForm, VisibleLocation, CSRF_FIELD};
+use crate::web::clock::Clocked;
 use crate::web::error::PageError;
 use crate::web::AppState;
 

@@ -24,6 +24,7 @@ use crate::domain::dnd::ActiveReason;
 use crate::domain::optin::{approval_lifts, latest_opt_in_date, EvidenceDraft};
 use crate::domain::{Channel, InvalidField};
 use crate::web::auth::{CsrfForm, VisibleLocation};
+use crate::web::clock::Clocked;
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -93,6 +94,7 @@ async fn subject(
     contact_id: i64,
     channel: Channel,
 ) -> Result<Subject, PageError> {
+    let zone = location.zone();
     db::run(&state.pool, move |conn| -> Result<_, PageError> {
         let contact = contacts::find(conn, location.id, contact_id)
             .map_err(DbError::from)?
@@ -105,8 +107,14 @@ async fn subject(
         Ok(Subject {
             location,
             contact,
-            lifts: lifts.into_iter().map(ReasonView::new).collect(),
-            stays: stays.into_iter().map(ReasonView::new).collect(),
+            lifts: lifts
+                .into_iter()
+                .map(|a| ReasonView::new(a, zone))
+                .collect(),
+            stays: stays
+                .into_iter()
+                .map(|a| ReasonView::new(a, zone))
+                .collect(),
         })
     })
     .await

@@ -25,6 +25,7 @@ use crate::domain::optin::{
 };
 use crate::domain::{Channel, Role};
 use crate::web::auth::{CsrfForm, CurrentUser};
+use crate::web::clock::Clocked;
 use crate::web::error::PageError;
 use crate::web::AppState;
 
@@ -247,6 +248,7 @@ async fn render_request(
             .map_err(DbError::from)?
             .ok_or(PageError::NotFound)?;
         let request = &listed.record.request;
+        let zone = crate::domain::local_time::Zone::named(&listed.time_zone);
         let contact = contacts::find(conn, request.location_id, request.contact_id)
             .map_err(DbError::from)?
             .ok_or(PageError::NotFound)?;
@@ -265,13 +267,19 @@ async fn render_request(
             .map_err(DbError::from)?;
         let stale = newest
             .filter(|n| evidence_is_stale(request.opted_in_on, request.created_at, Some(*n)))
-            .map(|n| stale_explanation(request.opted_in_on, request.created_at, n));
+            .map(|n| stale_explanation(request.opted_in_on, request.created_at, n, zone));
         Ok(RequestPage {
             nav,
             current_address: contact.addresses().on(request.channel).map(str::to_string),
             contact,
-            lifts: lifts.into_iter().map(ReasonView::new).collect(),
-            stays: stays.into_iter().map(ReasonView::new).collect(),
+            lifts: lifts
+                .into_iter()
+                .map(|a| ReasonView::new(a, zone))
+                .collect(),
+            stays: stays
+                .into_iter()
+                .map(|a| ReasonView::new(a, zone))
+                .collect(),
             events,
             earlier,
             stale,
