@@ -18,9 +18,9 @@ async fn script(c: &Client, js: &str) -> serde_json::Value {
 }
 
 /// The text of the copy buttons' live region, once it has some (or what it
-/// has after 5 s).
+/// has after 15 s: a loaded test machine can be slow).
 async fn announced(c: &Client) -> String {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let said = script(
             c,
