@@ -5,6 +5,7 @@
 //! as everywhere else ("SMS", "Twilio").
 
 use chrono::{DateTime, TimeZone, Utc};
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 
 use crate::common::spawn_app;
@@ -160,4 +161,95 @@ async fn channels_and_providers_are_named_by_their_labels() {
         "settings name it too"
     );
     assert!(!settings.contains(">twilio API</option>"));
+}
+
+#[actix_web::test]
+async fn support_reads_each_request_in_its_own_location_s_time() {
+    let mut app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let harbor = app.location_id(demo::HARBOR);
+    let mut filed = Vec::new();
+    for (location, phone) in [(downtown, "+13125550703"), (harbor, "+13125550704")] {
+        let id = new_contact(&app, location, phone);
+        store::apply(&mut app.db.conn(), location, id, |s| {
+            s.set(
+                Channel::Sms,
+                Reason::SmsOptOut,
+                &Actor::new(ActorKind::Provider, None, "Twilio"),
+                utc(2026, 11, 20, 12, 0),
+                None,
+                Some("SM703".into()),
+            )
+        })
+        .unwrap();
+        let user = if location == downtown {
+            demo::LOCATION_USER
+        } else {
+            demo::AGENCY_USER
+        };
+        app.switch_to(user).await;
+        let csrf = app.csrf_from("/locations").await;
+        let r = app
+            .post_form(
+                &format!("/locations/{location}/contacts/{id}/optin-requests"),
+                &[
+                    ("csrf_token", csrf.as_str()),
+                    ("channel", "sms"),
+                    ("relationship_numbers", "+1 415 555 0100"),
+                    (
+                        "recording_url",
+                        "https://recordings.example.com/optin/703.mp3",
+                    ),
+                    ("opted_in_on", "2026-11-21"),
+                    ("note", "Asked at the front desk to hear from us again."),
+                ],
+            )
+            .await;
+        assert_eq!(r.status().as_u16(), 303, "the request is filed");
+        filed.push(location);
+    }
+    // Both filed at 02:00 UTC on the 28th: the 27th at 21:00 in New York
+    // (Downtown), 18:00 in Los Angeles (Harbor).
+    // The table is append-only (a trigger): back-date the filing around it.
+    app.db
+        .conn()
+        .batch_execute(
+            "SET session_replication_role = replica; \
+             UPDATE optin_requests SET created_at = '2026-11-28 02:00:00+00'; \
+             SET session_replication_role = DEFAULT;",
+        )
+        .unwrap();
+    let ids: Vec<(i64, i64)> = dnd::db::schema::optin_requests::table
+        .select((
+            dnd::db::schema::optin_requests::location_id,
+            dnd::db::schema::optin_requests::id,
+        ))
+        .load(&mut app.db.conn())
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+
+    app.switch_to(demo::SUPPORT_USER).await;
+    let (status, queue) = app.get_text("/support/requests").await;
+    assert_eq!(status, 200);
+    assert!(
+        queue.contains("title=\"Filed 2026-11-27 21:00 EST\""),
+        "Downtown's request in New York time"
+    );
+    assert!(
+        queue.contains("title=\"Filed 2026-11-27 18:00 PST\""),
+        "Harbor's in Los Angeles time"
+    );
+    let (_, downtown_request) = ids.iter().find(|(l, _)| *l == downtown).unwrap();
+    let (status, page) = app
+        .get_text(&format!("/support/requests/{downtown_request}"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(
+            "<dt>Filed</dt><dd><time datetime=\"2026-11-28T02:00:00Z\" \
+             title=\"2026-11-28 02:00 UTC\">2026-11-27 21:00 EST</time>"
+        ),
+        "the request page in its location's time"
+    );
+    assert_eq!(filed, [downtown, harbor]);
 }
