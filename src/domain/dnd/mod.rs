@@ -9,6 +9,7 @@ mod gate;
 mod inbound;
 mod keywords;
 mod reason;
+mod wording;
 
 use std::collections::BTreeMap;
 
@@ -20,6 +21,7 @@ pub use gate::{decide_blocks, Block, Decision, Origin};
 pub use inbound::{voice_twiml, xml_escape, InboundDnd};
 pub use keywords::{match_keyword, KeywordMatch, Keywords};
 pub use reason::{ActorKind, Kind, Reason};
+pub use wording::{channel_state, locked_note, switch_label};
 
 use crate::domain::local_time::Zone;
 use crate::domain::Channel;
@@ -57,8 +59,9 @@ pub struct ActiveReason {
 }
 
 impl ActiveReason {
-    /// "permanent: the contact replied with an opt-out keyword (STOP) on
-    /// 2026-11-20; only a START reply from the contact or support can lift it"
+    /// "the contact replied with an opt-out keyword (STOP) on 2026-11-20;
+    /// only a START reply from the contact or support can lift it". Who can
+    /// lift it, not its kind: "temporary" read as if it expired.
     /// The date is the location's (`zone`); a UTC date says so.
     pub fn explain(&self, zone: Zone) -> String {
         let event = match self.reason {
@@ -66,8 +69,7 @@ impl ActiveReason {
             other => other.event().to_string(),
         };
         format!(
-            "{}: {} on {}{}; {}",
-            self.reason.kind(),
+            "{} on {}{}; {}",
             event,
             zone.date(self.since),
             if zone == Zone::UTC { " (UTC)" } else { "" },

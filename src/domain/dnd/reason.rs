@@ -263,6 +263,28 @@ impl Reason {
         }
     }
 
+    /// Who can lift it, in a few words for the marker next to the reason
+    /// (pages say this instead of the kind: "temporary" read as if it
+    /// expired, and none of them does). "Staff" are the location's and
+    /// agency's users.
+    pub fn who_lifts(self) -> &'static str {
+        match self {
+            Reason::Manual => "staff or the API can lift",
+            Reason::CarrierUnreachable | Reason::NumberUnknown | Reason::NotMobile => {
+                "staff can lift"
+            }
+            Reason::EmailBounced | Reason::EmailUnsubscribed => {
+                "staff can lift after clearing the suppression list"
+            }
+            Reason::SmsOptOut | Reason::CarrierBlocked | Reason::SmsUnsubscribed => {
+                "only the contact (START) or support can lift"
+            }
+            Reason::EmailSpamComplaint => "only support can lift",
+            Reason::ChannelOptOut => "only the contact (resume) or support can lift",
+            Reason::ImportedOptOut => "only the contact's opt-in or support can lift",
+        }
+    }
+
     /// What a user who cannot lift it can do about it.
     pub fn next_step(self) -> &'static str {
         match self {

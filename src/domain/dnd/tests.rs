@@ -152,11 +152,12 @@ fn every_reason_by_every_actor_set_then_lift() {
                     assert_eq!(t.entries[0].address.as_deref(), Some("+14155550100"));
                 }
                 Err(refusal) => {
-                    // The refusal names the reason, its kind, since when, and
-                    // who can lift it.
+                    // The refusal names the reason, since when, and who can
+                    // lift it (not its kind: "temporary" read as if it
+                    // expired).
                     assert_eq!(refusal.remaining.len(), 1);
                     assert!(
-                        refusal.message.to_lowercase().contains(kind.as_str()),
+                        !refusal.message.to_lowercase().contains(kind.as_str()),
                         "{}",
                         refusal.message
                     );
@@ -246,8 +247,8 @@ fn the_permanent_sms_refusal_reads_as_a_person_would_say_it() {
         .unwrap_err();
     assert_eq!(
         refusal.message,
-        "SMS DND stays on. Permanent: the contact replied with an opt-out keyword (STOP) on \
-         2026-11-20; only a START reply from the contact or support can lift it"
+        "SMS DND stays on. The contact replied with an opt-out keyword (STOP) on 2026-11-20 \
+         (UTC); only a START reply from the contact or support can lift it"
     );
 }
 
@@ -723,5 +724,40 @@ proptest! {
         }
         // The history alone rebuilds the same state.
         prop_assert_eq!(DndState::replay(&history), state);
+    }
+}
+
+/// The marker pages show next to a reason names exactly who may lift it,
+/// as the rules decide.
+#[test]
+fn who_lifts_says_what_the_rules_allow() {
+    for reason in Reason::ALL {
+        let words = reason.who_lifts();
+        assert_eq!(
+            words.starts_with("staff"),
+            reason.may_lift(ActorKind::LocationUser) && reason.may_lift(ActorKind::AgencyUser),
+            "{reason}: {words}"
+        );
+        assert_eq!(
+            words.starts_with("only"),
+            !reason.may_lift(ActorKind::LocationUser),
+            "{reason}: {words}"
+        );
+        assert_eq!(
+            words.contains("support"),
+            reason.may_lift(ActorKind::Support),
+            "{reason}: {words}"
+        );
+        assert_eq!(
+            words.contains("contact"),
+            reason.may_lift(ActorKind::Contact),
+            "{reason}: {words}"
+        );
+        assert_eq!(
+            words.contains("API"),
+            reason.may_lift(ActorKind::Api),
+            "{reason}: {words}"
+        );
+        assert!(!words.contains("temporary") && !words.contains("permanent"));
     }
 }
