@@ -15,6 +15,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../static/copy.js"),
     ),
+    (
+        "compose.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../static/compose.js"),
+    ),
 ];
 
 pub async fn serve_asset(file: web::Path<String>) -> HttpResponse {

@@ -267,7 +267,10 @@ async fn turning_on_sms_dnd_shows_partial_keeps_it_and_explains_a_permanent_reas
     );
 
     click_submit(c, Locator::Css("#switch-sms")).await;
-    c.wait().for_element(Locator::Css("#flash")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("#dnd-result"))
+        .await
+        .unwrap();
     let badge = c.find(Locator::Css("#dnd-status")).await.unwrap();
     assert_eq!(badge.text().await.unwrap(), "DND Partial");
     let switch = c.find(Locator::Css("#switch-sms")).await.unwrap();
@@ -288,7 +291,10 @@ async fn turning_on_sms_dnd_shows_partial_keeps_it_and_explains_a_permanent_reas
         .unwrap();
     assert_eq!(badge.text().await.unwrap(), "DND Partial");
     assert!(
-        c.find_all(Locator::Css("#flash")).await.unwrap().is_empty(),
+        c.find_all(Locator::Css("#dnd-result"))
+            .await
+            .unwrap()
+            .is_empty(),
         "the notice shows once"
     );
     let switch = c.find(Locator::Css("#switch-sms")).await.unwrap();
@@ -312,8 +318,8 @@ async fn turning_on_sms_dnd_shows_partial_keeps_it_and_explains_a_permanent_reas
         Some("true")
     );
     assert!(
-        !switch.is_enabled().await.unwrap(),
-        "disabled for a location user"
+        switch.attr("aria-disabled").await.unwrap().as_deref() == Some("true"),
+        "locked for a location user"
     );
     let why = c
         .find(Locator::Css("#channel-sms .why"))
@@ -322,7 +328,10 @@ async fn turning_on_sms_dnd_shows_partial_keeps_it_and_explains_a_permanent_reas
         .text()
         .await
         .unwrap();
-    assert!(why.contains("Permanent"), "{why}");
+    assert!(
+        why.contains("only a START reply from the contact or support can lift it"),
+        "{why}"
+    );
     assert!(
         why.contains("Ask support to review opt-in evidence"),
         "{why}"
@@ -370,8 +379,8 @@ async fn a_blocked_email_composer_is_disabled_and_an_sms_lands_on_the_timeline()
         .await
         .unwrap();
     assert!(
-        !send_email.is_enabled().await.unwrap(),
-        "email composer disabled"
+        send_email.attr("aria-disabled").await.unwrap().as_deref() == Some("true"),
+        "email composer closed"
     );
     let why = c
         .find(Locator::Css("#composer-email .why"))
@@ -389,7 +398,10 @@ async fn a_blocked_email_composer_is_disabled_and_an_sms_lands_on_the_timeline()
         .await
         .unwrap();
     click_submit(c, Locator::Css("#send-sms")).await;
-    c.wait().for_element(Locator::Css("#flash")).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("#send-result"))
+        .await
+        .unwrap();
     let timeline = c
         .find(Locator::Css("table#messages"))
         .await
@@ -463,7 +475,10 @@ async fn a_contact_created_with_an_opted_out_number_shows_blocked_with_reason_an
         switch.attr("aria-checked").await.unwrap().as_deref(),
         Some("true")
     );
-    assert!(!switch.is_enabled().await.unwrap());
+    assert_eq!(
+        switch.attr("aria-disabled").await.unwrap().as_deref(),
+        Some("true")
+    );
     let reasons = c
         .find(Locator::Css("#channel-sms .reasons"))
         .await
@@ -475,7 +490,7 @@ async fn a_contact_created_with_an_opted_out_number_shows_blocked_with_reason_an
     assert!(reasons.contains("on +13125550777"), "{reasons}");
     let send = c.find(Locator::Css("#send-sms")).await.unwrap();
     assert!(
-        !send.is_enabled().await.unwrap(),
+        send.attr("aria-disabled").await.unwrap().as_deref() == Some("true"),
         "the SMS composer is closed"
     );
     // The contact list says the same.
@@ -708,13 +723,16 @@ async fn a_stopped_contact_is_unblocked_after_support_approves_the_evidence() {
         row.contains("approved") && row.contains("Recording shows consent."),
         "{row}"
     );
-    assert!(c
-        .find(Locator::Css("#send-sms"))
-        .await
-        .unwrap()
-        .is_enabled()
-        .await
-        .unwrap());
+    assert_eq!(
+        c.find(Locator::Css("#send-sms"))
+            .await
+            .unwrap()
+            .attr("aria-disabled")
+            .await
+            .unwrap(),
+        None,
+        "the SMS composer is open again"
+    );
     c.clone().close().await.unwrap();
 }
 
@@ -955,7 +973,7 @@ async fn whatsapp_dnd_is_kept_read_only_while_disconnected_and_offered_again_on_
         Some("true")
     );
     assert!(
-        !switch.is_enabled().await.unwrap(),
+        switch.attr("aria-disabled").await.unwrap().as_deref() == Some("true"),
         "a permanent reason stays locked"
     );
     c.clone().close().await.unwrap();

@@ -40,11 +40,11 @@ async fn a_blocked_channel_cannot_be_sent_on_even_by_a_crafted_post() {
     let page = format!("/locations/{downtown}/contacts/{id}");
     let (_, html) = app.get_text(&page).await;
     assert!(
-        html.contains("id=\"send-email\" disabled"),
+        html.contains("type=\"button\" id=\"send-email\" aria-disabled=\"true\""),
         "email composer disabled"
     );
     assert!(
-        html.contains("the email bounced permanently"),
+        html.contains("The email bounced permanently"),
         "with the reason"
     );
     assert!(html.contains("id=\"send-sms\">"), "SMS composer enabled");
@@ -138,7 +138,8 @@ async fn the_all_channels_switch_disables_every_composer_and_blocks_calls() {
         .get_text(&format!("/locations/{downtown}/contacts/{id}"))
         .await;
     assert!(
-        html.contains("id=\"send-sms\" disabled") && html.contains("id=\"send-email\" disabled")
+        html.contains("type=\"button\" id=\"send-sms\" aria-disabled=\"true\"")
+            && html.contains("type=\"button\" id=\"send-email\" aria-disabled=\"true\"")
     );
     assert!(html.contains("Call blocked."));
     assert!(html.contains("DND is on for all channels"));

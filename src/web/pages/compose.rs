@@ -10,12 +10,11 @@ use crate::db::integrations::Integration;
 use crate::db::outbound::{self, NewMessage, SendError};
 use crate::db::{self, DbError};
 use crate::domain::dnd::{Block, Decision, DndState, Origin};
+use crate::domain::message::sms_size;
 use crate::domain::{Channel, IntegrationStatus};
 use crate::web::auth::{CsrfForm, VisibleLocation};
 use crate::web::error::PageError;
 use crate::web::AppState;
-
-const FLASH: &str = "flash";
 
 /// The blocks of a decision in words.
 /// Dates are the location's (`zone`).
@@ -61,9 +60,42 @@ pub struct Composer {
     pub body_text: String,
     /// Why it was refused: the field (`body` or `subject`) and the words.
     pub error: Option<(&'static str, String)>,
+    /// SMS: the body's characters and segments in words ("42 characters ·
+    /// 1 SMS segment (GSM-7)"), which `compose.js` keeps up to date.
+    pub sms_size: Option<String>,
 }
 
 impl Composer {
+    /// Counts the body again (after a refused message is put back).
+    pub fn count(&mut self) {
+        if self.sms_size.is_some() {
+            self.sms_size = Some(sms_size(&self.body_text).describe());
+        }
+    }
+
+    /// The ids of the notes that say why the composer is closed, for the
+    /// Send button's `aria-describedby`.
+    pub fn blocked_ids(&self) -> String {
+        (0..self.blocked.len())
+            .map(|i| format!("blocked-{}-{i}", self.channel))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// What the body field is described by: the SMS counter and hint, and
+    /// the refusal when it is about the body.
+    pub fn body_described_by(&self) -> String {
+        let mut ids = Vec::new();
+        if self.error_for("body").is_some() {
+            ids.push(format!("body-error-{}", self.channel));
+        }
+        if self.sms_size.is_some() {
+            ids.push(format!("count-{}", self.channel));
+            ids.push(format!("count-hint-{}", self.channel));
+        }
+        ids.join(" ")
+    }
+
     /// The refusal's words when they are about `field`.
     pub fn error_for(&self, field: &str) -> Option<&str> {
         self.error
@@ -102,6 +134,7 @@ pub fn composers(
             subject_text: String::new(),
             body_text: String::new(),
             error: None,
+            sms_size: (channel == Channel::Sms).then(|| sms_size("").describe()),
         })
         .collect()
 }
@@ -116,8 +149,11 @@ pub struct ComposeForm {
 }
 
 /// What the composer refuses before anything is recorded: the field and
-/// why. A message of spaces only is empty.
-fn check(form: &ComposeForm) -> Result<(String, Option<String>), (&'static str, String)> {
+/// why. A message of spaces only is empty; an email needs a subject.
+fn check(
+    form: &ComposeForm,
+    channel: Channel,
+) -> Result<(String, Option<String>), (&'static str, String)> {
     let body = form.body.trim().to_string();
     if body.is_empty() {
         return Err((
@@ -133,6 +169,12 @@ fn check(form: &ComposeForm) -> Result<(String, Option<String>), (&'static str, 
             format!("Subject: {}. Nothing was sent.", e.message),
         )
     })?;
+    if channel == Channel::Email && subject.is_none() {
+        return Err((
+            "subject",
+            "An email needs a subject (spaces do not count): write one. Nothing was sent.".into(),
+        ));
+    }
     Ok((body, subject))
 }
 
@@ -159,7 +201,7 @@ pub async fn send_message(
             "Support does not send messages to contacts. Nothing was sent.".into(),
         ));
     }
-    let (body, subject) = match check(&form) {
+    let (body, subject) = match check(&form, channel) {
         Ok(checked) => checked,
         Err((field, error)) => {
             let draft = super::contacts::ComposeDraft {
@@ -218,12 +260,17 @@ pub async fn send_message(
     };
     match decision {
         Decision::Allowed => {
-            session.insert(
-                FLASH,
-                format!("{} message queued for sending.", channel.label()),
+            super::dnd::set_flash_in(
+                &session,
+                super::dnd::Placed::Send,
+                format!(
+                    "{} message queued for sending. It is on the timeline below.",
+                    channel.label()
+                ),
             )?;
             Ok(redirect(&format!(
-                "/locations/{location_id}/contacts/{contact_id}#messages"
+                "/locations/{location_id}/contacts/{contact_id}#{}",
+                super::dnd::Placed::Send.fragment()
             )))
         }
         Decision::Blocked(blocks) => Err(PageError::Conflict(format!(

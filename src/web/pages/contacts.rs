@@ -5,7 +5,7 @@ use askama_web::WebTemplate;
 use serde::Deserialize;
 
 use super::compose::{composers, Composer};
-use super::dnd::{take_flash, DndPanel};
+use super::dnd::{take_placed_flash, DndPanel, Placed};
 use super::Nav;
 use crate::db::contacts::{self, Contact, ContactPage as Page, Cursor, ListFilter, Total};
 use crate::db::dnd::{self as dnd_store, HistoryRow};
@@ -260,22 +260,31 @@ pub struct ContactPage {
     messages: Vec<Message>,
     composers: Vec<Composer>,
     requests: Vec<RequestRecord>,
+    /// A notice for the page's top (a contact saved, a request filed).
     flash: Option<String>,
+    /// The notice of a DND change, shown (and focused) in the DND card.
+    dnd_result: Option<String>,
+    /// The notice of a send, shown (and focused) in the composer card.
+    send_result: Option<String>,
 }
 
 impl ContactPage {
-    /// The inbound DND switches: form target, label, state.
-    fn inbound_switches(&self) -> [(&'static str, &'static str, bool); 2] {
+    /// The inbound DND switches: form target, label, state, state in words.
+    fn inbound_switches(&self) -> [(&'static str, &'static str, bool, &'static str); 2] {
+        let sms = self.contact.inbound_sms_dnd;
+        let calls = self.contact.inbound_calls_dnd;
         [
             (
                 "inbound_sms",
                 "Mute inbound SMS",
-                self.contact.inbound_sms_dnd,
+                sms,
+                if sms { "Muted" } else { "Not muted" },
             ),
             (
                 "inbound_calls",
                 "Reject inbound calls",
-                self.contact.inbound_calls_dnd,
+                calls,
+                if calls { "Rejected" } else { "Accepted" },
             ),
         ]
     }
@@ -350,11 +359,16 @@ impl ContactPage {
                 }
                 None => format!("{} — {}", h.action_label(), h.reason_label()),
             },
-            status: match (h.kind, h.action) {
-                (_, Action::Stale | Action::AddressChanged) => h.action.as_str().to_string(),
+            // The column's heading is "Status or who can lift": a DND
+            // change says who can lift what it put in force (not its kind:
+            // "temporary" read as if it expired).
+            status: match (h.reason, h.action) {
+                (_, Action::Stale | Action::AddressChanged | Action::Lifted) => {
+                    h.action.label().to_string()
+                }
                 (_, Action::InboundOn | Action::InboundOff) => "inbound".into(),
-                (Some(kind), _) => kind.as_str().to_string(),
-                (None, _) => "switch".into(),
+                (Some(reason), _) => reason.who_lifts().to_string(),
+                (None, _) => "all-channels switch".into(),
             },
             status_class: "msg-dnd".to_string(),
             detail: h.actor_label.clone(),
@@ -395,7 +409,12 @@ pub(super) async fn contact_page(
 ) -> Result<ContactPage, PageError> {
     let session = session.clone();
     let nav = Nav::at(&at, &session)?;
-    let flash = take_flash(&session);
+    let (flash, dnd_result, send_result) = match take_placed_flash(&session) {
+        Some((Some(Placed::Dnd), message)) => (None, Some(message), None),
+        Some((Some(Placed::Send), message)) => (None, None, Some(message)),
+        Some((None, message)) => (Some(message), None, None),
+        None => (None, None, None),
+    };
     let VisibleLocation { user, location, .. } = at;
     let (location, contact, dnd, history, messages, composers, requests) =
         db::run(&state.pool, move |conn| -> Result<_, PageError> {
@@ -434,6 +453,7 @@ pub(super) async fn contact_page(
             c.subject_text = draft.subject;
             c.body_text = draft.body;
             c.error = Some((draft.field, draft.error));
+            c.count();
         }
     }
     Ok(ContactPage {
@@ -446,6 +466,8 @@ pub(super) async fn contact_page(
         composers,
         requests,
         flash,
+        dnd_result,
+        send_result,
     })
 }
 

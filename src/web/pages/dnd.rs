@@ -12,7 +12,8 @@ use crate::db::optin::RequestRecord;
 use crate::db::users::User;
 use crate::db::{self};
 use crate::domain::dnd::{
-    ActiveReason, Actor, ActorKind, Confirmation, DndState, Reason, Status, Transition,
+    channel_state, locked_note, switch_label, ActiveReason, Actor, ActorKind, Confirmation,
+    DndState, Reason, Status, Transition,
 };
 use crate::domain::local_time::Zone;
 use crate::domain::optin::{has_something_to_lift, RequestState};
@@ -22,6 +23,9 @@ use crate::web::error::PageError;
 use crate::web::AppState;
 
 const FLASH: &str = "flash";
+/// Where on the next page the notice goes, when it belongs to one card
+/// (see [`Placed`]); absent for the page's top.
+const FLASH_PLACE: &str = "flash_place";
 
 /// The DND actor a signed-in user is.
 pub fn actor_for(user: &User) -> Actor {
@@ -36,7 +40,11 @@ pub fn actor_for(user: &User) -> Actor {
 /// One active reason as the page shows it.
 pub struct ReasonView {
     pub label: &'static str,
+    /// `temporary` or `permanent`: only the marker's colour (pages say who
+    /// can lift it instead).
     pub kind: &'static str,
+    /// "staff can lift", "only the contact (START) or support can lift".
+    pub who_lifts: &'static str,
     /// In the location's time zone.
     pub since: crate::web::clock::LocalTime,
     pub by: String,
@@ -48,6 +56,7 @@ impl ReasonView {
         ReasonView {
             label: a.reason.label(),
             kind: a.reason.kind().as_str(),
+            who_lifts: a.reason.who_lifts(),
             since: crate::web::clock::Clock::new(zone).time(a.since),
             by: match a.actor.kind {
                 ActorKind::Contact => "the contact".to_string(),
@@ -64,8 +73,24 @@ impl ReasonView {
 pub struct ChannelView {
     pub channel: &'static str,
     pub label: &'static str,
+    /// What the switch does: "Block SMS".
+    pub switch_label: String,
     /// The channel holds reasons of its own.
     pub on: bool,
+    /// Blocked, by its own reasons or by the all-channels switch: what the
+    /// switch shows (`aria-checked`).
+    pub blocked: bool,
+    /// The state in words: "Blocked", "Allowed", "Blocked (All channels)".
+    pub state: String,
+    /// While the all-channels switch is on, the channel's switch is locked
+    /// on; this says so and what the channel's own DND will do once it is
+    /// off.
+    pub locked_by_all: Option<String>,
+    /// The switch acts (else it is shown `aria-disabled`, focusable, with
+    /// [`Self::described_by`] saying why).
+    pub can_act: bool,
+    /// The ids of the elements that explain a locked switch.
+    pub described_by: String,
     pub reasons: Vec<ReasonView>,
     /// Offered as a switch (its integration is connected).
     pub offered: bool,
@@ -94,9 +119,32 @@ pub struct DndPanel {
     pub read_only_note: Option<&'static str>,
 }
 
+/// The id of the panel's read-only note, which every locked switch points
+/// at for a read-only user.
+pub const READ_ONLY_ID: &str = "dnd-read-only";
+
 impl DndPanel {
     pub fn status_label(&self) -> &'static str {
         self.status.label()
+    }
+
+    /// The all-channels switch's state in words.
+    pub fn all_state(&self) -> &'static str {
+        if self.all {
+            "Blocked"
+        } else {
+            "Off"
+        }
+    }
+
+    /// The id of the note that explains a locked switch to a read-only
+    /// user; empty for users whose switches act.
+    pub fn read_only_id(&self) -> &'static str {
+        if self.read_only_note.is_some() {
+            READ_ONLY_ID
+        } else {
+            ""
+        }
     }
 
     pub fn status_class(&self) -> &'static str {
@@ -144,23 +192,43 @@ impl DndPanel {
                     .filter(|a| !a.reason.may_lift(actor))
                     .collect();
                 let can_change = offered && !read_only && (!on || !liftable.is_empty());
-                let why_disabled = if offered && on && liftable.is_empty() && !read_only {
-                    kept.iter()
-                        .map(|a| {
-                            format!(
-                                "{}. {}",
-                                capitalised(&a.explain(zone)),
-                                a.reason.next_step()
-                            )
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
+                let why_disabled: Vec<String> =
+                    if offered && on && liftable.is_empty() && !read_only {
+                        kept.iter()
+                            .map(|a| {
+                                format!(
+                                    "{}. {}",
+                                    capitalised(&a.explain(zone)),
+                                    a.reason.next_step()
+                                )
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                let name = channel.as_str();
+                let locked_by_all = state.all.then(|| locked_note(channel, on));
+                let can_act = can_change && !state.all;
+                let mut explained: Vec<String> = Vec::new();
+                if !can_act {
+                    if read_only {
+                        explained.push(READ_ONLY_ID.to_string());
+                    }
+                    if locked_by_all.is_some() {
+                        explained.push(format!("locked-{name}"));
+                    }
+                    explained.extend((0..why_disabled.len()).map(|i| format!("why-{name}-{i}")));
+                }
                 Some(ChannelView {
-                    channel: channel.as_str(),
+                    channel: name,
                     label: channel.label(),
+                    switch_label: switch_label(channel),
                     on,
+                    blocked: on || state.all,
+                    state: channel_state(on, state.all).to_string(),
+                    locked_by_all,
+                    can_act,
+                    described_by: explained.join(" "),
                     reasons: reasons.iter().map(|a| ReasonView::new(a, zone)).collect(),
                     offered,
                     can_change,
@@ -214,19 +282,73 @@ fn capitalised(s: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Leaves a one-time notice for the next page.
+/// Leaves a one-time notice for the next page, shown at its top.
 pub fn set_flash(session: &Session, message: String) -> Result<(), PageError> {
+    session.remove(FLASH_PLACE);
     session.insert(FLASH, message)?;
     Ok(())
 }
 
-/// Takes the one-time notice left by the last change, if any.
+/// The cards of the contact page a notice can be shown in, next to what
+/// changed, instead of the page's top (out of view after the redirect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// The DND card: `#dnd-result`.
+    Dnd,
+    /// The "Send a message" card: `#send-result`.
+    Send,
+}
+
+impl Placed {
+    fn as_str(self) -> &'static str {
+        match self {
+            Placed::Dnd => "dnd",
+            Placed::Send => "send",
+        }
+    }
+
+    /// The element the notice is shown in, which the redirect's fragment
+    /// names so the browser moves focus to it.
+    pub fn fragment(self) -> &'static str {
+        match self {
+            Placed::Dnd => "dnd-result",
+            Placed::Send => "send-result",
+        }
+    }
+}
+
+/// Leaves a one-time notice for the card of the next page that `place`
+/// names.
+pub fn set_flash_in(session: &Session, place: Placed, message: String) -> Result<(), PageError> {
+    session.insert(FLASH, message)?;
+    session.insert(FLASH_PLACE, place.as_str())?;
+    Ok(())
+}
+
+/// Takes the one-time notice left by the last change, if any, wherever it
+/// was placed.
 pub fn take_flash(session: &Session) -> Option<String> {
+    take_placed_flash(session).map(|(_, message)| message)
+}
+
+/// Takes the one-time notice and the card it belongs to (`None`: the
+/// page's top).
+pub fn take_placed_flash(session: &Session) -> Option<(Option<Placed>, String)> {
     let flash = session.get::<String>(FLASH).ok().flatten();
+    let place = session
+        .get::<String>(FLASH_PLACE)
+        .ok()
+        .flatten()
+        .and_then(|p| {
+            [Placed::Dnd, Placed::Send]
+                .into_iter()
+                .find(|k| k.as_str() == p)
+        });
+    session.remove(FLASH_PLACE);
     if flash.is_some() {
         session.remove(FLASH);
     }
-    flash
+    flash.map(|message| (place, message))
 }
 
 #[derive(Debug, Deserialize)]
@@ -343,15 +465,25 @@ pub async fn change_dnd(
                 (None, _) if on => "Inbound calls from this contact are now rejected.".to_string(),
                 (None, _) => "Inbound calls from this contact are accepted again.".to_string(),
             };
-            session.insert(FLASH, message)?;
+            set_flash_in(&session, Placed::Dnd, message)?;
             Ok(redirect(&format!(
-                "/locations/{location_id}/contacts/{contact_id}#dnd"
+                "/locations/{location_id}/contacts/{contact_id}#{}",
+                Placed::Dnd.fragment()
             )))
         }
         Err(refusal) => Err(PageError::Forbidden(format!(
             "{} Nothing was changed.",
             refusal.message
         ))),
+    }
+}
+
+/// "Calls are", "SMS is".
+fn is(channel: Channel) -> &'static str {
+    if channel == Channel::Call {
+        "are"
+    } else {
+        "is"
     }
 }
 
@@ -365,7 +497,19 @@ fn notice(target: &Target, on: bool, t: &Transition, zone: Zone) -> String {
     if t.entries.is_empty() {
         return format!("{what} was already {}.", if on { "on" } else { "off" });
     }
-    let done = format!("{what} turned {}.", if on { "on" } else { "off" });
+    let then = match (target, on) {
+        (Target::All, true) => "Every channel is blocked.".to_string(),
+        (Target::All, false) => "Each channel follows its own DND again.".to_string(),
+        (Target::Channel(c), true) => format!("{} {} blocked.", c.label(), is(*c)),
+        (Target::Channel(c), false) if t.state.all => {
+            format!("{} {} still blocked by All channels.", c.label(), is(*c))
+        }
+        (Target::Channel(c), false) => format!("{} {} allowed.", c.label(), is(*c)),
+        (Target::Inbound(_), _) => String::new(),
+    };
+    let done = format!("{what} turned {}. {then}", if on { "on" } else { "off" })
+        .trim_end()
+        .to_string();
     if !on && !t.remaining.is_empty() {
         let stays: Vec<String> = t
             .remaining
