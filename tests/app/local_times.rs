@@ -132,6 +132,11 @@ async fn channels_and_providers_are_named_by_their_labels() {
     );
     assert!(!timeline.contains("<td>sms</td>"), "not the stored value");
     assert!(timeline.contains("<td>Google Business Messages</td>"));
+    assert!(
+        timeline.contains("<th scope=\"col\">Status or who can lift</th>"),
+        "the heading says what a DND row's cell is"
+    );
+    assert!(timeline.contains(">staff or the API can lift</span>"));
 
     // The list's markers: the label, not the code.
     let (_, list) = app
