@@ -165,7 +165,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if ratios.is_empty() {
             println!("; pgbench not found: no SQL baseline");
         } else {
-            let pg_rate = mean(rounds.iter().filter_map(|(_, pg)| pg.as_ref().map(|f| f.per_second)));
+            let pg_rate = mean(
+                rounds
+                    .iter()
+                    .filter_map(|(_, pg)| pg.as_ref().map(|f| f.per_second)),
+            );
             println!(
                 "; pgbench of its SQL {pg_rate:.0} tx/s; ratio page/pgbench median {:.2} (rounds {})",
                 median(&ratios),

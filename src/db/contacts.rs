@@ -905,9 +905,9 @@ impl Conditions {
     }
 
     /// [`Self::query`], kept as a prepared statement of the connection
-    /// (by its text, which holds no values): for lists whose plan does not
-    /// depend on the values (no search), so PostgreSQL does not parse and
-    /// plan it again for each page.
+    /// (by its text, which holds no values): for lists whose best plan does
+    /// not depend on the values, so PostgreSQL does not parse and plan it
+    /// again for each page.
     fn kept(
         &self,
         sql: String,
@@ -1040,7 +1040,13 @@ pub fn list(
                     page_size + 1
                 )
             };
-            found.extend(if search.is_none() {
+            // Kept prepared only for the whole location in name order: a
+            // status or channel filter can match most contacts or very
+            // few, and one plan kept for both would walk the location for
+            // a rare one.
+            let whole_location =
+                search.is_none() && filter.status.is_none() && filter.blocked.is_none();
+            found.extend(if whole_location {
                 branch.kept(text, extra).load::<ListedId>(conn)?
             } else {
                 branch.query(text, extra).load::<ListedId>(conn)?
@@ -1066,12 +1072,14 @@ pub fn list(
     // Kept prepared: the primary key finds them whatever the ids (a plan
     // made while the table was nearly empty is made again once ANALYZE
     // has seen it grow).
-    let mut rows: std::collections::HashMap<i64, Contact> =
-        ContactsById { location_id, ids: ids.clone() }
-            .load::<Contact>(conn)?
-            .into_iter()
-            .map(|c| (c.id, c))
-            .collect();
+    let mut rows: std::collections::HashMap<i64, Contact> = ContactsById {
+        location_id,
+        ids: ids.clone(),
+    }
+    .load::<Contact>(conn)?
+    .into_iter()
+    .map(|c| (c.id, c))
+    .collect();
     let contacts: Vec<Contact> = ids.iter().filter_map(|id| rows.remove(id)).collect();
     let has_next = if forward { more } else { true };
     let has_prev = match cursor {
