@@ -1070,6 +1070,16 @@ impl HistoryRow {
         self.action.label()
     }
 
+    /// The reason this row put (or found) in force, for the marker saying
+    /// who can lift it; none for a lift or a late event, where "who can
+    /// lift" would read as if it were still on.
+    pub fn reason_put_in_force(&self) -> Option<Reason> {
+        match self.action {
+            Action::Set | Action::Repeated => self.reason,
+            _ => None,
+        }
+    }
+
     /// The source as pages show it: support acts only by approving an
     /// opt-in request, whose id is the source of its rows.
     pub fn source_label(&self) -> Option<String> {

@@ -45,6 +45,16 @@ async fn the_dashboard_counts_todays_changes_reasons_and_blocked_messages() {
     assert!(page.contains(r#"<dd id="blocked-total">1</dd>"#), "{page}");
     assert!(page.contains("Opted out by SMS") || page.contains(Reason::SmsOptOut.label()));
     assert!(page.contains(r#"id="changes-table""#));
+    // The reasons in force say who can lift them, not a "kind" that reads
+    // as if it expired.
+    assert!(
+        page.contains(&format!(
+            "<td>{}</td><td>only the contact (START) or support can lift</td>",
+            Reason::SmsOptOut.label()
+        )),
+        "{page}"
+    );
+    assert!(!page.contains("<td>permanent</td>") && !page.contains("<td>temporary</td>"));
     // Another agency's admin cannot see it.
     app.switch_to_other_agency().await;
     let (status, _) = app.get_text(&format!("/locations/{harbor}")).await;

@@ -76,7 +76,7 @@ async fn a_new_york_location_shows_local_times_and_dates_with_the_utc_instant_in
         "the reason's since is local"
     );
     assert!(
-        html.contains("on 2026-11-27; "),
+        html.contains("on 2026-11-27 (EST); "),
         "the reason text gives the local date"
     );
     assert!(
@@ -136,7 +136,7 @@ async fn channels_and_providers_are_named_by_their_labels() {
         timeline.contains("<th scope=\"col\">Status or who can lift</th>"),
         "the heading says what a DND row's cell is"
     );
-    assert!(timeline.contains(">staff or the API can lift</span>"));
+    assert!(timeline.contains(">location or agency users, or the API, can lift</span>"));
 
     // The list's markers: the label, not the code.
     let (_, list) = app

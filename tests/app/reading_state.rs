@@ -138,7 +138,10 @@ async fn switches_say_what_they_do_and_their_state_and_a_change_is_confirmed_in_
     assert!(tag(&html, "switch-sms").contains("aria-checked=\"true\""));
     // The reason says who can lift it, not its kind.
     let sms_row = text_of(&html, "channel-sms");
-    assert!(sms_row.contains("staff or the API can lift"), "{sms_row}");
+    assert!(
+        sms_row.contains("location or agency users, or the API, can lift"),
+        "{sms_row}"
+    );
     let (_, again) = app.get_text(&page).await;
     assert!(!again.contains("id=\"dnd-result\""), "shown once");
 
@@ -230,6 +233,52 @@ async fn all_channels_locks_each_channel_on_and_says_what_its_own_dnd_will_do() 
     assert!(!html.contains("id=\"locked-sms\""));
 }
 
+/// Locked under All channels, a channel whose own DND is off can still be
+/// kept blocked first: turning All off then leaves no moment when the
+/// contact could be messaged on it.
+#[actix_web::test]
+async fn under_all_channels_a_channel_can_be_kept_blocked_before_all_is_turned_off() {
+    let mut app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let id = new_contact(&app, downtown, "+13125550403");
+    set_reason(&app, downtown, id, Channel::Sms, Reason::Manual);
+    app.sign_in_as(demo::LOCATION_USER).await;
+    let page = format!("/locations/{downtown}/contacts/{id}");
+    let r = post(&app, &page, "dnd", &[("target", "all"), ("turn", "on")]).await;
+    assert_eq!(r.status().as_u16(), 303);
+    let (_, html) = app.get_text(&page).await;
+    // Email's own DND is off: offered. SMS's is on already: not offered.
+    assert!(
+        html.contains("id=\"keep-blocked-email\">Keep Email blocked after All channels"),
+        "{html}"
+    );
+    assert!(!html.contains("id=\"keep-blocked-sms\""));
+
+    let r = post(&app, &page, "dnd", &[("target", "email"), ("turn", "on")]).await;
+    assert_eq!(r.status().as_u16(), 303);
+    let (_, html) = app.get_text(&page).await;
+    assert_eq!(
+        text_of(&html, "state-email"),
+        "Blocked (its own DND and All channels)"
+    );
+    assert!(!html.contains("id=\"keep-blocked-email\""));
+    let r = post(&app, &page, "dnd", &[("target", "all"), ("turn", "off")]).await;
+    assert_eq!(r.status().as_u16(), 303);
+    let (_, html) = app.get_text(&page).await;
+    assert_eq!(text_of(&html, "state-email"), "Blocked");
+    assert_eq!(text_of(&html, "state-sms"), "Blocked");
+
+    // Support sees no such offer: their panel is read-only.
+    let r = post(&app, &page, "dnd", &[("target", "all"), ("turn", "on")]).await;
+    assert_eq!(r.status().as_u16(), 303);
+    app.client = new_client();
+    app.sign_in_as(demo::SUPPORT_USER).await;
+    let (status, html) = app.get_text(&page).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"locked-email\""), "{html}");
+    assert!(!html.contains("keep-blocked-"), "{html}");
+}
+
 #[actix_web::test]
 async fn reasons_say_who_can_lift_them_and_a_locked_switch_points_at_why() {
     let app = spawn_app().await;
@@ -249,7 +298,7 @@ async fn reasons_say_who_can_lift_them_and_a_locked_switch_points_at_why() {
     );
     let email_row = text_of(&html, "channel-email");
     assert!(
-        email_row.contains("Turned on by hand staff or the API can lift"),
+        email_row.contains("Turned on by hand location or agency users, or the API, can lift"),
         "{email_row}"
     );
     assert!(text_of(&html, "channel-whatsapp")
@@ -260,7 +309,7 @@ async fn reasons_say_who_can_lift_them_and_a_locked_switch_points_at_why() {
     assert!(!lower.contains("permanent"), "no kind shown");
     let history = card(&html, "history");
     assert!(history.contains("only the contact (START) or support can lift"));
-    assert!(history.contains("staff or the API can lift"));
+    assert!(history.contains("location or agency users, or the API, can lift"));
 
     // The switch the user cannot lift: focusable, does not submit, and
     // points at why and what to do, in normal text.

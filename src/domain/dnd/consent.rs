@@ -356,7 +356,7 @@ mod tests {
             .state;
         let reason = &state.reasons(Channel::Sms)[0];
         assert!(
-            reason.explain(ny).contains(" on 2026-11-20; "),
+            reason.explain(ny).contains(" on 2026-11-20 (EST); "),
             "{}",
             reason.explain(ny)
         );

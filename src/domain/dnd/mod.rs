@@ -68,11 +68,13 @@ impl ActiveReason {
             Reason::Manual => format!("turned on by {}", self.actor.label),
             other => other.event().to_string(),
         };
+        // The date names its zone: the same text may be read far from the
+        // location (the API, a refusal built without one says UTC).
         format!(
-            "{} on {}{}; {}",
+            "{} on {} ({}); {}",
             event,
             zone.date(self.since),
-            if zone == Zone::UTC { " (UTC)" } else { "" },
+            zone.abbreviation(self.since),
             self.reason.lift_rule()
         )
     }

@@ -265,16 +265,16 @@ impl Reason {
 
     /// Who can lift it, in a few words for the marker next to the reason
     /// (pages say this instead of the kind: "temporary" read as if it
-    /// expired, and none of them does). "Staff" are the location's and
-    /// agency's users.
+    /// expired, and none of them does). Not "staff": support are staff
+    /// too, of the platform.
     pub fn who_lifts(self) -> &'static str {
         match self {
-            Reason::Manual => "staff or the API can lift",
+            Reason::Manual => "location or agency users, or the API, can lift",
             Reason::CarrierUnreachable | Reason::NumberUnknown | Reason::NotMobile => {
-                "staff can lift"
+                "location or agency users can lift"
             }
             Reason::EmailBounced | Reason::EmailUnsubscribed => {
-                "staff can lift after clearing the suppression list"
+                "location or agency users can lift after clearing the suppression list"
             }
             Reason::SmsOptOut | Reason::CarrierBlocked | Reason::SmsUnsubscribed => {
                 "only the contact (START) or support can lift"

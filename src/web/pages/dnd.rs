@@ -43,7 +43,8 @@ pub struct ReasonView {
     /// `temporary` or `permanent`: only the marker's colour (pages say who
     /// can lift it instead).
     pub kind: &'static str,
-    /// "staff can lift", "only the contact (START) or support can lift".
+    /// "location or agency users can lift", "only the contact (START) or
+    /// support can lift".
     pub who_lifts: &'static str,
     /// In the location's time zone.
     pub since: crate::web::clock::LocalTime,
@@ -89,6 +90,9 @@ pub struct ChannelView {
     /// The switch acts (else it is shown `aria-disabled`, focusable, with
     /// [`Self::described_by`] saying why).
     pub can_act: bool,
+    /// Under All channels with its own DND off: offer to turn its own DND
+    /// on, so it stays blocked once All is turned off.
+    pub can_keep_blocked: bool,
     /// The ids of the elements that explain a locked switch.
     pub described_by: String,
     pub reasons: Vec<ReasonView>,
@@ -209,6 +213,10 @@ impl DndPanel {
                 let name = channel.as_str();
                 let locked_by_all = state.all.then(|| locked_note(channel, on));
                 let can_act = can_change && !state.all;
+                // Under All the switch is locked, but the channel's own DND
+                // can still be turned on first, so turning All off later
+                // leaves no moment when the channel is allowed.
+                let can_keep_blocked = state.all && !on && can_change;
                 let mut explained: Vec<String> = Vec::new();
                 if !can_act {
                     if read_only {
@@ -228,6 +236,7 @@ impl DndPanel {
                     state: channel_state(on, state.all).to_string(),
                     locked_by_all,
                     can_act,
+                    can_keep_blocked,
                     described_by: explained.join(" "),
                     reasons: reasons.iter().map(|a| ReasonView::new(a, zone)).collect(),
                     offered,
