@@ -190,6 +190,23 @@ struct ReasonRow {
     source: Option<String>,
 }
 
+impl ReasonRow {
+    /// A contact's own reason has no address; one kept on an address
+    /// names it.
+    fn into_active(self) -> (Channel, ActiveReason) {
+        (
+            self.channel,
+            ActiveReason {
+                reason: self.reason,
+                since: self.set_at,
+                actor: Actor::new(self.actor_kind, self.actor_id, self.actor_label),
+                address: self.address,
+                source: self.source,
+            },
+        )
+    }
+}
+
 struct ReasonsOfContacts {
     location_id: i64,
     ids: Vec<i64>,
@@ -231,7 +248,7 @@ pub fn states_of(
     held.sort_unstable();
     held.dedup();
     let mut own: HashMap<i64, Vec<(Channel, ActiveReason)>> = HashMap::new();
-    let mut kept: HashMap<String, Vec<AddressRow>> = HashMap::new();
+    let mut kept: HashMap<String, Vec<(Channel, ActiveReason)>> = HashMap::new();
     if !ids.is_empty() {
         // The contacts' own reasons and those kept on their addresses in
         // one round trip.
@@ -242,31 +259,9 @@ pub fn states_of(
         }
         .load(conn)?;
         for row in rows {
-            match (row.contact_id, row.address) {
-                (Some(id), _) => own.entry(id).or_default().push(
-                    OwnRow {
-                        channel: row.channel,
-                        reason: row.reason,
-                        set_at: row.set_at,
-                        actor_kind: row.actor_kind,
-                        actor_id: row.actor_id,
-                        actor_label: row.actor_label,
-                        source: row.source,
-                    }
-                    .into_active(),
-                ),
-                (None, Some(address)) => {
-                    kept.entry(address.clone()).or_default().push(AddressRow {
-                        address,
-                        channel: row.channel,
-                        reason: row.reason,
-                        set_at: row.set_at,
-                        actor_kind: row.actor_kind,
-                        actor_id: row.actor_id,
-                        actor_label: row.actor_label,
-                        source: row.source,
-                    })
-                }
+            match (row.contact_id, row.address.clone()) {
+                (Some(id), _) => own.entry(id).or_default().push(row.into_active()),
+                (None, Some(address)) => kept.entry(address).or_default().push(row.into_active()),
                 (None, None) => {}
             }
         }
@@ -284,8 +279,7 @@ pub fn states_of(
                 // The address must be the one the contact has on *that*
                 // channel (a number is an SMS address and maybe a WhatsApp
                 // one; an id string could be two things).
-                .filter(|r| addresses.on(r.channel) == Some(r.address.as_str()))
-                .map(AddressRow::into_active);
+                .filter(|(channel, r)| addresses.on(*channel) == r.address.as_deref());
             DndState::from_parts(
                 contact.dnd_all,
                 own.remove(&contact.id)
