@@ -12,7 +12,6 @@
 mod load;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -305,16 +304,10 @@ fn run_pgbench(
     location_id: i64,
     first_id: i64,
 ) -> Result<Figures, Box<dyn std::error::Error>> {
-    let dir = std::env::temp_dir().join(format!("dnd-pgbench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir)?;
-    let script = dir.join("stop.sql");
     // What one STOP does in SQL: lock the address, store the event, read
     // the address's reasons, upsert the reason (the database's trigger then
     // updates the contact that holds the number), append the history.
-    std::fs::write(
-        &script,
-        format!(
+    let script = format!(
             "\\set c random(1, {CONTACTS})
 \\set k random(1, 2000000000)
 BEGIN;
@@ -325,58 +318,6 @@ INSERT INTO address_dnd_reasons (location_id, address, channel, reason, kind, se
 INSERT INTO dnd_history (location_id, contact_id, channel, reason, kind, action, actor_kind, actor_label, address, source, at) VALUES ({location_id}, {first_id} + :c - 1, 'sms', 'sms_opt_out', 'permanent', 'set', 'contact', '+12000000001', '+12000000001', 'SM', now());
 COMMIT;
 "
-        ),
-    )?;
-    let url = cluster.url("bench");
-    let host = url
-        .split("host=")
-        .nth(1)
-        .and_then(|h| h.split('&').next())
-        .map(|h| {
-            urlencoding::decode(h)
-                .map(|c| c.into_owned())
-                .unwrap_or_default()
-        })
-        .unwrap_or_default();
-    let output = Command::new(bin)
-        .current_dir(&dir)
-        .args([
-            "-h", &host, "-p", "5432", "-U", "postgres", "-n", "-M", "prepared",
-        ])
-        .args([
-            "-c",
-            &CONNECTIONS.to_string(),
-            "-j",
-            "2",
-            "-T",
-            &SECONDS.to_string(),
-        ])
-        .args(["-l", "--log-prefix", "lat", "-f"])
-        .arg(&script)
-        .arg("bench")
-        .output()?;
-    if !output.status.success() {
-        return Err(format!(
-            "pgbench failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-        .into());
-    }
-    let mut latencies = Vec::new();
-    for entry in std::fs::read_dir(&dir)?.flatten() {
-        if entry.file_name().to_string_lossy().starts_with("lat") {
-            for line in std::fs::read_to_string(entry.path())?.lines() {
-                // client_id transaction_no time(us) script_no epoch epoch_us
-                if let Some(us) = line
-                    .split_whitespace()
-                    .nth(2)
-                    .and_then(|t| t.parse::<f64>().ok())
-                {
-                    latencies.push(us / 1000.0);
-                }
-            }
-        }
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(Figures::from_latencies(latencies, SECONDS as f64, 0))
+        );
+    load::run_pgbench(bin, &cluster.url("bench"), &script, CONNECTIONS, SECONDS)
 }
