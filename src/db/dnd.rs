@@ -167,9 +167,10 @@ pub fn state_of(conn: &mut PgConnection, contact: &Contact) -> QueryResult<DndSt
 }
 
 /// A reason of one of the contacts (`contact_id`) or kept on one of their
-/// addresses (`address`).
-#[derive(QueryableByName)]
-struct ReasonRow {
+/// addresses (`address`). Read by name, or by position (`Queryable`, in
+/// this order) as a record of the contact page's one statement.
+#[derive(QueryableByName, Queryable)]
+pub(crate) struct ReasonRow {
     #[diesel(sql_type = Nullable<BigInt>)]
     contact_id: Option<i64>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -247,26 +248,35 @@ pub fn states_of(
         .collect();
     held.sort_unstable();
     held.dedup();
-    let mut own: HashMap<i64, Vec<(Channel, ActiveReason)>> = HashMap::new();
-    let mut kept: HashMap<String, Vec<(Channel, ActiveReason)>> = HashMap::new();
-    if !ids.is_empty() {
+    let rows: Vec<ReasonRow> = if ids.is_empty() {
+        Vec::new()
+    } else {
         // The contacts' own reasons and those kept on their addresses in
         // one round trip.
-        let rows: Vec<ReasonRow> = ReasonsOfContacts {
+        ReasonsOfContacts {
             location_id,
             ids,
             held,
         }
-        .load(conn)?;
-        for row in rows {
-            match (row.contact_id, row.address.clone()) {
-                (Some(id), _) => own.entry(id).or_default().push(row.into_active()),
-                (None, Some(address)) => kept.entry(address).or_default().push(row.into_active()),
-                (None, None) => {}
-            }
+        .load(conn)?
+    };
+    Ok(states_from_rows(contacts, rows))
+}
+
+/// The states of `contacts` from their own reasons and the reasons kept on
+/// any of their addresses (`rows`, in any order; rows of other addresses
+/// are ignored).
+pub(crate) fn states_from_rows(contacts: &[Contact], rows: Vec<ReasonRow>) -> Vec<DndState> {
+    let mut own: HashMap<i64, Vec<(Channel, ActiveReason)>> = HashMap::new();
+    let mut kept: HashMap<String, Vec<(Channel, ActiveReason)>> = HashMap::new();
+    for row in rows {
+        match (row.contact_id, row.address.clone()) {
+            (Some(id), _) => own.entry(id).or_default().push(row.into_active()),
+            (None, Some(address)) => kept.entry(address).or_default().push(row.into_active()),
+            (None, None) => {}
         }
     }
-    Ok(contacts
+    contacts
         .iter()
         .map(|contact| {
             let addresses = contact.addresses();
@@ -288,7 +298,7 @@ pub fn states_of(
                     .chain(on_addresses),
             )
         })
-        .collect())
+        .collect()
 }
 
 /// What the gate needs for one message about to go to `address` on
@@ -1135,16 +1145,26 @@ pub fn history_of(
     contact: &Contact,
     limit: i64,
 ) -> QueryResult<Vec<HistoryRow>> {
-    let addresses = contact.addresses();
-    let held: Vec<&str> = contact.address_list().collect();
     // Its own rows, and those of the addresses it holds now.
     let rows: Vec<HistoryRow> = HistoryOf {
         location_id: contact.location_id,
-        held: held.iter().map(|a| a.to_string()).collect(),
+        held: contact.address_list().map(str::to_string).collect(),
         contact_id: contact.id,
         limit,
     }
     .load(conn)?;
+    Ok(history_from_rows(contact, rows, limit))
+}
+
+/// The contact's history, newest first, from its own rows and those of the
+/// addresses it holds (`rows`): an address's row counts only if the
+/// contact holds that address on the row's channel.
+pub(crate) fn history_from_rows(
+    contact: &Contact,
+    rows: Vec<HistoryRow>,
+    limit: i64,
+) -> Vec<HistoryRow> {
+    let addresses = contact.addresses();
     let mut rows: Vec<HistoryRow> = rows
         .into_iter()
         .filter(|r| {
@@ -1155,7 +1175,7 @@ pub fn history_of(
         .collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.id));
     rows.truncate(limit as usize);
-    Ok(rows)
+    rows
 }
 
 /// The history kept on one address and channel, oldest first (to replay

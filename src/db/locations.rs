@@ -135,7 +135,7 @@ pub fn find_visible(
 }
 
 /// Whether `user` may see `location` (`member`: they are one of its users).
-fn may_see(user: &User, location: &Location, member: bool) -> bool {
+pub fn may_see(user: &User, location: &Location, member: bool) -> bool {
     match user.role() {
         Role::Support => true,
         Role::Agency => user.agency_id == Some(location.agency_id),

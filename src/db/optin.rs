@@ -103,7 +103,7 @@ macro_rules! with_decisions {
     };
 }
 
-fn record((request, decision): (OptinRequest, Option<DecisionRow>)) -> RequestRecord {
+pub(crate) fn record((request, decision): (OptinRequest, Option<DecisionRow>)) -> RequestRecord {
     RequestRecord { request, decision }
 }
 
