@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod bulk;
 pub mod cluster;
+pub mod contact_page;
 pub mod contacts;
 pub mod dashboard;
 pub mod data_fixes;

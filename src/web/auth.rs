@@ -98,7 +98,7 @@ impl SessionClaim {
 
 /// How many locations the navigation's switcher lists (support may see
 /// thousands; the locations page lists them all).
-const SWITCHER_SIZE: i64 = 200;
+pub(crate) const SWITCHER_SIZE: i64 = 200;
 
 /// The signed-in user and the location of the path's `location_id`, if
 /// they may see it (404 otherwise, the same as no such location), loaded
@@ -161,6 +161,51 @@ impl FromRequest for VisibleLocation {
                 location,
                 switcher,
             })
+        })
+    }
+}
+
+/// Who the session cookie says is signed in, not yet checked against the
+/// database: for a page that reads the user in the same statement as its
+/// own data (one round trip), then decides with [`Claim::visible`] exactly
+/// as [`VisibleLocation`] does.
+#[derive(Clone, Copy)]
+pub struct Claim(SessionClaim);
+
+impl FromRequest for Claim {
+    type Error = PageError;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(SessionClaim::read(&req.get_session()).map(Claim))
+    }
+}
+
+impl Claim {
+    pub fn user_id(&self) -> i64 {
+        self.0.id
+    }
+
+    pub fn generation(&self) -> Option<i32> {
+        self.0.generation
+    }
+
+    /// The user as read (`None`: no such user), and the location if they
+    /// may see it: a cookie that no longer speaks for the user signs out,
+    /// a location they may not see is 404 (the same as none).
+    pub fn visible(
+        self,
+        session: &Session,
+        user: Option<users::User>,
+        location: Option<crate::db::locations::Location>,
+        switcher: Vec<(i64, String)>,
+    ) -> Result<VisibleLocation, PageError> {
+        let user = self.0.accept(session, user)?;
+        let location = location.ok_or(PageError::NotFound)?;
+        Ok(VisibleLocation {
+            user,
+            location,
+            switcher,
         })
     }
 }

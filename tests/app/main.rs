@@ -19,6 +19,7 @@ mod cli;
 mod compose;
 mod consent;
 mod contact_forms;
+mod contact_page;
 mod dashboard;
 mod delivery;
 mod dnd;

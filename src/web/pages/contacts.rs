@@ -7,16 +7,16 @@ use serde::Deserialize;
 use super::compose::{composers, Composer};
 use super::dnd::{take_placed_flash, DndPanel, Placed};
 use super::Nav;
+use crate::db::contact_page::{self, ContactPageReads, ContactReads, Shown};
 use crate::db::contacts::{self, Contact, ContactPage as Page, Cursor, ListFilter, Total};
-use crate::db::dnd::{self as dnd_store, HistoryRow};
-use crate::db::integrations;
+use crate::db::dnd::HistoryRow;
 use crate::db::locations::Location;
-use crate::db::optin::{self, RequestRecord};
-use crate::db::webhooks::{timeline, Message};
+use crate::db::optin::RequestRecord;
+use crate::db::webhooks::Message;
 use crate::db::{self, DbError};
 use crate::domain::dnd::{Action, Status};
 use crate::domain::{channel_label, Channel};
-use crate::web::auth::VisibleLocation;
+use crate::web::auth::{Claim, VisibleLocation, SWITCHER_SIZE};
 use crate::web::clock::Clocked;
 use crate::web::error::PageError;
 use crate::web::AppState;
@@ -382,10 +382,23 @@ pub async fn show_contact(
     state: web::Data<AppState>,
     session: Session,
     path: web::Path<(i64, i64)>,
-    at: VisibleLocation,
+    claim: Claim,
 ) -> Result<ContactPage, PageError> {
-    let (_, contact_id) = path.into_inner();
-    contact_page(&state, &session, contact_id, at, None).await
+    let (location_id, contact_id) = path.into_inner();
+    // The user, the location, the switcher and the whole page in one
+    // statement (see `db::contact_page`), then the same checks as
+    // `VisibleLocation`.
+    let reads = read_page(
+        &state,
+        claim.user_id(),
+        claim.generation(),
+        location_id,
+        contact_id,
+    )
+    .await?;
+    let at = claim.visible(&session, reads.user, reads.location, reads.switcher)?;
+    let contact = reads.contact.ok_or(PageError::NotFound)?;
+    render_contact_page(&session, at, contact, None)
 }
 
 /// A message the composer refused, shown again as typed, with why next to
@@ -407,44 +420,68 @@ pub(super) async fn contact_page(
     at: VisibleLocation,
     draft: Option<ComposeDraft>,
 ) -> Result<ContactPage, PageError> {
-    let session = session.clone();
-    let nav = Nav::at(&at, &session)?;
-    let (flash, dnd_result, send_result) = match take_placed_flash(&session) {
+    let reads = read_page(
+        state,
+        at.user.id,
+        Some(at.user.session_generation),
+        at.location.id,
+        contact_id,
+    )
+    .await?;
+    let contact = reads.contact.ok_or(PageError::NotFound)?;
+    render_contact_page(session, at, contact, draft)
+}
+
+async fn read_page(
+    state: &AppState,
+    user_id: i64,
+    generation: Option<i32>,
+    location_id: i64,
+    contact_id: i64,
+) -> Result<ContactPageReads, PageError> {
+    let shown = Shown {
+        switcher: SWITCHER_SIZE,
+        history: HISTORY_SHOWN,
+        messages: MESSAGES_SHOWN,
+    };
+    Ok(db::run(&state.pool, move |conn| {
+        contact_page::read(conn, user_id, generation, location_id, contact_id, &shown)
+            .map_err(DbError::from)
+    })
+    .await?)
+}
+
+/// The page from what was read (no I/O).
+fn render_contact_page(
+    session: &Session,
+    at: VisibleLocation,
+    reads: ContactReads,
+    draft: Option<ComposeDraft>,
+) -> Result<ContactPage, PageError> {
+    let nav = Nav::at(&at, session)?;
+    let (flash, dnd_result, send_result) = match take_placed_flash(session) {
         Some((Some(Placed::Dnd), message)) => (None, Some(message), None),
         Some((Some(Placed::Send), message)) => (None, None, Some(message)),
         Some((None, message)) => (Some(message), None, None),
         None => (None, None, None),
     };
     let VisibleLocation { user, location, .. } = at;
-    let (location, contact, dnd, history, messages, composers, requests) =
-        db::run(&state.pool, move |conn| -> Result<_, PageError> {
-            let contact = contacts::find(conn, location.id, contact_id)
-                .map_err(DbError::from)?
-                .ok_or(PageError::NotFound)?;
-            let integrations = integrations::list(conn, location.id).map_err(DbError::from)?;
-            // The contact read once for the page, its state and history
-            // built from it.
-            let dnd_state = dnd_store::state_of(conn, &contact).map_err(DbError::from)?;
-            let history =
-                dnd_store::history_of(conn, &contact, HISTORY_SHOWN).map_err(DbError::from)?;
-            let requests =
-                optin::for_contact(conn, location.id, contact.id).map_err(DbError::from)?;
-            let panel = DndPanel::build(&dnd_state, &integrations, &user, location.zone())
-                .with_requests(&requests);
-            let composers = composers(
-                &dnd_state,
-                &integrations,
-                user.role().is_read_only(),
-                location.zone(),
-            );
-            let messages =
-                timeline(conn, location.id, contact.id, MESSAGES_SHOWN).map_err(DbError::from)?;
-            Ok((
-                location, contact, panel, history, messages, composers, requests,
-            ))
-        })
-        .await?;
-    let mut composers = composers;
+    let ContactReads {
+        contact,
+        integrations,
+        state,
+        history,
+        requests,
+        messages,
+    } = reads;
+    let dnd =
+        DndPanel::build(&state, &integrations, &user, location.zone()).with_requests(&requests);
+    let mut composers = composers(
+        &state,
+        &integrations,
+        user.role().is_read_only(),
+        location.zone(),
+    );
     if let Some(draft) = draft {
         if let Some(c) = composers
             .iter_mut()

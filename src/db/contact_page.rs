@@ -1,0 +1,430 @@
+//! Everything a contact's page shows, read in one statement.
+//!
+//! The page used to make eight round trips to PostgreSQL (the user and
+//! location, the switcher, the contact, the integrations, the reasons, the
+//! history, the opt-in requests, the messages). Each round trip costs two
+//! context switches on either side and a blocking-pool hand-off, which
+//! together cost more CPU than the reads themselves. Here every list comes
+//! back as one array of records in a single row, decoded by diesel through
+//! each struct's own `Queryable` (so the enums, the sealed secrets and the
+//! dates are read exactly as the per-read functions read them).
+//!
+//! The statement reads the location's data only when the user may see it
+//! (the same rule as [`locations::may_see`] and `locations::visible`); the
+//! caller still checks the user and the location it returns with those
+//! functions, which stay the authority.
+
+use diesel::deserialize::Queryable;
+use diesel::dsl::SqlTypeOf;
+use diesel::pg::Pg;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Record, Text, Timestamptz};
+
+use super::contacts::Contact;
+use super::dnd::{history_from_rows, states_from_rows, HistoryRow, ReasonRow};
+use super::integrations::Integration;
+use super::locations::{self, Location};
+use super::optin::{record, DecisionRow, OptinRequest, RequestRecord};
+use super::prepared::prepared_statement;
+use super::schema::contact_dnd_reasons;
+use super::users::User;
+use super::webhooks::Message;
+use crate::domain::dnd::DndState;
+
+/// The SQL types of a struct's columns, in its fields' order.
+type SqlOf<T> = SqlTypeOf<<T as Selectable<Pg>>::SelectExpression>;
+/// The tuple diesel reads a struct from (its fields, in order).
+type RowOf<T> = <T as Queryable<SqlOf<T>, Pg>>::Row;
+type ReasonSql = (
+    Nullable<BigInt>,
+    Nullable<Text>,
+    SqlTypeOf<contact_dnd_reasons::channel>,
+    SqlTypeOf<contact_dnd_reasons::reason>,
+    Timestamptz,
+    SqlTypeOf<contact_dnd_reasons::actor_kind>,
+    Nullable<BigInt>,
+    Text,
+    Nullable<Text>,
+);
+type ReasonTuple = <ReasonRow as Queryable<ReasonSql, Pg>>::Row;
+
+/// Each record's columns, in the field order of the struct it becomes
+/// (checked against diesel's own select lists by the tests below).
+const USER_COLUMNS: &str = "id, email, password_hash, role, agency_id, is_admin, created_at, \
+     session_generation, deactivated_at";
+const LOCATION_COLUMNS: &str = "id, agency_id, name, time_zone, created_at, default_region";
+const CONTACT_COLUMNS: &str = "location_id, id, name, phone, email, facebook_id, whatsapp_id, \
+     gmb_id, created_at, updated_at, dnd_all, dnd_mask, dnd_status, inbound_sms_dnd, \
+     inbound_calls_dnd";
+const INTEGRATION_COLUMNS: &str = "location_id, id, channel, provider, status, account, secret, \
+     connected_at, disconnected_at, created_at, verify_token, transport, api_base_url, api_key, \
+     sender, last_error, last_error_at";
+const HISTORY_COLUMNS: &str = "id, contact_id, channel, reason, kind, action, actor_kind, \
+     actor_id, actor_label, address, source, at, event_at, detail";
+const REQUEST_COLUMNS: &str = "r.location_id, r.id, r.contact_id, r.channel, r.address, \
+     r.relationship_numbers, r.recording_url, r.opted_in_on, r.note, r.requested_by, \
+     r.requested_by_label, r.created_at";
+const DECISION_COLUMNS: &str = "d.decision, d.note, d.decided_by, d.decided_by_label, d.decided_at";
+const MESSAGE_COLUMNS: &str = "id, channel, direction, body, from_address, to_address, \
+     provider_sid, status, error_code, created_at, origin, subject, blocked_reasons, \
+     error_message, muted";
+
+/// How many opt-in requests the page lists (as `optin::for_contact`).
+const REQUESTS_SHOWN: i64 = 200;
+
+struct PageStatement {
+    user_id: i64,
+    generation: Option<i32>,
+    location_id: i64,
+    contact_id: i64,
+    switcher: i64,
+    history: i64,
+    messages: i64,
+    requests: i64,
+}
+
+/// The statement, `@NAME` standing for a record's column list. `u` is the
+/// user; `v` the location's id if they may see it: every read of the
+/// location's data goes through `v` (or `c`, the contact, read through it).
+const PAGE_SQL: &str = "WITH u AS (SELECT * FROM users WHERE id = ?),
+            v AS (
+                SELECT l.id FROM u JOIN locations l ON l.id = ?
+                WHERE u.deactivated_at IS NULL AND u.session_generation = ?
+                  AND (u.role = 'support'
+                       OR (u.role = 'agency' AND u.agency_id = l.agency_id)
+                       OR (u.role = 'location' AND EXISTS (
+                           SELECT 1 FROM location_memberships m
+                           WHERE m.location_id = l.id AND m.user_id = u.id)))),
+            c AS (SELECT * FROM contacts WHERE location_id = (SELECT id FROM v) AND id = ?),
+            held AS (SELECT ARRAY[phone, email, facebook_id, gmb_id, whatsapp_id] AS list FROM c),
+            switcher AS (
+                SELECT l.id, l.name, g.name AS agency
+                FROM locations l JOIN agencies g ON g.id = l.agency_id
+                WHERE (SELECT role FROM u) = 'location'
+                  AND l.id IN (SELECT location_id FROM location_memberships
+                               WHERE user_id = (SELECT id FROM u))
+                UNION ALL
+                SELECT l.id, l.name, g.name
+                FROM locations l JOIN agencies g ON g.id = l.agency_id
+                WHERE l.agency_id = (SELECT agency_id FROM u WHERE role = 'agency')
+                UNION ALL
+                SELECT l.id, l.name, g.name
+                FROM locations l JOIN agencies g ON g.id = l.agency_id
+                WHERE (SELECT role FROM u) = 'support')
+            SELECT
+                (SELECT ROW(@USER) FROM u) AS user_row,
+                (SELECT ROW(@LOCATION) FROM locations WHERE id = ?) AS location_row,
+                EXISTS (SELECT 1 FROM location_memberships m, u
+                        WHERE m.location_id = ? AND m.user_id = u.id) AS member,
+                ARRAY(SELECT ROW(id, name) FROM switcher ORDER BY agency, name, id LIMIT ?)
+                    AS switcher,
+                (SELECT ROW(@CONTACT) FROM c) AS contact_row,
+                ARRAY(SELECT ROW(@INTEGRATION) FROM integrations
+                      WHERE location_id = (SELECT id FROM v) ORDER BY id) AS integrations,
+                ARRAY(SELECT ROW(r.contact_id, NULL::text, r.channel, r.reason, r.set_at,
+                                 r.actor_kind, r.actor_id, r.actor_label, r.source)
+                      FROM contact_dnd_reasons r JOIN c
+                        ON r.location_id = c.location_id AND r.contact_id = c.id
+                      UNION ALL
+                      SELECT ROW(NULL::int8, r.address, r.channel, r.reason, r.set_at,
+                                 r.actor_kind, r.actor_id, r.actor_label, r.source)
+                      FROM address_dnd_reasons r, c, held
+                      WHERE r.location_id = c.location_id AND r.address = ANY(held.list))
+                    AS reasons,
+                ARRAY(SELECT ROW(h.*) FROM (
+                      (SELECT @HISTORY FROM dnd_history
+                       WHERE location_id = (SELECT location_id FROM c)
+                         AND contact_id = (SELECT id FROM c)
+                       ORDER BY id DESC LIMIT ?)
+                      UNION ALL
+                      (SELECT @HISTORY FROM dnd_history, held
+                       WHERE location_id = (SELECT location_id FROM c)
+                         AND address = ANY(held.list) AND action <> 'address_changed'
+                         AND contact_id IS DISTINCT FROM (SELECT id FROM c)
+                       ORDER BY id DESC LIMIT ?)) h) AS history,
+                ARRAY(SELECT ROW(ROW(@REQUEST),
+                                 CASE WHEN d.request_id IS NULL THEN NULL
+                                      ELSE ROW(@DECISION) END)
+                      FROM optin_requests r
+                      LEFT JOIN optin_decisions d
+                        ON d.location_id = r.location_id AND d.request_id = r.id
+                      WHERE r.location_id = (SELECT location_id FROM c)
+                        AND r.contact_id = (SELECT id FROM c)
+                      ORDER BY r.id DESC LIMIT ?) AS requests,
+                ARRAY(SELECT ROW(@MESSAGE) FROM messages
+                      WHERE location_id = (SELECT location_id FROM c)
+                        AND contact_id = (SELECT id FROM c)
+                      ORDER BY id DESC LIMIT ?) AS messages";
+
+/// The statement's text, with each record's column list filled in (built
+/// once; diesel keeps it prepared per connection like any typed query).
+fn page_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        PAGE_SQL
+            .replace("@USER", USER_COLUMNS)
+            .replace("@LOCATION", LOCATION_COLUMNS)
+            .replace("@CONTACT", CONTACT_COLUMNS)
+            .replace("@INTEGRATION", INTEGRATION_COLUMNS)
+            .replace("@HISTORY", HISTORY_COLUMNS)
+            .replace("@REQUEST", REQUEST_COLUMNS)
+            .replace("@DECISION", DECISION_COLUMNS)
+            .replace("@MESSAGE", MESSAGE_COLUMNS)
+    })
+}
+
+prepared_statement!(
+    PageStatement -> diesel::sql_types::Untyped,
+    page_sql(),
+    |s| [
+        BigInt => &s.user_id,
+        BigInt => &s.location_id,
+        Nullable<Integer> => &s.generation,
+        BigInt => &s.contact_id,
+        BigInt => &s.location_id,
+        BigInt => &s.location_id,
+        BigInt => &s.switcher,
+        BigInt => &s.history,
+        BigInt => &s.history,
+        BigInt => &s.requests,
+        BigInt => &s.messages,
+    ]
+);
+
+#[derive(QueryableByName)]
+struct PageRow {
+    #[diesel(sql_type = Nullable<Record<SqlOf<User>>>)]
+    user_row: Option<RowOf<User>>,
+    #[diesel(sql_type = Nullable<Record<SqlOf<Location>>>)]
+    location_row: Option<RowOf<Location>>,
+    #[diesel(sql_type = Bool)]
+    member: bool,
+    #[diesel(sql_type = Array<Record<(BigInt, Text)>>)]
+    switcher: Vec<(i64, String)>,
+    #[diesel(sql_type = Nullable<Record<SqlOf<Contact>>>)]
+    contact_row: Option<RowOf<Contact>>,
+    #[diesel(sql_type = Array<Record<SqlOf<Integration>>>)]
+    integrations: Vec<RowOf<Integration>>,
+    #[diesel(sql_type = Array<Record<ReasonSql>>)]
+    reasons: Vec<ReasonTuple>,
+    #[diesel(sql_type = Array<Record<SqlOf<HistoryRow>>>)]
+    history: Vec<RowOf<HistoryRow>>,
+    #[diesel(sql_type = Array<Record<(
+        Record<SqlOf<OptinRequest>>,
+        Nullable<Record<SqlOf<DecisionRow>>>,
+    )>>)]
+    requests: Vec<(RowOf<OptinRequest>, Option<RowOf<DecisionRow>>)>,
+    #[diesel(sql_type = Array<Record<SqlOf<Message>>>)]
+    messages: Vec<RowOf<Message>>,
+}
+
+/// What the statement found. `user` is whoever `user_id` is (the caller
+/// checks the session against it); `location` is there only if that user
+/// may see it, and everything after it only then.
+pub struct ContactPageReads {
+    pub user: Option<User>,
+    pub location: Option<Location>,
+    /// The locations the user may switch to, (id, name), as
+    /// `locations::first_visible` lists them.
+    pub switcher: Vec<(i64, String)>,
+    /// The contact and what its page shows of it.
+    pub contact: Option<ContactReads>,
+}
+
+pub struct ContactReads {
+    pub contact: Contact,
+    pub integrations: Vec<Integration>,
+    pub state: DndState,
+    pub history: Vec<HistoryRow>,
+    pub requests: Vec<RequestRecord>,
+    pub messages: Vec<Message>,
+}
+
+/// How many of each list the page shows.
+pub struct Shown {
+    pub switcher: i64,
+    pub history: i64,
+    pub messages: i64,
+}
+
+/// Reads the page of `contact_id` in `location_id` for `user_id` (whose
+/// cookie says `generation`), in one round trip.
+pub fn read(
+    conn: &mut PgConnection,
+    user_id: i64,
+    generation: Option<i32>,
+    location_id: i64,
+    contact_id: i64,
+    shown: &Shown,
+) -> QueryResult<ContactPageReads> {
+    let row: PageRow = PageStatement {
+        user_id,
+        generation,
+        location_id,
+        contact_id,
+        switcher: shown.switcher,
+        history: shown.history,
+        messages: shown.messages,
+        requests: REQUESTS_SHOWN,
+    }
+    .get_result(conn)?;
+    let user = row.user_row.map(build::<User>).transpose()?;
+    let location = row.location_row.map(build::<Location>).transpose()?;
+    // The app's own rule decides; the statement's `v` only spared reading
+    // data no one will see.
+    let visible = match (&user, location) {
+        (Some(user), Some(location)) if locations::may_see(user, &location, row.member) => {
+            Some(location)
+        }
+        _ => None,
+    };
+    let contact = match (&visible, row.contact_row) {
+        (Some(_), Some(contact)) => {
+            let contact = build::<Contact>(contact)?;
+            let reasons = row
+                .reasons
+                .into_iter()
+                .map(|r| <ReasonRow as Queryable<ReasonSql, Pg>>::build(r).map_err(error))
+                .collect::<QueryResult<Vec<_>>>()?;
+            let state = states_from_rows(std::slice::from_ref(&contact), reasons)
+                .pop()
+                .unwrap_or_default();
+            let history = row
+                .history
+                .into_iter()
+                .map(build::<HistoryRow>)
+                .collect::<QueryResult<Vec<_>>>()?;
+            let requests = row
+                .requests
+                .into_iter()
+                .map(|(request, decision)| {
+                    Ok(record((
+                        build::<OptinRequest>(request)?,
+                        decision.map(build::<DecisionRow>).transpose()?,
+                    )))
+                })
+                .collect::<QueryResult<Vec<_>>>()?;
+            Some(ContactReads {
+                history: history_from_rows(&contact, history, shown.history),
+                integrations: row
+                    .integrations
+                    .into_iter()
+                    .map(build::<Integration>)
+                    .collect::<QueryResult<Vec<_>>>()?,
+                messages: row
+                    .messages
+                    .into_iter()
+                    .map(build::<Message>)
+                    .collect::<QueryResult<Vec<_>>>()?,
+                state,
+                requests,
+                contact,
+            })
+        }
+        _ => None,
+    };
+    let switcher = if visible.is_some() {
+        row.switcher
+    } else {
+        Vec::new()
+    };
+    Ok(ContactPageReads {
+        user,
+        location: visible,
+        switcher,
+        contact,
+    })
+}
+
+fn build<T>(row: RowOf<T>) -> QueryResult<T>
+where
+    T: Selectable<Pg> + Queryable<SqlOf<T>, Pg>,
+    <T as Selectable<Pg>>::SelectExpression: Expression,
+{
+    T::build(row).map_err(error)
+}
+
+fn error(e: Box<dyn std::error::Error + Send + Sync>) -> diesel::result::Error {
+    diesel::result::Error::DeserializationError(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::schema::{
+        contacts, dnd_history, integrations, locations, messages, optin_decisions, optin_requests,
+        users,
+    };
+
+    /// The column names diesel selects for `T`, in order.
+    fn diesel_columns<Q: diesel::query_builder::QueryFragment<Pg>>(query: Q) -> Vec<String> {
+        let sql = diesel::debug_query::<Pg, _>(&query).to_string();
+        let list = sql
+            .strip_prefix("SELECT ")
+            .and_then(|s| s.split(" FROM ").next())
+            .unwrap_or_default()
+            .to_string();
+        list.split(", ")
+            .map(|c| {
+                c.rsplit('.')
+                    .next()
+                    .unwrap_or(c)
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .collect()
+    }
+
+    fn ours(list: &str) -> Vec<String> {
+        list.split(',')
+            .map(|c| {
+                let c = c.trim();
+                c.rsplit('.').next().unwrap_or(c).to_string()
+            })
+            .collect()
+    }
+
+    /// A record is read by position: its columns must be the struct's,
+    /// in the struct's order (two text columns swapped would not fail to
+    /// decode, they would show the wrong words).
+    #[test]
+    fn each_record_lists_its_structs_columns_in_order() {
+        assert_eq!(
+            ours(USER_COLUMNS),
+            diesel_columns(users::table.select(User::as_select()))
+        );
+        assert_eq!(
+            ours(LOCATION_COLUMNS),
+            diesel_columns(locations::table.select(Location::as_select()))
+        );
+        assert_eq!(
+            ours(CONTACT_COLUMNS),
+            diesel_columns(contacts::table.select(Contact::as_select()))
+        );
+        assert_eq!(
+            ours(INTEGRATION_COLUMNS),
+            diesel_columns(integrations::table.select(Integration::as_select()))
+        );
+        assert_eq!(
+            ours(HISTORY_COLUMNS),
+            diesel_columns(dnd_history::table.select(HistoryRow::as_select()))
+        );
+        assert_eq!(
+            ours(REQUEST_COLUMNS),
+            diesel_columns(optin_requests::table.select(OptinRequest::as_select()))
+        );
+        assert_eq!(
+            ours(DECISION_COLUMNS),
+            diesel_columns(optin_decisions::table.select(DecisionRow::as_select()))
+        );
+        assert_eq!(
+            ours(MESSAGE_COLUMNS),
+            diesel_columns(messages::table.select(Message::as_select()))
+        );
+    }
+
+    #[test]
+    fn every_placeholder_is_filled() {
+        assert!(!page_sql().contains('@'), "{}", page_sql());
+    }
+}

@@ -1,0 +1,311 @@
+//! The contact page reads everything in one statement (`db::contact_page`)
+//! where it used to make one read per part. These tests hold it to the
+//! per-read functions, which the API and every other page still use: for
+//! every actor and contact, the one statement must find the same user,
+//! location, switcher and contact data, and nothing where they find
+//! nothing.
+
+use chrono::{Duration, Utc};
+use diesel::{PgConnection, RunQueryDsl};
+
+use crate::common::TestDb;
+use dnd::db::contact_page::{self, ContactPageReads, Shown};
+use dnd::db::{contacts, demo, dnd as dnd_store, integrations, locations, optin, users, webhooks};
+use dnd::domain::dnd::{Actor, ActorKind, Reason};
+use dnd::domain::{Channel, PhoneNumber};
+
+const SHOWN: Shown = Shown {
+    switcher: 200,
+    history: 200,
+    messages: 100,
+};
+
+fn new_user(conn: &mut PgConnection, email: &str, role: &str, agency: i64, at: &[i64]) -> i64 {
+    users::create(
+        conn,
+        &users::NewUser {
+            email,
+            password_hash: "not-a-hash",
+            role,
+            agency_id: Some(agency),
+            is_admin: false,
+        },
+        at,
+    )
+    .unwrap()
+    .id
+}
+
+fn new_contact(conn: &mut PgConnection, location: i64, name: &str, phone: &str) -> i64 {
+    contacts::upsert(
+        conn,
+        location,
+        &contacts::ContactInput {
+            name: Some(name.into()),
+            phone: Some(PhoneNumber::parse_international(phone).unwrap()),
+            email: Some(
+                dnd::domain::EmailAddress::parse(&format!("{}@page.test", name.to_lowercase()))
+                    .unwrap(),
+            ),
+            ..Default::default()
+        },
+        &crate::common::test_actor(),
+    )
+    .unwrap()
+    .0
+    .id
+}
+
+/// A contact with everything the page shows: its own reason, reasons and
+/// history kept on its number from the person who held it before, an
+/// opt-in request with a decision, and messages.
+fn rich_contact(conn: &mut PgConnection, location: i64) -> i64 {
+    let twilio = Actor::new(ActorKind::Provider, None, "Twilio");
+    let staff = crate::common::test_actor();
+    let now = Utc::now();
+    // The number's earlier holder texted STOP, then gave the number up.
+    let before = new_contact(conn, location, "Earlier", "+14155550177");
+    dnd_store::apply(conn, location, before, |s| {
+        s.set(
+            Channel::Sms,
+            Reason::SmsOptOut,
+            &twilio,
+            now,
+            None,
+            Some("SM-1".into()),
+        )
+    })
+    .unwrap();
+    diesel::sql_query("UPDATE contacts SET phone = NULL WHERE id = $1")
+        .bind::<diesel::sql_types::BigInt, _>(before)
+        .execute(conn)
+        .unwrap();
+    let id = new_contact(conn, location, "Rich", "+14155550177");
+    for channel in [Channel::Email, Channel::Whatsapp] {
+        dnd_store::apply(conn, location, id, |s| {
+            s.set(channel, Reason::Manual, &staff, now, None, None)
+        })
+        .unwrap();
+    }
+    let admin = users::find_by_email(conn, demo::AGENCY_USER)
+        .unwrap()
+        .unwrap();
+    let evidence = dnd::domain::optin::EvidenceDraft {
+        relationship_numbers: "+14155550100".into(),
+        recording_url: "https://recordings.example.com/v/1".into(),
+        opted_in_on: (now.date_naive() - Duration::days(1)).to_string(),
+        note: "Asked in the shop".into(),
+    }
+    .validate("US", now.date_naive())
+    .unwrap();
+    optin::file(conn, location, id, Channel::Sms, &evidence, &admin).unwrap();
+    for (n, status) in ["sent", "blocked", "delivered"].iter().enumerate() {
+        diesel::sql_query(
+            "INSERT INTO messages (location_id, contact_id, channel, direction, body,
+                 to_address, status, blocked_reasons, subject, origin)
+             VALUES ($1, $2, 'email', 'outbound', $3, 'rich@page.test', $4, '{manual}', 'Hello',
+                     'manual')",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(location)
+        .bind::<diesel::sql_types::BigInt, _>(id)
+        .bind::<diesel::sql_types::Text, _>(format!("Message {n}"))
+        .bind::<diesel::sql_types::Text, _>(*status)
+        .execute(conn)
+        .unwrap();
+    }
+    id
+}
+
+/// What the per-read functions find, in the same shape.
+fn one_by_one(
+    conn: &mut PgConnection,
+    user_id: i64,
+    location_id: i64,
+    contact_id: i64,
+) -> ContactPageReads {
+    let found = locations::user_and_visible(conn, user_id, location_id).unwrap();
+    let user = found.as_ref().map(|(u, _)| u.clone());
+    let location = found.and_then(|(_, l)| l);
+    let switcher = match (&user, &location) {
+        (Some(user), Some(_)) => locations::first_visible(conn, user, SHOWN.switcher)
+            .unwrap()
+            .into_iter()
+            .map(|l| (l.location.id, l.location.name))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let contact = match location {
+        Some(_) => contacts::find(conn, location_id, contact_id).unwrap(),
+        None => None,
+    };
+    let contact = contact.map(|contact| contact_page::ContactReads {
+        integrations: integrations::list(conn, location_id).unwrap(),
+        state: dnd_store::state_of(conn, &contact).unwrap(),
+        history: dnd_store::history_of(conn, &contact, SHOWN.history).unwrap(),
+        requests: optin::for_contact(conn, location_id, contact.id).unwrap(),
+        messages: webhooks::timeline(conn, location_id, contact.id, SHOWN.messages).unwrap(),
+        contact,
+    });
+    ContactPageReads {
+        user,
+        location,
+        switcher,
+        contact,
+    }
+}
+
+/// Both reads as text (every struct is `Debug`; an integration's `Debug`
+/// hides its secrets, so they are added).
+fn described(reads: &ContactPageReads) -> String {
+    let mut out = format!(
+        "user {:?}\nlocation {:?}\nswitcher {:?}\n",
+        reads.user, reads.location, reads.switcher
+    );
+    if let Some(c) = &reads.contact {
+        out += &format!(
+            "contact {:?}\nstate {:?}\nhistory {:?}\nrequests {:?}\nmessages {:?}\n",
+            c.contact, c.state, c.history, c.requests, c.messages
+        );
+        for i in &c.integrations {
+            out += &format!(
+                "integration {i:?} {:?} {:?} {:?}\n",
+                i.secret, i.api_key, i.verify_token
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn the_one_statement_reads_what_the_reads_one_by_one_read_for_every_actor() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let downtown = locations::find_by_name(&mut conn, demo::DOWNTOWN)
+        .unwrap()
+        .unwrap();
+    let harbor = locations::find_by_name(&mut conn, demo::HARBOR)
+        .unwrap()
+        .unwrap();
+    let other = locations::create_agency(&mut conn, "Other Agency").unwrap();
+    let elsewhere = locations::create(&mut conn, other, "Other Clinic", "Europe/Paris").unwrap();
+    new_user(
+        &mut conn,
+        "harbor@page.test",
+        "location",
+        downtown.agency_id,
+        &[harbor.id],
+    );
+    new_user(
+        &mut conn,
+        "both@page.test",
+        "location",
+        downtown.agency_id,
+        &[downtown.id, harbor.id],
+    );
+    new_user(
+        &mut conn,
+        "none@page.test",
+        "location",
+        downtown.agency_id,
+        &[],
+    );
+    new_user(&mut conn, "boss@other.test", "agency", other, &[]);
+    let rich = rich_contact(&mut conn, downtown.id);
+    let plain = new_contact(&mut conn, harbor.id, "Plain", "+14155550199");
+    let far = new_contact(&mut conn, elsewhere.id, "Far", "+33612345678");
+
+    let everyone: Vec<users::User> = {
+        use diesel::{QueryDsl, SelectableHelper};
+        dnd::db::schema::users::table
+            .select(users::User::as_select())
+            .load(&mut conn)
+            .unwrap()
+    };
+    assert!(everyone.len() >= 7, "{} users", everyone.len());
+    let mut compared = 0;
+    let mut with_contact = 0;
+    for user in &everyone {
+        for location in [downtown.id, harbor.id, elsewhere.id, i64::MAX] {
+            for contact in [rich, plain, far, 0] {
+                let one = contact_page::read(
+                    &mut conn,
+                    user.id,
+                    Some(user.session_generation),
+                    location,
+                    contact,
+                    &SHOWN,
+                )
+                .unwrap();
+                let expected = one_by_one(&mut conn, user.id, location, contact);
+                assert_eq!(
+                    described(&one),
+                    described(&expected),
+                    "{} at location {location}, contact {contact}",
+                    user.email
+                );
+                compared += 1;
+                with_contact += usize::from(one.contact.is_some());
+            }
+        }
+    }
+    // Not a comparison of empty pages: support, the agency and the
+    // members see the rich contact with all of it.
+    assert!(with_contact >= 6, "{with_contact} of {compared}");
+    let support = users::find_by_email(&mut conn, demo::SUPPORT_USER)
+        .unwrap()
+        .unwrap();
+    let page = contact_page::read(
+        &mut conn,
+        support.id,
+        Some(support.session_generation),
+        downtown.id,
+        rich,
+        &SHOWN,
+    )
+    .unwrap();
+    let c = page.contact.expect("support sees the contact");
+    assert!(
+        c.state.is_blocked(Channel::Sms),
+        "the number's STOP is kept"
+    );
+    assert!(c.state.is_blocked(Channel::Email));
+    assert!(
+        c.history.iter().any(|h| h.contact_id != Some(rich)),
+        "the number's history from its earlier holder"
+    );
+    assert_eq!(c.requests.len(), 1);
+    assert_eq!(c.messages.len(), 3);
+    assert!(!c.integrations.is_empty());
+    assert!(page.switcher.len() >= 3, "support's switcher");
+}
+
+#[test]
+fn a_stale_or_deactivated_session_reads_none_of_the_locations_data() {
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let downtown = locations::find_by_name(&mut conn, demo::DOWNTOWN)
+        .unwrap()
+        .unwrap();
+    let rich = rich_contact(&mut conn, downtown.id);
+    let user = users::find_by_email(&mut conn, demo::LOCATION_USER)
+        .unwrap()
+        .unwrap();
+    let read = |conn: &mut PgConnection, generation| {
+        contact_page::read(conn, user.id, generation, downtown.id, rich, &SHOWN).unwrap()
+    };
+    assert!(read(&mut conn, Some(user.session_generation))
+        .contact
+        .is_some());
+    // A cookie from before a sign-out elsewhere, or without a generation.
+    assert!(read(&mut conn, Some(user.session_generation + 1))
+        .contact
+        .is_none());
+    assert!(read(&mut conn, None).contact.is_none());
+    diesel::sql_query("UPDATE users SET deactivated_at = now() WHERE id = $1")
+        .bind::<diesel::sql_types::BigInt, _>(user.id)
+        .execute(&mut conn)
+        .unwrap();
+    assert!(read(&mut conn, Some(user.session_generation))
+        .contact
+        .is_none());
+}
