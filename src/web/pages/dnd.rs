@@ -344,19 +344,20 @@ pub fn take_flash(session: &Session) -> Option<String> {
 /// page's top).
 pub fn take_placed_flash(session: &Session) -> Option<(Option<Placed>, String)> {
     let flash = session.get::<String>(FLASH).ok().flatten();
-    let place = session
-        .get::<String>(FLASH_PLACE)
-        .ok()
-        .flatten()
-        .and_then(|p| {
-            [Placed::Dnd, Placed::Send]
-                .into_iter()
-                .find(|k| k.as_str() == p)
-        });
-    session.remove(FLASH_PLACE);
+    let place = session.get::<String>(FLASH_PLACE).ok().flatten();
+    // Removing marks the session changed (a new cookie on the response):
+    // only when there is something to remove, not on every page view.
+    if place.is_some() {
+        session.remove(FLASH_PLACE);
+    }
     if flash.is_some() {
         session.remove(FLASH);
     }
+    let place = place.and_then(|p| {
+        [Placed::Dnd, Placed::Send]
+            .into_iter()
+            .find(|k| k.as_str() == p)
+    });
     flash.map(|message| (place, message))
 }
 
