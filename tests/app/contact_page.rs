@@ -309,3 +309,35 @@ fn a_stale_or_deactivated_session_reads_none_of_the_locations_data() {
         .contact
         .is_none());
 }
+
+#[actix_web::test]
+async fn a_page_view_leaves_the_session_cookie_alone_and_a_notice_shows_once() {
+    let app = crate::common::spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    let id = rich_contact(&mut app.db.conn(), downtown);
+    app.sign_in_as(demo::LOCATION_USER).await;
+    let page = format!("/locations/{downtown}/contacts/{id}");
+    app.get(&page).await;
+    let again = app.get(&page).await;
+    assert_eq!(again.status(), 200);
+    assert!(
+        again.headers().get("set-cookie").is_none(),
+        "a page view re-issued the session cookie"
+    );
+    // A change leaves a notice: shown on the next view, then gone.
+    let csrf = app.csrf_from(&page).await;
+    let r = app
+        .post_form(
+            &format!("{page}/dnd"),
+            &[("csrf_token", &csrf), ("target", "sms"), ("turn", "on")],
+        )
+        .await;
+    assert_eq!(r.status(), 303);
+    let (_, first) = app.get_text(&page).await;
+    assert!(first.contains("id=\"dnd-result\""), "the notice is shown");
+    let (_, second) = app.get_text(&page).await;
+    assert!(
+        !second.contains("id=\"dnd-result\""),
+        "the notice shows once"
+    );
+}
