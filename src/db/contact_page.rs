@@ -10,7 +10,8 @@
 //! dates are read exactly as the per-read functions read them).
 //!
 //! The statement reads the location's data only when the user may see it
-//! (the same rule as [`locations::may_see`] and `locations::visible`); the
+//! (the same rule as [`crate::db::locations::may_see`] and the switcher of
+//! [`crate::db::who`]); the
 //! caller still checks the user and the location it returns with those
 //! functions, which stay the authority.
 
@@ -18,23 +19,20 @@ use diesel::deserialize::Queryable;
 use diesel::dsl::SqlTypeOf;
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Record, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Record, Text, Timestamptz};
 
 use super::contacts::Contact;
 use super::dnd::{history_from_rows, states_from_rows, HistoryRow, ReasonRow};
 use super::integrations::Integration;
-use super::locations::{self, Location};
+use super::locations::Location;
 use super::optin::{record, DecisionRow, OptinRequest, RequestRecord};
 use super::prepared::prepared_statement;
 use super::schema::contact_dnd_reasons;
 use super::users::User;
 use super::webhooks::Message;
+use super::who::{build, with_columns, RowOf, SqlOf, Who, WhoRow, SWITCHER_CTE, WHO_COLUMNS};
 use crate::domain::dnd::DndState;
 
-/// The SQL types of a struct's columns, in its fields' order.
-type SqlOf<T> = SqlTypeOf<<T as Selectable<Pg>>::SelectExpression>;
-/// The tuple diesel reads a struct from (its fields, in order).
-type RowOf<T> = <T as Queryable<SqlOf<T>, Pg>>::Row;
 type ReasonSql = (
     Nullable<BigInt>,
     Nullable<Text>,
@@ -50,9 +48,6 @@ type ReasonTuple = <ReasonRow as Queryable<ReasonSql, Pg>>::Row;
 
 /// Each record's columns, in the field order of the struct it becomes
 /// (checked against diesel's own select lists by the tests below).
-const USER_COLUMNS: &str = "id, email, password_hash, role, agency_id, is_admin, created_at, \
-     session_generation, deactivated_at";
-const LOCATION_COLUMNS: &str = "id, agency_id, name, time_zone, created_at, default_region";
 const CONTACT_COLUMNS: &str = "location_id, id, name, phone, email, facebook_id, whatsapp_id, \
      gmb_id, created_at, updated_at, dnd_all, dnd_mask, dnd_status, inbound_sms_dnd, \
      inbound_calls_dnd";
@@ -97,27 +92,8 @@ const PAGE_SQL: &str = "WITH u AS (SELECT * FROM users WHERE id = ?),
                            WHERE m.location_id = l.id AND m.user_id = u.id)))),
             c AS (SELECT * FROM contacts WHERE location_id = (SELECT id FROM v) AND id = ?),
             held AS (SELECT ARRAY[phone, email, facebook_id, gmb_id, whatsapp_id] AS list FROM c),
-            switcher AS (
-                SELECT l.id, l.name, g.name AS agency
-                FROM locations l JOIN agencies g ON g.id = l.agency_id
-                WHERE (SELECT role FROM u) = 'location'
-                  AND l.id IN (SELECT location_id FROM location_memberships
-                               WHERE user_id = (SELECT id FROM u))
-                UNION ALL
-                SELECT l.id, l.name, g.name
-                FROM locations l JOIN agencies g ON g.id = l.agency_id
-                WHERE l.agency_id = (SELECT agency_id FROM u WHERE role = 'agency')
-                UNION ALL
-                SELECT l.id, l.name, g.name
-                FROM locations l JOIN agencies g ON g.id = l.agency_id
-                WHERE (SELECT role FROM u) = 'support')
-            SELECT
-                (SELECT ROW(@USER) FROM u) AS user_row,
-                (SELECT ROW(@LOCATION) FROM locations WHERE id = ?) AS location_row,
-                EXISTS (SELECT 1 FROM location_memberships m, u
-                        WHERE m.location_id = ? AND m.user_id = u.id) AS member,
-                ARRAY(SELECT ROW(id, name) FROM switcher ORDER BY agency, name, id LIMIT ?)
-                    AS switcher,
+            @SWITCHER
+            SELECT @WHO,
                 (SELECT ROW(@CONTACT) FROM c) AS contact_row,
                 ARRAY(SELECT ROW(@INTEGRATION) FROM integrations
                       WHERE location_id = (SELECT id FROM v) ORDER BY id) AS integrations,
@@ -161,15 +137,17 @@ const PAGE_SQL: &str = "WITH u AS (SELECT * FROM users WHERE id = ?),
 fn page_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
-        PAGE_SQL
-            .replace("@USER", USER_COLUMNS)
-            .replace("@LOCATION", LOCATION_COLUMNS)
-            .replace("@CONTACT", CONTACT_COLUMNS)
-            .replace("@INTEGRATION", INTEGRATION_COLUMNS)
-            .replace("@HISTORY", HISTORY_COLUMNS)
-            .replace("@REQUEST", REQUEST_COLUMNS)
-            .replace("@DECISION", DECISION_COLUMNS)
-            .replace("@MESSAGE", MESSAGE_COLUMNS)
+        with_columns(
+            &PAGE_SQL
+                .replace("@SWITCHER", SWITCHER_CTE)
+                .replace("@WHO", WHO_COLUMNS),
+        )
+        .replace("@CONTACT", CONTACT_COLUMNS)
+        .replace("@INTEGRATION", INTEGRATION_COLUMNS)
+        .replace("@HISTORY", HISTORY_COLUMNS)
+        .replace("@REQUEST", REQUEST_COLUMNS)
+        .replace("@DECISION", DECISION_COLUMNS)
+        .replace("@MESSAGE", MESSAGE_COLUMNS)
     })
 }
 
@@ -193,14 +171,8 @@ prepared_statement!(
 
 #[derive(QueryableByName)]
 struct PageRow {
-    #[diesel(sql_type = Nullable<Record<SqlOf<User>>>)]
-    user_row: Option<RowOf<User>>,
-    #[diesel(sql_type = Nullable<Record<SqlOf<Location>>>)]
-    location_row: Option<RowOf<Location>>,
-    #[diesel(sql_type = Bool)]
-    member: bool,
-    #[diesel(sql_type = Array<Record<(BigInt, Text)>>)]
-    switcher: Vec<(i64, String)>,
+    #[diesel(embed)]
+    who: WhoRow,
     #[diesel(sql_type = Nullable<Record<SqlOf<Contact>>>)]
     contact_row: Option<RowOf<Contact>>,
     #[diesel(sql_type = Array<Record<SqlOf<Integration>>>)]
@@ -268,17 +240,14 @@ pub fn read(
         requests: REQUESTS_SHOWN,
     }
     .get_result(conn)?;
-    let user = row.user_row.map(build::<User>).transpose()?;
-    let location = row.location_row.map(build::<Location>).transpose()?;
     // The app's own rule decides; the statement's `v` only spared reading
     // data no one will see.
-    let visible = match (&user, location) {
-        (Some(user), Some(location)) if locations::may_see(user, &location, row.member) => {
-            Some(location)
-        }
-        _ => None,
-    };
-    let contact = match (&visible, row.contact_row) {
+    let Who {
+        user,
+        location,
+        switcher,
+    } = row.who.decide()?;
+    let contact = match (&location, row.contact_row) {
         (Some(_), Some(contact)) => {
             let contact = build::<Contact>(contact)?;
             let reasons = row
@@ -323,25 +292,12 @@ pub fn read(
         }
         _ => None,
     };
-    let switcher = if visible.is_some() {
-        row.switcher
-    } else {
-        Vec::new()
-    };
     Ok(ContactPageReads {
         user,
-        location: visible,
+        location,
         switcher,
         contact,
     })
-}
-
-fn build<T>(row: RowOf<T>) -> QueryResult<T>
-where
-    T: Selectable<Pg> + Queryable<SqlOf<T>, Pg>,
-    <T as Selectable<Pg>>::SelectExpression: Expression,
-{
-    T::build(row).map_err(error)
 }
 
 fn error(e: Box<dyn std::error::Error + Send + Sync>) -> diesel::result::Error {
@@ -352,51 +308,15 @@ fn error(e: Box<dyn std::error::Error + Send + Sync>) -> diesel::result::Error {
 mod tests {
     use super::*;
     use crate::db::schema::{
-        contacts, dnd_history, integrations, locations, messages, optin_decisions, optin_requests,
-        users,
+        contacts, dnd_history, integrations, messages, optin_decisions, optin_requests,
     };
-
-    /// The column names diesel selects for `T`, in order.
-    fn diesel_columns<Q: diesel::query_builder::QueryFragment<Pg>>(query: Q) -> Vec<String> {
-        let sql = diesel::debug_query::<Pg, _>(&query).to_string();
-        let list = sql
-            .strip_prefix("SELECT ")
-            .and_then(|s| s.split(" FROM ").next())
-            .unwrap_or_default()
-            .to_string();
-        list.split(", ")
-            .map(|c| {
-                c.rsplit('.')
-                    .next()
-                    .unwrap_or(c)
-                    .trim_matches('"')
-                    .to_string()
-            })
-            .collect()
-    }
-
-    fn ours(list: &str) -> Vec<String> {
-        list.split(',')
-            .map(|c| {
-                let c = c.trim();
-                c.rsplit('.').next().unwrap_or(c).to_string()
-            })
-            .collect()
-    }
+    use crate::db::who::tests::{diesel_columns, ours};
 
     /// A record is read by position: its columns must be the struct's,
     /// in the struct's order (two text columns swapped would not fail to
     /// decode, they would show the wrong words).
     #[test]
     fn each_record_lists_its_structs_columns_in_order() {
-        assert_eq!(
-            ours(USER_COLUMNS),
-            diesel_columns(users::table.select(User::as_select()))
-        );
-        assert_eq!(
-            ours(LOCATION_COLUMNS),
-            diesel_columns(locations::table.select(Location::as_select()))
-        );
         assert_eq!(
             ours(CONTACT_COLUMNS),
             diesel_columns(contacts::table.select(Contact::as_select()))

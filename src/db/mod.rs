@@ -25,6 +25,7 @@ pub mod sql_types;
 pub mod subscriptions;
 pub mod users;
 pub mod webhooks;
+pub mod who;
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;

@@ -125,35 +125,19 @@ impl FromRequest for VisibleLocation {
         Box::pin(async move {
             let state = state.ok_or_else(|| PageError::Internal("app state missing".into()))?;
             let claim = SessionClaim::read(&session)?;
-            // The user, the location and the switcher in one trip to the
-            // pool: every location page starts here.
+            // The user, the location and the switcher in one statement:
+            // every location page starts here.
             let (user, found) = db::run(&state.pool, move |conn| -> Result<_, PageError> {
-                use crate::db::locations;
                 let Some(id) = id else {
                     let user = users::find(conn, claim.id).map_err(DbError::from)?;
                     return Ok((user, None));
                 };
-                // The user and the location in one statement.
-                let Some((user, location)) =
-                    locations::user_and_visible(conn, claim.id, id).map_err(DbError::from)?
-                else {
-                    return Ok((None, None));
-                };
-                // A session to be signed out learns nothing of locations.
-                if !claim.holds_for(&user) {
-                    return Ok((Some(user), None));
-                }
-                let Some(location) = location else {
-                    return Ok((Some(user), None));
-                };
-                let switcher = locations::first_visible(conn, &user, SWITCHER_SIZE)
-                    .map_err(DbError::from)?
-                    .into_iter()
-                    .map(|l| (l.location.id, l.location.name))
-                    .collect::<Vec<_>>();
-                Ok((Some(user), Some((location, switcher))))
+                let who = crate::db::who::read(conn, claim.id, id, SWITCHER_SIZE)
+                    .map_err(DbError::from)?;
+                Ok((who.user, who.location.map(|l| (l, who.switcher))))
             })
             .await?;
+            // A session to be signed out learns nothing of locations.
             let user = claim.accept(&session, user)?;
             let (location, switcher) = found.ok_or(PageError::NotFound)?;
             Ok(VisibleLocation {
