@@ -940,6 +940,15 @@ super::prepared::prepared_statement!(
     |s| [BigInt => &s.location_id, diesel::sql_types::Array<BigInt> => &s.ids]
 );
 
+/// A row of the list with its sort key.
+#[derive(QueryableByName)]
+struct ListedRow {
+    #[diesel(embed)]
+    contact: Contact,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    key: Option<String>,
+}
+
 #[derive(QueryableByName)]
 struct ListedId {
     #[diesel(sql_type = BigInt)]
@@ -986,6 +995,8 @@ pub fn list(
     // several readings runs one index range per reading, each in number
     // order, and keeps the first of them all.
     let mut found: Vec<ListedId> = Vec::new();
+    // The rows, when the walk read them already.
+    let mut fetched: Option<std::collections::HashMap<i64, Contact>> = None;
     let search = filter.parsed_search();
     // What the walk of a text search saw: all its matches, or some.
     let mut walked_total = None;
@@ -1008,6 +1019,10 @@ pub fn list(
             _ => Total::AtLeast(seen),
         });
     } else {
+        // The whole location in name order: the rows themselves in the
+        // same walk of the index (one round trip less than ids, then rows).
+        let whole_location =
+            search.is_none() && filter.status.is_none() && filter.blocked.is_none();
         for (branch, suffix) in &branches {
             let (range, extra) = match &anchor {
                 Some((k, id)) => (
@@ -1044,13 +1059,20 @@ pub fn list(
             // status or channel filter can match most contacts or very
             // few, and one plan kept for both would walk the location for
             // a rare one.
-            let whole_location =
-                search.is_none() && filter.status.is_none() && filter.blocked.is_none();
-            found.extend(if whole_location {
-                branch.kept(text, extra).load::<ListedId>(conn)?
+            if whole_location && !*suffix {
+                let text = text.replacen("SELECT contacts.id, ", "SELECT contacts.*, ", 1);
+                let rows = branch.kept(text, extra).load::<ListedRow>(conn)?;
+                let fetched = fetched.get_or_insert_with(std::collections::HashMap::new);
+                for row in rows {
+                    found.push(ListedId {
+                        id: row.contact.id,
+                        key: row.key,
+                    });
+                    fetched.insert(row.contact.id, row.contact);
+                }
             } else {
-                branch.query(text, extra).load::<ListedId>(conn)?
-            });
+                found.extend(branch.query(text, extra).load::<ListedId>(conn)?);
+            }
         }
     }
     if branches.len() > 1 {
@@ -1072,14 +1094,17 @@ pub fn list(
     // Kept prepared: the primary key finds them whatever the ids (a plan
     // made while the table was nearly empty is made again once ANALYZE
     // has seen it grow).
-    let mut rows: std::collections::HashMap<i64, Contact> = ContactsById {
-        location_id,
-        ids: ids.clone(),
-    }
-    .load::<Contact>(conn)?
-    .into_iter()
-    .map(|c| (c.id, c))
-    .collect();
+    let mut rows: std::collections::HashMap<i64, Contact> = match fetched {
+        Some(rows) => rows,
+        None => ContactsById {
+            location_id,
+            ids: ids.clone(),
+        }
+        .load::<Contact>(conn)?
+        .into_iter()
+        .map(|c| (c.id, c))
+        .collect(),
+    };
     let contacts: Vec<Contact> = ids.iter().filter_map(|id| rows.remove(id)).collect();
     let has_next = if forward { more } else { true };
     let has_prev = match cursor {
