@@ -1,10 +1,14 @@
 //! Page benchmark: a signed-in location user's contact page and contact
 //! list (100,000 contacts in the location) under 64 connections, next to a
-//! static asset of the same server and to pgbench running the very SQL each
-//! page sent (captured from PostgreSQL's log for one request, replayed with
-//! prepared statements by as many clients). Each page and its pgbench take
-//! turns in short rounds, so a machine busy with something else slows both
-//! alike; the ratio printed is the median of the rounds'. Prints req/s,
+//! static asset of the same server and to pgbench running the page's reads
+//! (captured from PostgreSQL's log, replayed with prepared statements by as
+//! many clients). The contact page reads everything in one statement; its
+//! reads are also replayed one statement each, as the app's per-read
+//! functions make them (and as the page made them before: eight round
+//! trips). The list sends its reads one statement each. Each page and its
+//! pgbench runs take turns in short rounds, so a machine busy with
+//! something else slows all alike; the ratios printed are the medians of
+//! the rounds'. Prints req/s,
 //! p50/p99, the ratios, and the server's peak and final RSS (the server
 //! runs in a child process, web server only). Run with
 //! `cargo run --release --bin bench-pages`.
@@ -89,23 +93,52 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The SQL each page sends, from the server's log for one request.
     let log_path = dir.join("postgres.log");
-    let mut scripts = Vec::new();
+    let mut references: Vec<Vec<(String, String)>> = Vec::new();
     for (name, path) in &pages {
-        let sql = capture_sql(&mut conn, &log_path, || {
+        let sql = capture_sql(&mut conn, &log_path, Capture::Server, |_| {
             get_once(&server.base, path, &cookie)
         })?;
-        println!(
-            "{name}: {} statements per request ({} round trips)",
-            sql.len(),
-            sql.len()
-        );
-        if std::env::var_os("BENCH_SHOW_SQL").is_some() {
-            for statement in &sql {
-                println!("  {statement}");
-            }
-        }
-        scripts.push(sql.join(";\n") + ";\n");
+        println!("{name}: {} statements per request", sql.len());
+        show_sql(&sql);
+        references.push(vec![(
+            format!("pgbench of its SQL ({} statements)", sql.len()),
+            sql.join(";\n") + ";\n",
+        )]);
     }
+    // The contact page's reads one statement each: the app's own per-read
+    // functions, as the API and the page before its one statement make
+    // them.
+    let (user_id, location_id, contact_id) = (user_id(&mut conn)?, location.id, contact.id);
+    let separate = capture_sql(&mut conn, &log_path, Capture::Own, |conn| {
+        reads_one_by_one(conn, user_id, location_id, contact_id)
+    })?;
+    println!(
+        "contact page's reads one statement each: {} statements",
+        separate.len()
+    );
+    show_sql(&separate);
+    references[0].insert(
+        0,
+        (
+            format!("pgbench of its reads one by one ({})", separate.len()),
+            separate.join(";\n") + ";\n",
+        ),
+    );
+    let separate = capture_sql(&mut conn, &log_path, Capture::Own, |conn| {
+        list_one_by_one(conn, user_id, location_id)
+    })?;
+    println!(
+        "contact list's reads one statement each: {} statements",
+        separate.len()
+    );
+    show_sql(&separate);
+    references[1].insert(
+        0,
+        (
+            format!("pgbench of its reads one by one ({})", separate.len()),
+            separate.join(";\n") + ";\n",
+        ),
+    );
 
     let static_figures = load::run_load(
         CONNECTIONS,
@@ -122,9 +155,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
          busy machine slows both alike"
     );
     println!("static asset        {}", static_figures.line());
-    for ((name, path), script) in pages.iter().zip(&scripts) {
+    for ((name, path), scripts) in pages.iter().zip(&references) {
         let page_url = format!("{}{path}", server.base);
-        let mut rounds: Vec<(load::Figures, Option<load::Figures>)> = Vec::new();
+        // Per round: the page, then each reference.
+        let mut rounds: Vec<(load::Figures, Vec<load::Figures>)> = Vec::new();
         for _ in 0..ROUNDS {
             let (page_url, cookie) = (page_url.clone(), cookie.clone());
             let page = load::run_load(
@@ -134,44 +168,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     client.get(&page_url).header("Cookie", &cookie)
                 }),
             )?;
-            let pg = match &pgbench {
-                Some(bin) => Some(load::run_pgbench(
-                    bin,
-                    &url,
-                    script,
-                    CONNECTIONS,
-                    ROUND_SECONDS,
-                )?),
-                None => None,
-            };
+            let mut pg = Vec::new();
+            if let Some(bin) = &pgbench {
+                for (_, script) in scripts {
+                    pg.push(load::run_pgbench(
+                        bin,
+                        &url,
+                        script,
+                        CONNECTIONS,
+                        ROUND_SECONDS,
+                    )?);
+                }
+            }
             rounds.push((page, pg));
         }
         println!("{name}");
         for (i, (page, pg)) in rounds.iter().enumerate() {
             println!("  round {}  page     {}", i + 1, page.line());
-            if let Some(pg) = pg {
-                println!("           pgbench  {}", pg.line());
+            for ((label, _), figures) in scripts.iter().zip(pg) {
+                println!("           {label}: {}", figures.line());
             }
         }
         let page_rate = mean(rounds.iter().map(|(p, _)| p.per_second));
-        print!(
+        println!(
             "  page {page_rate:.0} req/s, {:.3} of the static asset",
             page_rate / static_figures.per_second
         );
-        let ratios: Vec<f64> = rounds
-            .iter()
-            .filter_map(|(p, pg)| pg.as_ref().map(|pg| p.per_second / pg.per_second))
-            .collect();
-        if ratios.is_empty() {
-            println!("; pgbench not found: no SQL baseline");
-        } else {
+        if pgbench.is_none() {
+            println!("  pgbench not found: no SQL baseline");
+        }
+        for (k, (label, _)) in scripts.iter().enumerate() {
+            let ratios: Vec<f64> = rounds
+                .iter()
+                .filter_map(|(p, pg)| pg.get(k).map(|f| p.per_second / f.per_second))
+                .collect();
+            if ratios.is_empty() {
+                continue;
+            }
             let pg_rate = mean(
                 rounds
                     .iter()
-                    .filter_map(|(_, pg)| pg.as_ref().map(|f| f.per_second)),
+                    .filter_map(|(_, pg)| pg.get(k).map(|f| f.per_second)),
             );
             println!(
-                "; pgbench of its SQL {pg_rate:.0} tx/s; ratio page/pgbench median {:.2} (rounds {})",
+                "  {label}: {pg_rate:.0} tx/s; ratio page/pgbench median {:.2} (rounds {})",
                 median(&ratios),
                 ratios
                     .iter()
@@ -253,13 +293,22 @@ fn get_once(base: &str, path: &str, cookie: &str) -> Result<(), Box<dyn std::err
     })
 }
 
-/// Runs `request` (twice: the first warms the server's connections) with
-/// every statement logged the second time, and reads back, with their
-/// parameters filled in, the statements the server sent.
+/// Whose statements [`capture_sql`] reads: the app server's (every
+/// backend but the benchmark's own) or the benchmark connection's own.
+#[derive(Clone, Copy, PartialEq)]
+enum Capture {
+    Server,
+    Own,
+}
+
+/// Runs `request` (twice: the first warms the connections and their
+/// prepared statements) with every statement logged the second time, and
+/// reads back, with their parameters filled in, the statements sent.
 fn capture_sql(
     conn: &mut PgConnection,
     log_path: &Path,
-    request: impl Fn() -> Result<(), Box<dyn std::error::Error>>,
+    whose: Capture,
+    mut request: impl FnMut(&mut PgConnection) -> Result<(), Box<dyn std::error::Error>>,
 ) -> Result<Vec<String>, Box<dyn std::error::Error>> {
     #[derive(QueryableByName)]
     struct Pid {
@@ -267,23 +316,78 @@ fn capture_sql(
         pid: i32,
     }
     let own: Pid = diesel::sql_query("SELECT pg_backend_pid() AS pid").get_result(conn)?;
-    request()?;
+    request(conn)?;
     diesel::sql_query("ALTER SYSTEM SET log_statement = 'all'").execute(conn)?;
     diesel::sql_query("SELECT pg_reload_conf()").execute(conn)?;
     std::thread::sleep(Duration::from_millis(300));
     let start = std::fs::metadata(log_path)?.len();
-    request()?;
+    request(conn)?;
     std::thread::sleep(Duration::from_millis(300));
     diesel::sql_query("ALTER SYSTEM RESET log_statement").execute(conn)?;
     diesel::sql_query("SELECT pg_reload_conf()").execute(conn)?;
     let text = std::fs::read_to_string(log_path)?;
     let text = text.get(start as usize..).unwrap_or("");
-    Ok(statements_in(text, own.pid))
+    Ok(statements_in(text, |pid| {
+        (pid == own.pid) == (whose == Capture::Own)
+    }))
 }
 
-/// The statements in a PostgreSQL log (default prefix `%m [%p] `), bar
-/// those of `skip_pid`, session set-up (`SET`) and pings.
-fn statements_in(log: &str, skip_pid: i32) -> Vec<String> {
+fn show_sql(sql: &[String]) {
+    if std::env::var_os("BENCH_SHOW_SQL").is_some() {
+        for statement in sql {
+            println!("  {statement}");
+        }
+    }
+}
+
+/// The bench user's id.
+fn user_id(conn: &mut PgConnection) -> Result<i64, Box<dyn std::error::Error>> {
+    Ok(users::find_by_email(conn, EMAIL)?
+        .ok_or("no bench user")?
+        .id)
+}
+
+/// What the list's first page shows, read the way the app reads each
+/// part on its own.
+fn list_one_by_one(
+    conn: &mut PgConnection,
+    user_id: i64,
+    location_id: i64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use dnd::db::{contacts, locations};
+    let (user, _) = locations::user_and_visible(conn, user_id, location_id)?
+        .ok_or("no bench user")?;
+    locations::first_visible(conn, &user, 200)?;
+    let filter = contacts::ListFilter::from_query("", "", "")?;
+    contacts::list(conn, location_id, &filter, &contacts::Cursor::First, 50)?;
+    Ok(())
+}
+
+/// What the contact page shows, read the way the app reads each part on
+/// its own (`locations::user_and_visible` and `first_visible` are what
+/// every other location page reads first).
+fn reads_one_by_one(
+    conn: &mut PgConnection,
+    user_id: i64,
+    location_id: i64,
+    contact_id: i64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use dnd::db::{contacts, dnd as dnd_store, integrations, locations, optin, webhooks};
+    let (user, _) =
+        locations::user_and_visible(conn, user_id, location_id)?.ok_or("no bench user")?;
+    locations::first_visible(conn, &user, 200)?;
+    let contact = contacts::find(conn, location_id, contact_id)?.ok_or("no bench contact")?;
+    integrations::list(conn, location_id)?;
+    dnd_store::state_of(conn, &contact)?;
+    dnd_store::history_of(conn, &contact, 200)?;
+    optin::for_contact(conn, location_id, contact_id)?;
+    webhooks::timeline(conn, location_id, contact_id, 100)?;
+    Ok(())
+}
+
+/// The statements in a PostgreSQL log (default prefix `%m [%p] `) of the
+/// backends `wanted`, bar session set-up (`SET`) and pings.
+fn statements_in(log: &str, wanted: impl Fn(i32) -> bool) -> Vec<String> {
     // Entries: (pid, "LOG"/"DETAIL", message with its continuation lines).
     let mut entries: Vec<(i32, String, String)> = Vec::new();
     for line in log.lines() {
@@ -311,7 +415,7 @@ fn statements_in(log: &str, skip_pid: i32) -> Vec<String> {
     }
     let mut out: Vec<String> = Vec::new();
     for (i, (pid, level, message)) in entries.iter().enumerate() {
-        if *pid == skip_pid || level != "LOG" {
+        if !wanted(*pid) || level != "LOG" {
             continue;
         }
         let sql = if let Some(s) = message.strip_prefix("statement: ") {
@@ -334,7 +438,11 @@ fn statements_in(log: &str, skip_pid: i32) -> Vec<String> {
             sql = sql.replace(&format!("${}", n + 1), literal);
         }
         let upper = sql.trim_start().to_uppercase();
-        if upper.starts_with("SET ") || upper == "SELECT 1" {
+        if upper.starts_with("SET ")
+            || upper == "SELECT 1"
+            || upper.starts_with("ALTER SYSTEM")
+            || upper.starts_with("SELECT PG_RELOAD_CONF")
+        {
             continue;
         }
         out.push(sql);
