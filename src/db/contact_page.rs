@@ -30,7 +30,9 @@ use super::prepared::prepared_statement;
 use super::schema::contact_dnd_reasons;
 use super::users::User;
 use super::webhooks::Message;
-use super::who::{build, with_columns, RowOf, SqlOf, Who, WhoRow, SWITCHER_CTE, WHO_COLUMNS};
+use super::who::{
+    build, with_columns, RowOf, SqlOf, Who, WhoRow, SWITCHER_CTE, VISIBLE_CTE, WHO_COLUMNS,
+};
 use crate::domain::dnd::DndState;
 
 type ReasonSql = (
@@ -48,7 +50,8 @@ type ReasonTuple = <ReasonRow as Queryable<ReasonSql, Pg>>::Row;
 
 /// Each record's columns, in the field order of the struct it becomes
 /// (checked against diesel's own select lists by the tests below).
-const CONTACT_COLUMNS: &str = "location_id, id, name, phone, email, facebook_id, whatsapp_id, \
+pub(super) const CONTACT_COLUMNS: &str =
+    "location_id, id, name, phone, email, facebook_id, whatsapp_id, \
      gmb_id, created_at, updated_at, dnd_all, dnd_mask, dnd_status, inbound_sms_dnd, \
      inbound_calls_dnd";
 const INTEGRATION_COLUMNS: &str = "location_id, id, channel, provider, status, account, secret, \
@@ -82,14 +85,7 @@ struct PageStatement {
 /// user; `v` the location's id if they may see it: every read of the
 /// location's data goes through `v` (or `c`, the contact, read through it).
 const PAGE_SQL: &str = "WITH u AS (SELECT * FROM users WHERE id = ?),
-            v AS (
-                SELECT l.id FROM u JOIN locations l ON l.id = ?
-                WHERE u.deactivated_at IS NULL AND u.session_generation = ?
-                  AND (u.role = 'support'
-                       OR (u.role = 'agency' AND u.agency_id = l.agency_id)
-                       OR (u.role = 'location' AND EXISTS (
-                           SELECT 1 FROM location_memberships m
-                           WHERE m.location_id = l.id AND m.user_id = u.id)))),
+            @VISIBLE,
             c AS (SELECT * FROM contacts WHERE location_id = (SELECT id FROM v) AND id = ?),
             held AS (SELECT ARRAY[phone, email, facebook_id, gmb_id, whatsapp_id] AS list FROM c),
             @SWITCHER
@@ -139,6 +135,7 @@ fn page_sql() -> &'static str {
     SQL.get_or_init(|| {
         with_columns(
             &PAGE_SQL
+                .replace("@VISIBLE", VISIBLE_CTE)
                 .replace("@SWITCHER", SWITCHER_CTE)
                 .replace("@WHO", WHO_COLUMNS),
         )
@@ -246,7 +243,7 @@ pub fn read(
         user,
         location,
         switcher,
-    } = row.who.decide()?;
+    } = row.who.decide(generation)?;
     let contact = match (&location, row.contact_row) {
         (Some(_), Some(contact)) => {
             let contact = build::<Contact>(contact)?;

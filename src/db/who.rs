@@ -25,6 +25,20 @@ pub(super) const USER_COLUMNS: &str = "id, email, password_hash, role, agency_id
 pub(super) const LOCATION_COLUMNS: &str =
     "id, agency_id, name, time_zone, created_at, default_region";
 
+/// `v`: the location's id (binds: the location's id, the session's
+/// generation) if the user `u` may see it with that session: the rule of
+/// [`locations::may_see`], for statements that read the location's data
+/// with the user. Every read of that data goes through `v`; the app still
+/// decides with `may_see` and the session claim.
+pub(super) const VISIBLE_CTE: &str = "v AS (
+        SELECT l.id FROM u JOIN locations l ON l.id = ?
+        WHERE u.deactivated_at IS NULL AND u.session_generation = ?
+          AND (u.role = 'support'
+               OR (u.role = 'agency' AND u.agency_id = l.agency_id)
+               OR (u.role = 'location' AND EXISTS (
+                   SELECT 1 FROM location_memberships m
+                   WHERE m.location_id = l.id AND m.user_id = u.id))))";
+
 /// `u` (the user, a CTE the statement defines first) may switch to these
 /// locations: as `locations::visible` lists them, one branch per role so
 /// each uses its index (only the user's role's branch runs).
@@ -81,11 +95,21 @@ pub struct Who {
 }
 
 impl WhoRow {
-    pub(super) fn decide(self) -> QueryResult<Who> {
+    /// `generation`: the session's. A deactivated user, or a session from
+    /// before their last sign-out or password change, gets no location
+    /// (the caller signs it out; this only makes sure nothing is handed
+    /// on even if a caller forgot to).
+    pub(super) fn decide(self, generation: Option<i32>) -> QueryResult<Who> {
         let user = self.user_row.map(build::<User>).transpose()?;
         let location = self.location_row.map(build::<Location>).transpose()?;
         let location = match (&user, location) {
-            (Some(user), Some(l)) if locations::may_see(user, &l, self.member) => Some(l),
+            (Some(user), Some(l))
+                if user.is_active()
+                    && generation == Some(user.session_generation)
+                    && locations::may_see(user, &l, self.member) =>
+            {
+                Some(l)
+            }
             _ => None,
         };
         Ok(Who {
@@ -139,11 +163,13 @@ prepared_statement!(
     ]
 );
 
-/// The user, the location if they may see it, and their switcher's first
-/// `switcher` locations, in one round trip.
+/// The user, the location if they may see it with a session of
+/// `generation`, and their switcher's first `switcher` locations, in one
+/// round trip.
 pub fn read(
     conn: &mut PgConnection,
     user_id: i64,
+    generation: Option<i32>,
     location_id: i64,
     switcher: i64,
 ) -> QueryResult<Who> {
@@ -153,7 +179,7 @@ pub fn read(
         switcher,
     }
     .get_result::<WhoRow>(conn)?
-    .decide()
+    .decide(generation)
 }
 
 #[cfg(test)]

@@ -132,7 +132,7 @@ impl FromRequest for VisibleLocation {
                     let user = users::find(conn, claim.id).map_err(DbError::from)?;
                     return Ok((user, None));
                 };
-                let who = crate::db::who::read(conn, claim.id, id, SWITCHER_SIZE)
+                let who = crate::db::who::read(conn, claim.id, claim.generation, id, SWITCHER_SIZE)
                     .map_err(DbError::from)?;
                 Ok((who.user, who.location.map(|l| (l, who.switcher))))
             })
