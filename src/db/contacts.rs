@@ -792,6 +792,11 @@ pub struct ListFilter {
 }
 
 impl ListFilter {
+    /// No search and no filter: the whole location, in name order.
+    pub fn is_whole_location(&self) -> bool {
+        self.parsed_search().is_none() && self.status.is_none() && self.blocked.is_none()
+    }
+
     /// The filter as the list's query string gives it (`q`, `status`,
     /// `channel`; blank means any): an unknown status or channel says why.
     pub fn from_query(q: &str, status: &str, channel: &str) -> Result<Self, String> {
@@ -1021,8 +1026,7 @@ pub fn list(
     } else {
         // The whole location in name order: the rows themselves in the
         // same walk of the index (one round trip less than ids, then rows).
-        let whole_location =
-            search.is_none() && filter.status.is_none() && filter.blocked.is_none();
+        let whole_location = filter.is_whole_location();
         for (branch, suffix) in &branches {
             let (range, extra) = match &anchor {
                 Some((k, id)) => (
@@ -1157,6 +1161,18 @@ pub fn total(
         .first()
         .and_then(|p| estimated_rows(&p.line))
         .unwrap_or(i64::MAX);
+    total_from_estimate(conn, location_id, filter, estimate)
+}
+
+/// [`total`] once the planner's estimate is known (`i64::MAX`: none).
+pub(crate) fn total_from_estimate(
+    conn: &mut PgConnection,
+    location_id: i64,
+    filter: &ListFilter,
+    estimate: i64,
+) -> Result<Total, DbError> {
+    let (conditions, _) = filtered(location_id, filter);
+    let select = format!("SELECT 1 FROM contacts WHERE {}", conditions.sql);
     if estimate <= 10 * COUNT_CAP {
         let counted: Counted = conditions
             .query(

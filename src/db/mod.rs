@@ -15,6 +15,7 @@ pub mod export;
 pub mod imports;
 pub mod inbound;
 pub mod integrations;
+pub mod list_page;
 pub mod locations;
 pub mod optin;
 pub mod outbound;

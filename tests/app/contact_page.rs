@@ -341,3 +341,146 @@ async fn a_page_view_leaves_the_session_cookie_alone_and_a_notice_shows_once() {
         "the notice shows once"
     );
 }
+
+/// The list's page as text (contacts, the pager and the total).
+fn described_page(page: &contacts::ContactPage) -> String {
+    format!(
+        "{:?}\nnext {} prev {} total {:?}",
+        page.contacts, page.has_next, page.has_prev, page.total
+    )
+}
+
+#[test]
+fn the_lists_one_statement_reads_what_who_and_the_list_read_for_every_actor_and_cursor() {
+    use dnd::db::list_page::{self, ListAsked};
+    use dnd::db::who;
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let downtown = locations::find_by_name(&mut conn, demo::DOWNTOWN)
+        .unwrap()
+        .unwrap();
+    let harbor = locations::find_by_name(&mut conn, demo::HARBOR)
+        .unwrap()
+        .unwrap();
+    let other = locations::create_agency(&mut conn, "Other Agency").unwrap();
+    let elsewhere = locations::create(&mut conn, other, "Other Clinic", "Europe/Paris").unwrap();
+    new_user(
+        &mut conn,
+        "harbor@page.test",
+        "location",
+        downtown.agency_id,
+        &[harbor.id],
+    );
+    new_user(
+        &mut conn,
+        "none@page.test",
+        "location",
+        downtown.agency_id,
+        &[],
+    );
+    new_user(&mut conn, "boss@other.test", "agency", other, &[]);
+    for n in 0..3 {
+        new_contact(
+            &mut conn,
+            elsewhere.id,
+            &format!("Far{n}"),
+            &format!("+3361234567{n}"),
+        );
+    }
+    let whole = contacts::ListFilter::from_query("", "", "").unwrap();
+    // Anchors: a contact in the middle of Downtown's second page, one of
+    // Harbor's, and none.
+    let second =
+        contacts::list(&mut conn, downtown.id, &whole, &contacts::Cursor::First, 50).unwrap();
+    let middle = second.contacts[25].id;
+    let last = second.contacts[49].id;
+    let harbors = contacts::list(&mut conn, harbor.id, &whole, &contacts::Cursor::First, 50)
+        .unwrap()
+        .contacts[3]
+        .id;
+    let everyone: Vec<users::User> = {
+        use diesel::{QueryDsl, SelectableHelper};
+        dnd::db::schema::users::table
+            .select(users::User::as_select())
+            .load(&mut conn)
+            .unwrap()
+    };
+    let mut pages = 0;
+    for user in &everyone {
+        for location in [downtown.id, harbor.id, elsewhere.id, i64::MAX] {
+            for cursor in [
+                contacts::Cursor::First,
+                contacts::Cursor::After(last),
+                contacts::Cursor::After(middle),
+                contacts::Cursor::Before(middle),
+                contacts::Cursor::Before(last),
+                contacts::Cursor::After(harbors),
+                contacts::Cursor::After(i64::MAX),
+            ] {
+                let asked = ListAsked {
+                    user_id: user.id,
+                    generation: Some(user.session_generation),
+                    location_id: location,
+                    cursor,
+                    page_size: 50,
+                    switcher: 200,
+                };
+                let one = list_page::read(&mut conn, &asked).unwrap();
+                let expected = who::read(
+                    &mut conn,
+                    user.id,
+                    Some(user.session_generation),
+                    location,
+                    200,
+                )
+                .unwrap();
+                let context = format!("{} at {location}, {cursor:?}", user.email);
+                assert_eq!(
+                    format!(
+                        "{:?} {:?} {:?}",
+                        one.who.user, one.who.location, one.who.switcher
+                    ),
+                    format!(
+                        "{:?} {:?} {:?}",
+                        expected.user, expected.location, expected.switcher
+                    ),
+                    "{context}"
+                );
+                if expected.location.is_none() {
+                    assert!(
+                        one.page.is_none(),
+                        "{context}: a page of a location not theirs"
+                    );
+                    continue;
+                }
+                let listed = contacts::list(&mut conn, location, &whole, &cursor, 50).unwrap();
+                // No page: the cursor's contact is not in this location, and
+                // the handler lists with `contacts::list` (from the start).
+                let page = one.page.unwrap_or_else(|| {
+                    contacts::list(&mut conn, location, &whole, &cursor, 50).unwrap()
+                });
+                assert_eq!(described_page(&page), described_page(&listed), "{context}");
+                pages += usize::from(!page.contacts.is_empty());
+            }
+        }
+    }
+    assert!(pages >= 20, "only {pages} pages with contacts compared");
+
+    // A cookie from before a sign-out reads no rows.
+    let user = users::find_by_email(&mut conn, demo::LOCATION_USER)
+        .unwrap()
+        .unwrap();
+    let stale = list_page::read(
+        &mut conn,
+        &ListAsked {
+            user_id: user.id,
+            generation: Some(user.session_generation + 1),
+            location_id: downtown.id,
+            cursor: contacts::Cursor::First,
+            page_size: 50,
+            switcher: 200,
+        },
+    )
+    .unwrap();
+    assert!(stale.page.is_none_or(|p| p.contacts.is_empty()));
+}

@@ -14,6 +14,7 @@ use crate::db::locations::Location;
 use crate::db::optin::RequestRecord;
 use crate::db::webhooks::Message;
 use crate::db::{self, DbError};
+use crate::db::{list_page, who};
 use crate::domain::dnd::{Action, Status};
 use crate::domain::{channel_label, Channel};
 use crate::web::auth::{Claim, VisibleLocation, SWITCHER_SIZE};
@@ -215,10 +216,10 @@ pub async fn list_contacts(
     state: web::Data<AppState>,
     session: Session,
     query: web::Query<ListQuery>,
-    at: VisibleLocation,
+    path: web::Path<i64>,
+    claim: Claim,
 ) -> Result<ContactsPage, PageError> {
-    let nav = Nav::at(&at, &session)?;
-    let location = at.location;
+    let location_id = path.into_inner();
     let ListQuery {
         q,
         status,
@@ -227,25 +228,60 @@ pub async fn list_contacts(
         before,
         start,
     } = query.into_inner();
-    let filter = ListFilter::from_query(&q, &status, &channel)
-        .map_err(PageError::BadRequest)?
-        .in_region(&location.default_region);
-    let location_id = location.id;
-    let page = db::run(&state.pool, move |conn| -> Result<_, PageError> {
-        let cursor = match (after, before) {
-            (Some(id), _) => Cursor::After(id),
-            (None, Some(id)) => Cursor::Before(id),
-            (None, None) => Cursor::First,
-        };
-        Ok(contacts::list(
+    let cursor = match (after, before) {
+        (Some(id), _) => Cursor::After(id),
+        (None, Some(id)) => Cursor::Before(id),
+        (None, None) => Cursor::First,
+    };
+    // The usual page, the whole location in name order: who and the page
+    // in one statement (`db::list_page`). A search or a filter, or a
+    // cursor whose contact is gone, is listed by `contacts::list`.
+    let whole_location = q.trim().is_empty() && status.is_empty() && channel.is_empty();
+    let asked = list_page::ListAsked {
+        user_id: claim.user_id(),
+        generation: claim.generation(),
+        location_id,
+        cursor,
+        page_size: PAGE_SIZE,
+        switcher: SWITCHER_SIZE,
+    };
+    let (who, page) = db::run(&state.pool, move |conn| -> Result<_, PageError> {
+        if whole_location {
+            let read = list_page::read(conn, &asked)?;
+            return Ok((read.who, read.page));
+        }
+        let who = who::read(
             conn,
+            asked.user_id,
+            asked.generation,
             location_id,
-            &filter,
-            &cursor,
-            PAGE_SIZE,
-        )?)
+            SWITCHER_SIZE,
+        )
+        .map_err(DbError::from)?;
+        Ok((who, None))
     })
     .await?;
+    let at = claim.visible(&session, who.user, who.location, who.switcher)?;
+    let nav = Nav::at(&at, &session)?;
+    let location = at.location;
+    let page = match page {
+        Some(page) => page,
+        None => {
+            let filter = ListFilter::from_query(&q, &status, &channel)
+                .map_err(PageError::BadRequest)?
+                .in_region(&location.default_region);
+            db::run(&state.pool, move |conn| -> Result<_, PageError> {
+                Ok(contacts::list(
+                    conn,
+                    location_id,
+                    &filter,
+                    &cursor,
+                    PAGE_SIZE,
+                )?)
+            })
+            .await?
+        }
+    };
     Ok(ContactsPage::new(nav, location, page, q, status, channel).starting_at(start))
 }
 

@@ -1,0 +1,1 @@
+DROP FUNCTION dnd_contacts_estimate(bigint);
