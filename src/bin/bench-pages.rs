@@ -355,8 +355,8 @@ fn list_one_by_one(
     location_id: i64,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use dnd::db::{contacts, locations};
-    let (user, _) = locations::user_and_visible(conn, user_id, location_id)?
-        .ok_or("no bench user")?;
+    let (user, _) =
+        locations::user_and_visible(conn, user_id, location_id)?.ok_or("no bench user")?;
     locations::first_visible(conn, &user, 200)?;
     let filter = contacts::ListFilter::from_query("", "", "")?;
     contacts::list(conn, location_id, &filter, &contacts::Cursor::First, 50)?;

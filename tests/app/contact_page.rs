@@ -484,3 +484,76 @@ fn the_lists_one_statement_reads_what_who_and_the_list_read_for_every_actor_and_
     .unwrap();
     assert!(stale.page.is_none_or(|p| p.contacts.is_empty()));
 }
+
+#[derive(diesel::QueryableByName, Debug)]
+struct Plans {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    generic_plans: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    custom_plans: i64,
+}
+
+/// A page's statement is large: planning it takes longer than running it.
+/// After its first executions PostgreSQL must settle on one generic plan,
+/// not plan it again for each request (as it did while the list's page
+/// size was a bind).
+#[test]
+fn the_pages_statements_are_planned_once_not_on_every_request() {
+    use dnd::db::list_page::{self, ListAsked};
+    let db = TestDb::new();
+    let mut conn = db.conn();
+    let downtown = locations::find_by_name(&mut conn, demo::DOWNTOWN)
+        .unwrap()
+        .unwrap();
+    let rich = rich_contact(&mut conn, downtown.id);
+    // A location of some size, as the planner sees it: with 200 contacts
+    // a generic plan was cheap enough even while the page size was a bind.
+    diesel::sql_query(
+        "INSERT INTO contacts (location_id, name, email)
+         SELECT $1, 'Bulk ' || i, 'bulk' || i || '@page.test'
+         FROM generate_series(1, 30000) AS i",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(downtown.id)
+    .execute(&mut conn)
+    .unwrap();
+    diesel::sql_query("ANALYZE contacts").execute(&mut conn).unwrap();
+    let user = users::find_by_email(&mut conn, demo::LOCATION_USER)
+        .unwrap()
+        .unwrap();
+    for _ in 0..12 {
+        contact_page::read(
+            &mut conn,
+            user.id,
+            Some(user.session_generation),
+            downtown.id,
+            rich,
+            &SHOWN,
+        )
+        .unwrap();
+        list_page::read(
+            &mut conn,
+            &ListAsked {
+                user_id: user.id,
+                generation: Some(user.session_generation),
+                location_id: downtown.id,
+                cursor: contacts::Cursor::First,
+                page_size: 50,
+                switcher: 200,
+            },
+        )
+        .unwrap();
+    }
+    let plans: Vec<Plans> = diesel::sql_query(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements
+         WHERE statement LIKE 'WITH u AS%' ORDER BY statement",
+    )
+    .load(&mut conn)
+    .unwrap();
+    assert_eq!(plans.len(), 2, "{plans:?}");
+    for p in &plans {
+        assert!(
+            p.generic_plans >= 6 && p.custom_plans <= 5,
+            "planned for each request: {plans:?}"
+        );
+    }
+}
