@@ -83,35 +83,37 @@ struct PageStatement {
 
 /// The statement, `@NAME` standing for a record's column list. `u` is the
 /// user; `v` the location's id if they may see it: every read of the
-/// location's data goes through `v` (or `c`, the contact, read through it).
+/// location's data requires `v` (or `c`, the contact, read through it).
+/// Each names the location by the bound id itself, `location_id = ?`, so
+/// the planner sees the tenant key (and a Citus coordinator can route the
+/// statement to the location's shard).
 const PAGE_SQL: &str = "WITH u AS (SELECT * FROM users WHERE id = ?),
             @VISIBLE,
-            c AS (SELECT * FROM contacts WHERE location_id = (SELECT id FROM v) AND id = ?),
+            c AS (SELECT * FROM contacts
+                  WHERE location_id = ? AND id = ? AND EXISTS (SELECT 1 FROM v)),
             held AS (SELECT ARRAY[phone, email, facebook_id, gmb_id, whatsapp_id] AS list FROM c),
             @SWITCHER
             SELECT @WHO,
                 (SELECT ROW(@CONTACT) FROM c) AS contact_row,
                 ARRAY(SELECT ROW(@INTEGRATION) FROM integrations
-                      WHERE location_id = (SELECT id FROM v) ORDER BY id) AS integrations,
+                      WHERE location_id = ? AND EXISTS (SELECT 1 FROM v) ORDER BY id) AS integrations,
                 ARRAY(SELECT ROW(r.contact_id, NULL::text, r.channel, r.reason, r.set_at,
                                  r.actor_kind, r.actor_id, r.actor_label, r.source)
                       FROM contact_dnd_reasons r JOIN c
-                        ON r.location_id = c.location_id AND r.contact_id = c.id
+                        ON r.location_id = ? AND r.contact_id = c.id
                       UNION ALL
                       SELECT ROW(NULL::int8, r.address, r.channel, r.reason, r.set_at,
                                  r.actor_kind, r.actor_id, r.actor_label, r.source)
                       FROM address_dnd_reasons r, c, held
-                      WHERE r.location_id = c.location_id AND r.address = ANY(held.list))
+                      WHERE r.location_id = ? AND r.address = ANY(held.list))
                     AS reasons,
                 ARRAY(SELECT ROW(h.*) FROM (
                       (SELECT @HISTORY FROM dnd_history
-                       WHERE location_id = (SELECT location_id FROM c)
-                         AND contact_id = (SELECT id FROM c)
+                       WHERE location_id = ? AND contact_id = (SELECT id FROM c)
                        ORDER BY id DESC LIMIT ?)
                       UNION ALL
                       (SELECT @HISTORY FROM dnd_history, held
-                       WHERE location_id = (SELECT location_id FROM c)
-                         AND address = ANY(held.list) AND action <> 'address_changed'
+                       WHERE location_id = ? AND address = ANY(held.list) AND action <> 'address_changed'
                          AND contact_id IS DISTINCT FROM (SELECT id FROM c)
                        ORDER BY id DESC LIMIT ?)) h) AS history,
                 ARRAY(SELECT ROW(ROW(@REQUEST),
@@ -120,12 +122,10 @@ const PAGE_SQL: &str = "WITH u AS (SELECT * FROM users WHERE id = ?),
                       FROM optin_requests r
                       LEFT JOIN optin_decisions d
                         ON d.location_id = r.location_id AND d.request_id = r.id
-                      WHERE r.location_id = (SELECT location_id FROM c)
-                        AND r.contact_id = (SELECT id FROM c)
+                      WHERE r.location_id = ? AND r.contact_id = (SELECT id FROM c)
                       ORDER BY r.id DESC LIMIT ?) AS requests,
                 ARRAY(SELECT ROW(@MESSAGE) FROM messages
-                      WHERE location_id = (SELECT location_id FROM c)
-                        AND contact_id = (SELECT id FROM c)
+                      WHERE location_id = ? AND contact_id = (SELECT id FROM c)
                       ORDER BY id DESC LIMIT ?) AS messages";
 
 /// The statement's text, with each record's column list filled in (built
@@ -155,13 +155,21 @@ prepared_statement!(
         BigInt => &s.user_id,
         BigInt => &s.location_id,
         Nullable<Integer> => &s.generation,
+        BigInt => &s.location_id,
         BigInt => &s.contact_id,
         BigInt => &s.location_id,
         BigInt => &s.location_id,
         BigInt => &s.switcher,
+        BigInt => &s.location_id,
+        BigInt => &s.location_id,
+        BigInt => &s.location_id,
+        BigInt => &s.location_id,
         BigInt => &s.history,
+        BigInt => &s.location_id,
         BigInt => &s.history,
+        BigInt => &s.location_id,
         BigInt => &s.requests,
+        BigInt => &s.location_id,
         BigInt => &s.messages,
     ]
 );

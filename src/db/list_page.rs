@@ -18,9 +18,11 @@ use super::who::{
 };
 use super::DbError;
 
-/// Binds: the user, the location, the session's generation, the anchor
-/// (not on the first page), the location twice and the switcher's size
-/// (`@WHO`). The page's size is written in (`@LIMIT`, `@PAGE`): with it as
+/// Binds: the user, the location, the session's generation, the location
+/// and the anchor (not on the first page), the location (the rows), the
+/// location twice and the switcher's size (`@WHO`), the location (the
+/// estimate). Tenant tables are read by the bound location id itself, and
+/// only when `v` says the user may see it. The page's size is written in (`@LIMIT`, `@PAGE`): with it as
 /// a bind, PostgreSQL's generic plan guesses a larger LIMIT, costs more
 /// than a plan for the value, and it planned the whole statement again on
 /// every request (about a millisecond).
@@ -30,14 +32,14 @@ const LIST_SQL: &str = "WITH u AS (SELECT * FROM users WHERE id = ?),
     @ANCHOR
     page AS (
         SELECT contacts.*, lower(contacts.name) AS key FROM contacts
-        WHERE contacts.location_id = (SELECT id FROM v) @RANGE
+        WHERE contacts.location_id = ? AND EXISTS (SELECT 1 FROM v) @RANGE
         ORDER BY lower(contacts.name) @DIR, contacts.id @DIR LIMIT @LIMIT)
     SELECT @WHO,
         @ANCHORED AS anchored,
         ARRAY(SELECT ROW(ROW(@CONTACT), key) FROM page ORDER BY key @DIR, id @DIR) AS rows,
-        CASE WHEN (SELECT id FROM v) IS NOT NULL
+        CASE WHEN EXISTS (SELECT 1 FROM v)
                   AND (@NOT_FIRST OR (SELECT count(*) FROM page) > @PAGE)
-             THEN dnd_contacts_estimate((SELECT id FROM v))
+             THEN dnd_contacts_estimate(?)
         END AS estimate";
 
 /// The statement for a cursor: the first page, the page after a contact,
@@ -72,7 +74,7 @@ fn list_sql(cursor: &Cursor) -> &'static str {
                 // The anchor's key as PostgreSQL sorts it; the row
                 // comparison with its two values is an index range.
                 "anchor AS (SELECT lower(name) AS key, id FROM contacts
-                     WHERE location_id = (SELECT id FROM v) AND id = ?),",
+                     WHERE location_id = ? AND id = ? AND EXISTS (SELECT 1 FROM v)),",
                 format!(
                     "AND (lower(contacts.name), contacts.id) {op} \
                      ((SELECT key FROM anchor), (SELECT id FROM anchor))"
@@ -138,13 +140,17 @@ pub fn read(conn: &mut PgConnection, asked: &ListAsked) -> Result<ListPageReads,
         .bind::<BigInt, _>(asked.location_id)
         .bind::<Nullable<Integer>, _>(asked.generation);
     if let Cursor::After(id) | Cursor::Before(id) = asked.cursor {
-        query = query.bind::<BigInt, _>(id);
+        query = query
+            .bind::<BigInt, _>(asked.location_id)
+            .bind::<BigInt, _>(id);
     }
     let row: ListRow = Kept(
         query
             .bind::<BigInt, _>(asked.location_id)
             .bind::<BigInt, _>(asked.location_id)
-            .bind::<BigInt, _>(asked.switcher),
+            .bind::<BigInt, _>(asked.location_id)
+            .bind::<BigInt, _>(asked.switcher)
+            .bind::<BigInt, _>(asked.location_id),
     )
     .get_result(conn)?;
     let who = row.who.decide(asked.generation)?;
