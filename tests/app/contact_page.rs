@@ -176,51 +176,51 @@ fn described(reads: &ContactPageReads) -> String {
     out
 }
 
+/// Downtown and Harbor (the demo's) and a location of another agency,
+/// with actors the demo has no account for: a user of Harbor only, one
+/// of both, one of none, and the other agency's user.
+fn actors_and_locations(conn: &mut PgConnection) -> [locations::Location; 3] {
+    let downtown = locations::find_by_name(conn, demo::DOWNTOWN)
+        .unwrap()
+        .unwrap();
+    let harbor = locations::find_by_name(conn, demo::HARBOR)
+        .unwrap()
+        .unwrap();
+    let other = locations::create_agency(conn, "Other Agency").unwrap();
+    let elsewhere = locations::create(conn, other, "Other Clinic", "Europe/Paris").unwrap();
+    let agency = downtown.agency_id;
+    new_user(conn, "harbor@page.test", "location", agency, &[harbor.id]);
+    new_user(
+        conn,
+        "both@page.test",
+        "location",
+        agency,
+        &[downtown.id, harbor.id],
+    );
+    new_user(conn, "none@page.test", "location", agency, &[]);
+    new_user(conn, "boss@other.test", "agency", other, &[]);
+    [downtown, harbor, elsewhere]
+}
+
+/// Every user, the demo's and the test's.
+fn everyone(conn: &mut PgConnection) -> Vec<users::User> {
+    use diesel::{QueryDsl, SelectableHelper};
+    dnd::db::schema::users::table
+        .select(users::User::as_select())
+        .load(conn)
+        .unwrap()
+}
+
 #[test]
 fn the_one_statement_reads_what_the_reads_one_by_one_read_for_every_actor() {
     let db = TestDb::new();
     let mut conn = db.conn();
-    let downtown = locations::find_by_name(&mut conn, demo::DOWNTOWN)
-        .unwrap()
-        .unwrap();
-    let harbor = locations::find_by_name(&mut conn, demo::HARBOR)
-        .unwrap()
-        .unwrap();
-    let other = locations::create_agency(&mut conn, "Other Agency").unwrap();
-    let elsewhere = locations::create(&mut conn, other, "Other Clinic", "Europe/Paris").unwrap();
-    new_user(
-        &mut conn,
-        "harbor@page.test",
-        "location",
-        downtown.agency_id,
-        &[harbor.id],
-    );
-    new_user(
-        &mut conn,
-        "both@page.test",
-        "location",
-        downtown.agency_id,
-        &[downtown.id, harbor.id],
-    );
-    new_user(
-        &mut conn,
-        "none@page.test",
-        "location",
-        downtown.agency_id,
-        &[],
-    );
-    new_user(&mut conn, "boss@other.test", "agency", other, &[]);
+    let [downtown, harbor, elsewhere] = actors_and_locations(&mut conn);
     let rich = rich_contact(&mut conn, downtown.id);
     let plain = new_contact(&mut conn, harbor.id, "Plain", "+14155550199");
     let far = new_contact(&mut conn, elsewhere.id, "Far", "+33612345678");
 
-    let everyone: Vec<users::User> = {
-        use diesel::{QueryDsl, SelectableHelper};
-        dnd::db::schema::users::table
-            .select(users::User::as_select())
-            .load(&mut conn)
-            .unwrap()
-    };
+    let everyone = everyone(&mut conn);
     assert!(everyone.len() >= 7, "{} users", everyone.len());
     let mut compared = 0;
     let mut with_contact = 0;
@@ -356,29 +356,7 @@ fn the_lists_one_statement_reads_what_who_and_the_list_read_for_every_actor_and_
     use dnd::db::who;
     let db = TestDb::new();
     let mut conn = db.conn();
-    let downtown = locations::find_by_name(&mut conn, demo::DOWNTOWN)
-        .unwrap()
-        .unwrap();
-    let harbor = locations::find_by_name(&mut conn, demo::HARBOR)
-        .unwrap()
-        .unwrap();
-    let other = locations::create_agency(&mut conn, "Other Agency").unwrap();
-    let elsewhere = locations::create(&mut conn, other, "Other Clinic", "Europe/Paris").unwrap();
-    new_user(
-        &mut conn,
-        "harbor@page.test",
-        "location",
-        downtown.agency_id,
-        &[harbor.id],
-    );
-    new_user(
-        &mut conn,
-        "none@page.test",
-        "location",
-        downtown.agency_id,
-        &[],
-    );
-    new_user(&mut conn, "boss@other.test", "agency", other, &[]);
+    let [downtown, harbor, elsewhere] = actors_and_locations(&mut conn);
     for n in 0..3 {
         new_contact(
             &mut conn,
@@ -398,13 +376,7 @@ fn the_lists_one_statement_reads_what_who_and_the_list_read_for_every_actor_and_
         .unwrap()
         .contacts[3]
         .id;
-    let everyone: Vec<users::User> = {
-        use diesel::{QueryDsl, SelectableHelper};
-        dnd::db::schema::users::table
-            .select(users::User::as_select())
-            .load(&mut conn)
-            .unwrap()
-    };
+    let everyone = everyone(&mut conn);
     let mut pages = 0;
     for user in &everyone {
         for location in [downtown.id, harbor.id, elsewhere.id, i64::MAX] {
@@ -516,7 +488,9 @@ fn the_pages_statements_are_planned_once_not_on_every_request() {
     .bind::<diesel::sql_types::BigInt, _>(downtown.id)
     .execute(&mut conn)
     .unwrap();
-    diesel::sql_query("ANALYZE contacts").execute(&mut conn).unwrap();
+    diesel::sql_query("ANALYZE contacts")
+        .execute(&mut conn)
+        .unwrap();
     let user = users::find_by_email(&mut conn, demo::LOCATION_USER)
         .unwrap()
         .unwrap();
