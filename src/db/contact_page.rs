@@ -258,7 +258,10 @@ pub fn read(
             let reasons = row
                 .reasons
                 .into_iter()
-                .map(|r| <ReasonRow as Queryable<ReasonSql, Pg>>::build(r).map_err(error))
+                .map(|r| {
+                    <ReasonRow as Queryable<ReasonSql, Pg>>::build(r)
+                        .map_err(diesel::result::Error::DeserializationError)
+                })
                 .collect::<QueryResult<Vec<_>>>()?;
             let state = states_from_rows(std::slice::from_ref(&contact), reasons)
                 .pop()
@@ -303,10 +306,6 @@ pub fn read(
         switcher,
         contact,
     })
-}
-
-fn error(e: Box<dyn std::error::Error + Send + Sync>) -> diesel::result::Error {
-    diesel::result::Error::DeserializationError(e)
 }
 
 #[cfg(test)]

@@ -752,6 +752,19 @@ pub enum Cursor {
     Before(i64),
 }
 
+impl Cursor {
+    /// Whether a page read from this cursor has pages after and before it,
+    /// given whether the read found more rows than the page holds (in the
+    /// direction read: backwards for `Before`).
+    pub fn pager(&self, more: bool) -> (bool, bool) {
+        match self {
+            Cursor::First => (more, false),
+            Cursor::After(_) => (more, true),
+            Cursor::Before(_) => (true, more),
+        }
+    }
+}
+
 /// One page of a location's contacts.
 #[derive(Debug, Clone)]
 pub struct ContactPage {
@@ -1110,12 +1123,7 @@ pub fn list(
         .collect(),
     };
     let contacts: Vec<Contact> = ids.iter().filter_map(|id| rows.remove(id)).collect();
-    let has_next = if forward { more } else { true };
-    let has_prev = match cursor {
-        Cursor::First => false,
-        Cursor::After(_) => true,
-        Cursor::Before(_) => more,
-    };
+    let (has_next, has_prev) = cursor.pager(more);
     // One page holding the whole list is its count; a text search says
     // what its walk saw; else counted.
     let total = match walked_total {
@@ -1171,9 +1179,9 @@ pub(crate) fn total_from_estimate(
     filter: &ListFilter,
     estimate: i64,
 ) -> Result<Total, DbError> {
-    let (conditions, _) = filtered(location_id, filter);
-    let select = format!("SELECT 1 FROM contacts WHERE {}", conditions.sql);
     if estimate <= 10 * COUNT_CAP {
+        let (conditions, _) = filtered(location_id, filter);
+        let select = format!("SELECT 1 FROM contacts WHERE {}", conditions.sql);
         let counted: Counted = conditions
             .query(
                 format!(

@@ -168,13 +168,7 @@ pub fn read(conn: &mut PgConnection, asked: &ListAsked) -> Result<ListPageReads,
     if !forward {
         contacts.reverse();
     }
-    // As `contacts::list` says them.
-    let has_next = if forward { more } else { true };
-    let has_prev = match asked.cursor {
-        Cursor::First => false,
-        Cursor::After(_) => true,
-        Cursor::Before(_) => more,
-    };
+    let (has_next, has_prev) = asked.cursor.pager(more);
     let total = if !has_next && !has_prev {
         Total::Exact(contacts.len() as i64)
     } else {

@@ -143,8 +143,10 @@ pub fn may_see(user: &User, location: &Location, member: bool) -> bool {
     }
 }
 
-/// A user and, if they may see it, a location, in one statement: every
-/// location page starts with both. `None` when there is no such user.
+/// A user and, if they may see it, a location, in one statement. `None`
+/// when there is no such user. (Pages read both with their switcher in
+/// `db::who`; `bench-pages` replays this as one of a page's reads one by
+/// one.)
 pub fn user_and_visible(
     conn: &mut PgConnection,
     user_id: i64,
