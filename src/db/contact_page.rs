@@ -30,9 +30,7 @@ use super::prepared::prepared_statement;
 use super::schema::contact_dnd_reasons;
 use super::users::User;
 use super::webhooks::Message;
-use super::who::{
-    build, with_columns, RowOf, SqlOf, Who, WhoRow, SWITCHER_CTE, VISIBLE_CTE, WHO_COLUMNS,
-};
+use super::who::{build, prefixed, with_who, RowOf, SqlOf, Who, WhoRow};
 use crate::domain::dnd::DndState;
 
 type ReasonSql = (
@@ -81,70 +79,67 @@ struct PageStatement {
     requests: i64,
 }
 
-/// The statement, `@NAME` standing for a record's column list. `u` is the
-/// user; `v` the location's id if they may see it: every read of the
-/// location's data requires `v` (or `c`, the contact, read through it).
-/// Each names the location by the bound id itself, `location_id = ?`, so
-/// the planner sees the tenant key (and a Citus coordinator can route the
-/// statement to the location's shard).
-const PAGE_SQL: &str = "WITH u AS (SELECT * FROM users WHERE id = ?),
-            @VISIBLE,
-            c AS (SELECT * FROM contacts
-                  WHERE location_id = ? AND id = ? AND EXISTS (SELECT 1 FROM v)),
-            held AS (SELECT ARRAY[phone, email, facebook_id, gmb_id, whatsapp_id] AS list FROM c),
-            @SWITCHER
-            SELECT @WHO,
-                (SELECT ROW(@CONTACT) FROM c) AS contact_row,
-                ARRAY(SELECT ROW(@INTEGRATION) FROM integrations
-                      WHERE location_id = ? AND EXISTS (SELECT 1 FROM v) ORDER BY id) AS integrations,
-                ARRAY(SELECT ROW(r.contact_id, NULL::text, r.channel, r.reason, r.set_at,
-                                 r.actor_kind, r.actor_id, r.actor_label, r.source)
-                      FROM contact_dnd_reasons r JOIN c
-                        ON r.location_id = ? AND r.contact_id = c.id
-                      UNION ALL
-                      SELECT ROW(NULL::int8, r.address, r.channel, r.reason, r.set_at,
-                                 r.actor_kind, r.actor_id, r.actor_label, r.source)
-                      FROM address_dnd_reasons r, c, held
-                      WHERE r.location_id = ? AND r.address = ANY(held.list))
-                    AS reasons,
-                ARRAY(SELECT ROW(h.*) FROM (
-                      (SELECT @HISTORY FROM dnd_history
-                       WHERE location_id = ? AND contact_id = (SELECT id FROM c)
-                       ORDER BY id DESC LIMIT ?)
-                      UNION ALL
-                      (SELECT @HISTORY FROM dnd_history, held
-                       WHERE location_id = ? AND address = ANY(held.list) AND action <> 'address_changed'
-                         AND contact_id IS DISTINCT FROM (SELECT id FROM c)
-                       ORDER BY id DESC LIMIT ?)) h) AS history,
-                ARRAY(SELECT ROW(ROW(@REQUEST),
-                                 CASE WHEN d.request_id IS NULL THEN NULL
-                                      ELSE ROW(@DECISION) END)
-                      FROM optin_requests r
-                      LEFT JOIN optin_decisions d
-                        ON d.location_id = r.location_id AND d.request_id = r.id
-                      WHERE r.location_id = ? AND r.contact_id = (SELECT id FROM c)
-                      ORDER BY r.id DESC LIMIT ?) AS requests,
-                ARRAY(SELECT ROW(@MESSAGE) FROM messages
-                      WHERE location_id = ? AND contact_id = (SELECT id FROM c)
-                      ORDER BY id DESC LIMIT ?) AS messages";
+/// The statement, `@NAME` standing for a record's column list. `w` is who
+/// asks and where ([`super::who::WHO_FROM`]); `c` the contact, read only
+/// if `w.visible`, and every other read of the location's data requires
+/// `w.visible` or goes through `c`. Each is a subquery of the one row
+/// `w` and `c` make, run once. Each names the location by the bound id
+/// itself, `location_id = ?`, so the planner sees the tenant key (and a
+/// Citus coordinator can route the statement to the location's shard).
+const PAGE_SQL: &str = "SELECT w.user_row, w.location_row, w.member, @SWITCHER AS switcher,
+        CASE WHEN c.id IS NOT NULL THEN ROW(@CONTACT_C) END AS contact_row,
+        ARRAY(SELECT ROW(@INTEGRATION) FROM integrations
+              WHERE location_id = ? AND w.visible ORDER BY id) AS integrations,
+        ARRAY(SELECT ROW(r.contact_id, NULL::text, r.channel, r.reason, r.set_at,
+                         r.actor_kind, r.actor_id, r.actor_label, r.source)
+              FROM contact_dnd_reasons r
+              WHERE r.location_id = ? AND r.contact_id = c.id
+              UNION ALL
+              SELECT ROW(NULL::int8, r.address, r.channel, r.reason, r.set_at,
+                         r.actor_kind, r.actor_id, r.actor_label, r.source)
+              FROM address_dnd_reasons r
+              WHERE r.location_id = ? AND r.address = ANY(@HELD))
+            AS reasons,
+        ARRAY(SELECT ROW(h.*) FROM (
+              (SELECT @HISTORY FROM dnd_history
+               WHERE location_id = ? AND contact_id = c.id
+               ORDER BY id DESC LIMIT ?)
+              UNION ALL
+              (SELECT @HISTORY FROM dnd_history
+               WHERE location_id = ? AND address = ANY(@HELD) AND action <> 'address_changed'
+                 AND contact_id IS DISTINCT FROM c.id
+               ORDER BY id DESC LIMIT ?)) h) AS history,
+        ARRAY(SELECT ROW(ROW(@REQUEST),
+                         CASE WHEN d.request_id IS NULL THEN NULL
+                              ELSE ROW(@DECISION) END)
+              FROM optin_requests r
+              LEFT JOIN optin_decisions d
+                ON d.location_id = r.location_id AND d.request_id = r.id
+              WHERE r.location_id = ? AND r.contact_id = c.id
+              ORDER BY r.id DESC LIMIT ?) AS requests,
+        ARRAY(SELECT ROW(@MESSAGE) FROM messages
+              WHERE location_id = ? AND contact_id = c.id
+              ORDER BY id DESC LIMIT ?) AS messages
+    FROM @WHO_FROM
+    LEFT JOIN LATERAL (SELECT * FROM contacts
+                       WHERE location_id = ? AND id = ? AND w.visible) c ON true";
+
+/// The addresses the contact holds (consent kept on them is its own).
+const HELD: &str = "ARRAY[c.phone, c.email, c.facebook_id, c.gmb_id, c.whatsapp_id]";
 
 /// The statement's text, with each record's column list filled in (built
 /// once; diesel keeps it prepared per connection like any typed query).
 fn page_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
-        with_columns(
-            &PAGE_SQL
-                .replace("@VISIBLE", VISIBLE_CTE)
-                .replace("@SWITCHER", SWITCHER_CTE)
-                .replace("@WHO", WHO_COLUMNS),
-        )
-        .replace("@CONTACT", CONTACT_COLUMNS)
-        .replace("@INTEGRATION", INTEGRATION_COLUMNS)
-        .replace("@HISTORY", HISTORY_COLUMNS)
-        .replace("@REQUEST", REQUEST_COLUMNS)
-        .replace("@DECISION", DECISION_COLUMNS)
-        .replace("@MESSAGE", MESSAGE_COLUMNS)
+        with_who(PAGE_SQL)
+            .replace("@CONTACT_C", &prefixed(CONTACT_COLUMNS, "c"))
+            .replace("@HELD", HELD)
+            .replace("@INTEGRATION", INTEGRATION_COLUMNS)
+            .replace("@HISTORY", HISTORY_COLUMNS)
+            .replace("@REQUEST", REQUEST_COLUMNS)
+            .replace("@DECISION", DECISION_COLUMNS)
+            .replace("@MESSAGE", MESSAGE_COLUMNS)
     })
 }
 
@@ -152,13 +147,6 @@ prepared_statement!(
     PageStatement -> diesel::sql_types::Untyped,
     page_sql(),
     |s| [
-        BigInt => &s.user_id,
-        BigInt => &s.location_id,
-        Nullable<Integer> => &s.generation,
-        BigInt => &s.location_id,
-        BigInt => &s.contact_id,
-        BigInt => &s.location_id,
-        BigInt => &s.location_id,
         BigInt => &s.switcher,
         BigInt => &s.location_id,
         BigInt => &s.location_id,
@@ -171,6 +159,11 @@ prepared_statement!(
         BigInt => &s.requests,
         BigInt => &s.location_id,
         BigInt => &s.messages,
+        Nullable<Integer> => &s.generation,
+        BigInt => &s.location_id,
+        BigInt => &s.user_id,
+        BigInt => &s.location_id,
+        BigInt => &s.contact_id,
     ]
 );
 
@@ -234,7 +227,7 @@ pub fn read(
     contact_id: i64,
     shown: &Shown,
 ) -> QueryResult<ContactPageReads> {
-    let row: PageRow = PageStatement {
+    let found: Option<PageRow> = PageStatement {
         user_id,
         generation,
         location_id,
@@ -244,14 +237,24 @@ pub fn read(
         messages: shown.messages,
         requests: REQUESTS_SHOWN,
     }
-    .get_result(conn)?;
-    // The app's own rule decides; the statement's `v` only spared reading
-    // data no one will see.
+    .get_result(conn)
+    .optional()?;
+    let Some(row) = found else {
+        // No such user: no row at all.
+        return Ok(ContactPageReads {
+            user: None,
+            location: None,
+            switcher: Vec::new(),
+            contact: None,
+        });
+    };
+    // The app's own rule decides; the statement's `w.visible` only spared
+    // reading data no one will see.
     let Who {
         user,
         location,
         switcher,
-    } = row.who.decide(generation)?;
+    } = WhoRow::decide(Some(row.who), generation)?;
     let contact = match (&location, row.contact_row) {
         (Some(_), Some(contact)) => {
             let contact = build::<Contact>(contact)?;

@@ -1,46 +1,49 @@
 //! The contact list's usual page, the whole location in name order, read
-//! in one statement: the user, the location and the switcher
-//! ([`crate::db::who`]), the page's rows from one walk of the name index,
-//! and the planner's estimate of the total (`dnd_contacts_estimate`, only when
-//! the list has more than one page). It used to take five round trips.
-//! Searches and filters go through [`contacts::list`], which plans each
-//! one for its values.
+//! in one statement: who asks and where ([`crate::db::who`]) and the
+//! page's rows from one walk of the name index. The rows come back as
+//! rows, read by position (as an array of records, building and sending
+//! them cost PostgreSQL more than reading them). The total is counted, or
+//! for a large location estimated ([`Estimates`], kept a minute), only
+//! when the list has more than one page. Searches and filters go through
+//! [`contacts::list`], which plans each one for its values.
+
+use std::marker::PhantomData;
 
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Record, Text};
 
 use super::contact_page::CONTACT_COLUMNS;
-use super::contacts::{self, Contact, ContactPage, Cursor, ListFilter, Total};
-use super::prepared::Kept;
-use super::who::{
-    build, with_columns, RowOf, SqlOf, Who, WhoRow, SWITCHER_CTE, VISIBLE_CTE, WHO_COLUMNS,
-};
+use super::contacts::{self, Contact, ContactPage, Cursor, Estimates, ListFilter, Total};
+use super::locations::Location;
+use super::prepared::{numbered, KeptAs};
+use super::users::User;
+use super::who::{prefixed, with_who, RowOf, SqlOf, Who, WhoRow};
 use super::DbError;
 
-/// Binds: the user, the location, the session's generation, the location
-/// and the anchor (not on the first page), the location (the rows), the
-/// location twice and the switcher's size (`@WHO`), the location (the
-/// estimate). Tenant tables are read by the bound location id itself, and
-/// only when `v` says the user may see it. The page's size is written in (`@LIMIT`, `@PAGE`): with it as
-/// a bind, PostgreSQL's generic plan guesses a larger LIMIT, costs more
-/// than a plan for the value, and it planned the whole statement again on
-/// every request (about a millisecond).
-const LIST_SQL: &str = "WITH u AS (SELECT * FROM users WHERE id = ?),
-    @VISIBLE,
-    @SWITCHER,
-    @ANCHOR
-    page AS (
-        SELECT contacts.*, lower(contacts.name) AS key FROM contacts
-        WHERE contacts.location_id = ? AND EXISTS (SELECT 1 FROM v) @RANGE
-        ORDER BY lower(contacts.name) @DIR, contacts.id @DIR LIMIT @LIMIT)
-    SELECT @WHO,
-        @ANCHORED AS anchored,
-        ARRAY(SELECT ROW(ROW(@CONTACT), key) FROM page ORDER BY key @DIR, id @DIR) AS rows,
-        CASE WHEN EXISTS (SELECT 1 FROM v)
-                  AND (@NOT_FIRST OR (SELECT count(*) FROM page) > @PAGE)
-             THEN dnd_contacts_estimate(?)
-        END AS estimate";
+/// Who (`w`) on the first row only, then each of the page's contacts
+/// (`p`, numbered from 1 in the page's order; none: an empty page). Binds,
+/// in the order of their `?`: the switcher's size; the location and the
+/// anchor (`@ANCHORED`, not on the first page); the session's generation,
+/// the location and the user (`w`); the location (the rows); the location
+/// and the anchor twice (`@RANGE`). The location's contacts are read by
+/// the bound location id itself, and only when `w.visible`. The page's
+/// size is written in (`@LIMIT`): with it as a bind, PostgreSQL's generic
+/// plan guesses a larger LIMIT, costs more than a plan for the value, and
+/// it planned the whole statement again on every request (about a
+/// millisecond).
+const LIST_SQL: &str = "SELECT CASE WHEN p.n IS NULL OR p.n = 1 THEN w.user_row END,
+        CASE WHEN p.n IS NULL OR p.n = 1 THEN w.location_row END,
+        w.member,
+        CASE WHEN p.n IS NULL OR p.n = 1 THEN @SWITCHER END,
+        CASE WHEN p.n IS NULL OR p.n = 1 THEN @ANCHORED END,
+        p.n, @CONTACT_P
+    FROM @WHO_FROM
+    LEFT JOIN LATERAL (
+        SELECT row_number() OVER (ORDER BY k.key @DIR, k.id @DIR) AS n, k.*
+        FROM (SELECT c.*, lower(c.name) AS key FROM contacts c
+              WHERE c.location_id = ? AND w.visible @RANGE
+              ORDER BY lower(c.name) @DIR, c.id @DIR LIMIT @LIMIT) k) p ON true";
 
 /// The statement for a cursor: the first page, the page after a contact,
 /// or the one before it (read backwards).
@@ -55,61 +58,49 @@ fn list_sql(cursor: &Cursor) -> &'static str {
         Cursor::Before(_) => (&BEFORE, true, "<", "DESC"),
     };
     cell.get_or_init(|| {
-        // `?` in order becomes `$1`, `$2`, ... (a `sql_query`'s binds).
-        let numbered = |sql: String| {
-            let mut out = String::with_capacity(sql.len() + 16);
-            let mut n = 0;
-            for c in sql.chars() {
-                if c == '?' {
-                    n += 1;
-                    out.push_str(&format!("${n}"));
-                } else {
-                    out.push(c);
-                }
-            }
-            out
-        };
-        let (anchor, range, found) = if anchored {
+        let (found, range) = if anchored {
             (
+                "EXISTS (SELECT 1 FROM contacts a
+                         WHERE a.location_id = ? AND a.id = ? AND w.visible)",
                 // The anchor's key as PostgreSQL sorts it; the row
                 // comparison with its two values is an index range.
-                "anchor AS (SELECT lower(name) AS key, id FROM contacts
-                     WHERE location_id = ? AND id = ? AND EXISTS (SELECT 1 FROM v)),",
                 format!(
-                    "AND (lower(contacts.name), contacts.id) {op} \
-                     ((SELECT key FROM anchor), (SELECT id FROM anchor))"
+                    "AND (lower(c.name), c.id) {op} \
+                     ((SELECT lower(a.name) FROM contacts a WHERE a.location_id = ? AND a.id = ?), ?)"
                 ),
-                "EXISTS (SELECT 1 FROM anchor)",
             )
         } else {
-            ("", String::new(), "true")
+            ("true", String::new())
         };
-        numbered(with_columns(
-            &LIST_SQL
-                .replace("@VISIBLE", VISIBLE_CTE)
-                .replace("@SWITCHER", SWITCHER_CTE)
-                .replace("@WHO", WHO_COLUMNS)
+        numbered(
+            &with_who(LIST_SQL)
                 .replace("@ANCHORED", found)
-                .replace("@ANCHOR", anchor)
                 .replace("@RANGE", &range)
                 .replace("@DIR", dir)
-                .replace("@NOT_FIRST", if anchored { "true" } else { "false" })
-                .replace("@CONTACT", CONTACT_COLUMNS),
-        ))
+                .replace("@CONTACT_P", &prefixed(CONTACT_COLUMNS, "p")),
+        )
     })
 }
 
-#[derive(QueryableByName)]
-struct ListRow {
-    #[diesel(embed)]
-    who: WhoRow,
-    #[diesel(sql_type = Bool)]
-    anchored: bool,
-    #[diesel(sql_type = Array<Record<(Record<SqlOf<Contact>>, Nullable<Text>)>>)]
-    rows: Vec<(RowOf<Contact>, Option<String>)>,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    estimate: Option<i64>,
-}
+/// A row of the statement, by position.
+type ListSql = (
+    Nullable<Record<SqlOf<User>>>,
+    Nullable<Record<SqlOf<Location>>>,
+    Bool,
+    Nullable<Array<Record<(BigInt, Text)>>>,
+    Nullable<Bool>,
+    Nullable<BigInt>,
+    Nullable<SqlOf<Contact>>,
+);
+type ListRow = (
+    Option<RowOf<User>>,
+    Option<RowOf<Location>>,
+    bool,
+    Option<Vec<(i64, String)>>,
+    Option<bool>,
+    Option<i64>,
+    Option<Contact>,
+);
 
 /// What the statement found: who (see [`Who`]), and the page when the
 /// location is visible. `page` is `None` also when the cursor's contact is
@@ -130,55 +121,73 @@ pub struct ListAsked {
     pub switcher: i64,
 }
 
-pub fn read(conn: &mut PgConnection, asked: &ListAsked) -> Result<ListPageReads, DbError> {
-    let sql = list_sql(&asked.cursor)
-        .replace("@LIMIT", &(asked.page_size + 1).to_string())
-        .replace("@PAGE", &asked.page_size.to_string());
+pub fn read(
+    conn: &mut PgConnection,
+    asked: &ListAsked,
+    estimates: &Estimates,
+) -> Result<ListPageReads, DbError> {
+    let sql = list_sql(&asked.cursor).replace("@LIMIT", &(asked.page_size + 1).to_string());
+    let anchor = match asked.cursor {
+        Cursor::After(id) | Cursor::Before(id) => Some(id),
+        Cursor::First => None,
+    };
     let mut query = diesel::sql_query(sql)
         .into_boxed::<Pg>()
-        .bind::<BigInt, _>(asked.user_id)
-        .bind::<BigInt, _>(asked.location_id)
-        .bind::<Nullable<Integer>, _>(asked.generation);
-    if let Cursor::After(id) | Cursor::Before(id) = asked.cursor {
+        .bind::<BigInt, _>(asked.switcher);
+    if let Some(id) = anchor {
         query = query
             .bind::<BigInt, _>(asked.location_id)
             .bind::<BigInt, _>(id);
     }
-    let row: ListRow = Kept(
-        query
+    query = query
+        .bind::<Nullable<Integer>, _>(asked.generation)
+        .bind::<BigInt, _>(asked.location_id)
+        .bind::<BigInt, _>(asked.user_id)
+        .bind::<BigInt, _>(asked.location_id);
+    if let Some(id) = anchor {
+        query = query
             .bind::<BigInt, _>(asked.location_id)
-            .bind::<BigInt, _>(asked.location_id)
-            .bind::<BigInt, _>(asked.location_id)
-            .bind::<BigInt, _>(asked.switcher)
-            .bind::<BigInt, _>(asked.location_id),
-    )
-    .get_result(conn)?;
-    let who = row.who.decide(asked.generation)?;
-    if who.location.is_none() || !row.anchored {
+            .bind::<BigInt, _>(id)
+            .bind::<BigInt, _>(id);
+    }
+    let mut rows: Vec<ListRow> = KeptAs::<_, ListSql>(query, PhantomData).load(conn)?;
+    // In the page's order (PostgreSQL numbered them; a join's rows come in
+    // no promised order).
+    rows.sort_by_key(|row| row.5);
+    let mut rows = rows.into_iter();
+    // No row: no such user.
+    let Some((user_row, location_row, member, switcher, anchored, _, first)) = rows.next() else {
+        return Ok(ListPageReads {
+            who: WhoRow::decide(None, asked.generation)?,
+            page: None,
+        });
+    };
+    let who = WhoRow::decide(
+        Some(WhoRow {
+            user_row,
+            location_row,
+            member,
+            switcher: switcher.unwrap_or_default(),
+        }),
+        asked.generation,
+    )?;
+    if who.location.is_none() || anchored != Some(true) {
         return Ok(ListPageReads { who, page: None });
     }
-    let forward = !matches!(asked.cursor, Cursor::Before(_));
-    let mut contacts = row
-        .rows
+    let mut contacts: Vec<Contact> = first
         .into_iter()
-        .map(|(contact, _key)| build::<Contact>(contact))
-        .collect::<QueryResult<Vec<_>>>()?;
+        .chain(rows.filter_map(|row| row.6))
+        .collect();
     let more = contacts.len() as i64 > asked.page_size;
     contacts.truncate(asked.page_size as usize);
-    if !forward {
+    if matches!(asked.cursor, Cursor::Before(_)) {
         contacts.reverse();
     }
     let (has_next, has_prev) = asked.cursor.pager(more);
     let total = if !has_next && !has_prev {
         Total::Exact(contacts.len() as i64)
     } else {
-        let whole = ListFilter::from_query("", "", "").map_err(DbError::Replicated)?;
-        contacts::total_from_estimate(
-            conn,
-            asked.location_id,
-            &whole,
-            row.estimate.unwrap_or(i64::MAX),
-        )?
+        contacts::total(conn, asked.location_id, &ListFilter::default(), estimates)?
     };
     Ok(ListPageReads {
         who,
@@ -205,7 +214,7 @@ mod tests {
         );
         for cursor in [Cursor::First, Cursor::After(1), Cursor::Before(1)] {
             let sql = list_sql(&cursor);
-            let sql = sql.replace("@LIMIT", "51").replace("@PAGE", "50");
+            let sql = sql.replace("@LIMIT", "51");
             assert!(!sql.contains('@') && !sql.contains('?'), "{sql}");
             if std::env::var_os("SHOW_SQL").is_some() {
                 println!("{sql}");

@@ -122,12 +122,20 @@ pub struct DbPool {
     /// One large job (a bulk change, an import) at a time, so they never
     /// take the connections webhooks and pages need.
     wide: Arc<Semaphore>,
+    /// The contact list's estimates of this database's locations.
+    estimates: Arc<contacts::Estimates>,
 }
 
 impl DbPool {
     /// A connection now, blocking (for start-up, the CLI and tests).
     pub fn get(&self) -> Result<DbConn, diesel::r2d2::PoolError> {
         self.inner.get()
+    }
+
+    /// The estimates of how many contacts each location holds, kept for
+    /// this database (see [`contacts::Estimates`]).
+    pub fn estimates(&self) -> Arc<contacts::Estimates> {
+        self.estimates.clone()
     }
 }
 
@@ -232,6 +240,7 @@ pub fn build_pool(url: &str, size: u32, timeout: Duration) -> Result<DbPool, DbE
         timeout,
         size,
         wide: Arc::new(Semaphore::new(1)),
+        estimates: Arc::default(),
     })
 }
 

@@ -50,6 +50,19 @@ macro_rules! prepared_statement {
 
 pub(crate) use prepared_statement;
 
+/// `sql` with each `?` in order made `$1`, `$2`, ... (the placeholders of
+/// a `diesel::sql_query`'s binds).
+pub(crate) fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    for (n, part) in sql.split('?').enumerate() {
+        if n > 0 {
+            out.push_str(&format!("${n}"));
+        }
+        out.push_str(part);
+    }
+    out
+}
+
 /// A `diesel::sql_query` built at run time that diesel keeps prepared all
 /// the same, keyed by its text: only for text that holds no values (they
 /// are binds) and comes in few variants, and for statements whose best
@@ -84,6 +97,37 @@ impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Kept<Q> {
 
 impl<Q> diesel::RunQueryDsl<diesel::pg::PgConnection> for Kept<Q> {}
 
+/// [`Kept`], with rows of the SQL types `ST`, read by position: a
+/// `sql_query`'s rows are read by column name, which for a page of rows
+/// is a search of the row's column names for every field of every row.
+pub struct KeptAs<Q, ST>(pub Q, pub std::marker::PhantomData<ST>);
+
+impl<Q, ST> diesel::query_builder::QueryId for KeptAs<Q, ST> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>, ST>
+    diesel::query_builder::QueryFragment<diesel::pg::Pg> for KeptAs<Q, ST>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        self.0.walk_ast(out)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _: &diesel::pg::Pg) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+impl<Q, ST: diesel::sql_types::SqlType> diesel::query_builder::Query for KeptAs<Q, ST> {
+    type SqlType = ST;
+}
+
+impl<Q, ST> diesel::RunQueryDsl<diesel::pg::PgConnection> for KeptAs<Q, ST> {}
+
 #[cfg(test)]
 mod tests {
     use diesel::sql_types::{BigInt, Text};
@@ -98,6 +142,12 @@ mod tests {
         "SELECT id FROM t WHERE id = ? AND name = ?",
         |s| [BigInt => &s.id, Text => &s.name]
     );
+
+    #[test]
+    fn question_marks_are_numbered_in_order() {
+        assert_eq!(super::numbered("a = ? AND b = ?"), "a = $1 AND b = $2");
+        assert_eq!(super::numbered("no binds"), "no binds");
+    }
 
     #[test]
     fn binds_become_numbered_placeholders() {

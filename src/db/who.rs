@@ -7,7 +7,7 @@ use diesel::deserialize::Queryable;
 use diesel::dsl::SqlTypeOf;
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Nullable, Record, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Record, Text};
 
 use super::locations::{self, Location};
 use super::prepared::prepared_statement;
@@ -25,63 +25,78 @@ pub(super) const USER_COLUMNS: &str = "id, email, password_hash, role, agency_id
 pub(super) const LOCATION_COLUMNS: &str =
     "id, agency_id, name, time_zone, created_at, default_region";
 
-/// `v`: the location's id (binds: the location's id, the session's
-/// generation) if the user `u` may see it with that session: the rule of
-/// [`locations::may_see`], for statements that read the location's data
-/// with the user. Every read of that data goes through `v`; the app still
-/// decides with `may_see` and the session claim.
-pub(super) const VISIBLE_CTE: &str = "v AS (
-        SELECT l.id FROM u JOIN locations l ON l.id = ?
-        WHERE u.deactivated_at IS NULL AND u.session_generation = ?
-          AND (u.role = 'support'
-               OR (u.role = 'agency' AND u.agency_id = l.agency_id)
-               OR (u.role = 'location' AND EXISTS (
-                   SELECT 1 FROM location_memberships m
-                   WHERE m.location_id = l.id AND m.user_id = u.id))))";
+/// `w`: one row, who is asking and where. The user `u` (no row at all if
+/// there is no such user), the location of the path `l` as a record (NULL
+/// if there is no such location), whether the user is one of its members,
+/// what the switcher needs of the user, and `visible`: whether the user
+/// may see the location with the session's generation, the rule of
+/// [`locations::may_see`] for statements that read the location's data
+/// with the user (every such read requires `w.visible`; the app still
+/// decides with `may_see` and the session claim). Binds: the session's
+/// generation, the location's id, the user's id.
+///
+/// One join of three rows by their keys: the same reads written as CTEs
+/// (the user, then the location it may see, then the location again and
+/// the membership again for the columns) cost PostgreSQL more to set up
+/// and run than the two statements they replaced.
+pub(super) const WHO_FROM: &str = "(SELECT ROW(@USER_U) AS user_row,
+        CASE WHEN l.id IS NOT NULL THEN ROW(@LOCATION_L) END AS location_row,
+        m.user_id IS NOT NULL AS member,
+        u.id AS user_id, u.role, u.agency_id,
+        (u.deactivated_at IS NULL AND u.session_generation = ? AND l.id IS NOT NULL
+         AND (u.role = 'support'
+              OR (u.role = 'agency' AND u.agency_id = l.agency_id)
+              OR (u.role = 'location' AND m.user_id IS NOT NULL))) AS visible
+      FROM users u
+      LEFT JOIN locations l ON l.id = ?
+      LEFT JOIN location_memberships m ON m.location_id = l.id AND m.user_id = u.id
+      WHERE u.id = ?) w";
 
-/// `u` (the user, a CTE the statement defines first) may switch to these
-/// locations: as `locations::visible` lists them, one branch per role so
-/// each uses its index (only the user's role's branch runs).
-pub(super) const SWITCHER_CTE: &str = "switcher AS (
+/// The locations `w`'s user may switch to, (id, name), as
+/// `locations::visible` lists them: one branch per role so each uses its
+/// index (only the user's role's branch runs). Bind: how many.
+pub(super) const SWITCHER: &str = "ARRAY(SELECT ROW(s.id, s.name) FROM (
         SELECT l.id, l.name, g.name AS agency
         FROM locations l JOIN agencies g ON g.id = l.agency_id
-        WHERE (SELECT role FROM u) = 'location'
+        WHERE w.role = 'location'
           AND l.id IN (SELECT location_id FROM location_memberships
-                       WHERE user_id = (SELECT id FROM u))
+                       WHERE user_id = w.user_id)
         UNION ALL
         SELECT l.id, l.name, g.name
         FROM locations l JOIN agencies g ON g.id = l.agency_id
-        WHERE l.agency_id = (SELECT agency_id FROM u WHERE role = 'agency')
+        WHERE w.role = 'agency' AND l.agency_id = w.agency_id
         UNION ALL
         SELECT l.id, l.name, g.name
         FROM locations l JOIN agencies g ON g.id = l.agency_id
-        WHERE (SELECT role FROM u) = 'support')";
+        WHERE w.role = 'support') s
+      ORDER BY s.agency, s.name, s.id LIMIT ?)";
 
-/// The columns of [`WhoRow`]; binds: the location's id twice, then how many
-/// locations the switcher lists.
-pub(super) const WHO_COLUMNS: &str = "(SELECT ROW(@USER) FROM u) AS user_row,
-        (SELECT ROW(@LOCATION) FROM locations WHERE id = ?) AS location_row,
-        EXISTS (SELECT 1 FROM location_memberships m, u
-                WHERE m.location_id = ? AND m.user_id = u.id) AS member,
-        ARRAY(SELECT ROW(id, name) FROM switcher ORDER BY agency, name, id LIMIT ?)
-            AS switcher";
+/// A column list with each name taken from `table` (`a, b` → `t.a, t.b`).
+pub(super) fn prefixed(list: &str, table: &str) -> String {
+    list.split(',')
+        .map(|c| format!("{table}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
-/// `sql` with the user's and the location's column lists filled in.
-pub(super) fn with_columns(sql: &str) -> String {
-    sql.replace("@USER", USER_COLUMNS)
-        .replace("@LOCATION", LOCATION_COLUMNS)
+/// `sql` with `@WHO_FROM` and `@SWITCHER` filled in.
+pub(super) fn with_who(sql: &str) -> String {
+    sql.replace("@WHO_FROM", WHO_FROM)
+        .replace("@SWITCHER", SWITCHER)
+        .replace("@USER_U", &prefixed(USER_COLUMNS, "u"))
+        .replace("@LOCATION_L", &prefixed(LOCATION_COLUMNS, "l"))
 }
 
 #[derive(QueryableByName)]
 pub(super) struct WhoRow {
     #[diesel(sql_type = Nullable<Record<SqlOf<User>>>)]
-    user_row: Option<RowOf<User>>,
+    pub(super) user_row: Option<RowOf<User>>,
     #[diesel(sql_type = Nullable<Record<SqlOf<Location>>>)]
-    location_row: Option<RowOf<Location>>,
+    pub(super) location_row: Option<RowOf<Location>>,
     #[diesel(sql_type = Bool)]
-    member: bool,
+    pub(super) member: bool,
     #[diesel(sql_type = Array<Record<(BigInt, Text)>>)]
-    switcher: Vec<(i64, String)>,
+    pub(super) switcher: Vec<(i64, String)>,
 }
 
 /// What was found: the user (`None`: no such user), the location only if
@@ -95,18 +110,25 @@ pub struct Who {
 }
 
 impl WhoRow {
-    /// `generation`: the session's. A deactivated user, or a session from
-    /// before their last sign-out or password change, gets no location
-    /// (the caller signs it out; this only makes sure nothing is handed
-    /// on even if a caller forgot to).
-    pub(super) fn decide(self, generation: Option<i32>) -> QueryResult<Who> {
-        let user = self.user_row.map(build::<User>).transpose()?;
-        let location = self.location_row.map(build::<Location>).transpose()?;
+    /// What `w` found (`None`: no such user). `generation`: the session's.
+    /// A deactivated user, or a session from before their last sign-out or
+    /// password change, gets no location (the caller signs it out; this
+    /// only makes sure nothing is handed on even if a caller forgot to).
+    pub(super) fn decide(found: Option<Self>, generation: Option<i32>) -> QueryResult<Who> {
+        let Some(found) = found else {
+            return Ok(Who {
+                user: None,
+                location: None,
+                switcher: Vec::new(),
+            });
+        };
+        let user = found.user_row.map(build::<User>).transpose()?;
+        let location = found.location_row.map(build::<Location>).transpose()?;
         let location = match (&user, location) {
             (Some(user), Some(l))
                 if user.is_active()
                     && generation == Some(user.session_generation)
-                    && locations::may_see(user, &l, self.member) =>
+                    && locations::may_see(user, &l, found.member) =>
             {
                 Some(l)
             }
@@ -114,7 +136,7 @@ impl WhoRow {
         };
         Ok(Who {
             switcher: if location.is_some() {
-                self.switcher
+                found.switcher
             } else {
                 Vec::new()
             },
@@ -135,31 +157,27 @@ where
 
 struct WhoStatement {
     user_id: i64,
+    generation: Option<i32>,
     location_id: i64,
     switcher: i64,
 }
 
-const WHO_SQL: &str = "WITH u AS (SELECT * FROM users WHERE id = ?), @SWITCHER SELECT @WHO";
+const WHO_SQL: &str = "SELECT w.user_row, w.location_row, w.member, @SWITCHER AS switcher
+    FROM @WHO_FROM";
 
 fn who_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| {
-        with_columns(
-            &WHO_SQL
-                .replace("@SWITCHER", SWITCHER_CTE)
-                .replace("@WHO", WHO_COLUMNS),
-        )
-    })
+    SQL.get_or_init(|| with_who(WHO_SQL))
 }
 
 prepared_statement!(
     WhoStatement -> diesel::sql_types::Untyped,
     who_sql(),
     |s| [
-        BigInt => &s.user_id,
-        BigInt => &s.location_id,
-        BigInt => &s.location_id,
         BigInt => &s.switcher,
+        Nullable<Integer> => &s.generation,
+        BigInt => &s.location_id,
+        BigInt => &s.user_id,
     ]
 );
 
@@ -173,13 +191,17 @@ pub fn read(
     location_id: i64,
     switcher: i64,
 ) -> QueryResult<Who> {
-    WhoStatement {
-        user_id,
-        location_id,
-        switcher,
-    }
-    .get_result::<WhoRow>(conn)?
-    .decide(generation)
+    WhoRow::decide(
+        WhoStatement {
+            user_id,
+            generation,
+            location_id,
+            switcher,
+        }
+        .get_result::<WhoRow>(conn)
+        .optional()?,
+        generation,
+    )
 }
 
 #[cfg(test)]
@@ -227,5 +249,9 @@ pub(super) mod tests {
             diesel_columns(locations::table.select(Location::as_select()))
         );
         assert!(!who_sql().contains('@'), "{}", who_sql());
+        assert_eq!(
+            prefixed(LOCATION_COLUMNS, "l"),
+            "l.id, l.agency_id, l.name, l.time_zone, l.created_at, l.default_region"
+        );
     }
 }

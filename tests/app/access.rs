@@ -31,6 +31,7 @@ fn first_contact(app: &TestApp, location_id: i64) -> i64 {
         &Default::default(),
         &contacts::Cursor::First,
         1,
+        &Default::default(),
     )
     .unwrap()
     .contacts[0]

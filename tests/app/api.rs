@@ -137,6 +137,7 @@ async fn invalid_input_gets_a_422_naming_the_field_and_changes_nothing() {
         &Default::default(),
         &dnd::db::contacts::Cursor::First,
         1000,
+        &Default::default(),
     )
     .unwrap()
     .contacts
@@ -216,6 +217,7 @@ async fn invalid_input_gets_a_422_naming_the_field_and_changes_nothing() {
         &Default::default(),
         &dnd::db::contacts::Cursor::First,
         1000,
+        &Default::default(),
     )
     .unwrap()
     .contacts

@@ -308,6 +308,27 @@ fn a_stale_or_deactivated_session_reads_none_of_the_locations_data() {
     assert!(read(&mut conn, Some(user.session_generation))
         .contact
         .is_none());
+    // A cookie naming a user who is not there (deleted): no user, nothing.
+    let nobody =
+        contact_page::read(&mut conn, i64::MAX, Some(0), downtown.id, rich, &SHOWN).unwrap();
+    assert!(nobody.user.is_none() && nobody.location.is_none() && nobody.contact.is_none());
+    assert!(nobody.switcher.is_empty());
+    let nobody = dnd::db::who::read(&mut conn, i64::MAX, Some(0), downtown.id, 200).unwrap();
+    assert!(nobody.user.is_none() && nobody.location.is_none() && nobody.switcher.is_empty());
+    let nobody = dnd::db::list_page::read(
+        &mut conn,
+        &dnd::db::list_page::ListAsked {
+            user_id: i64::MAX,
+            generation: Some(0),
+            location_id: downtown.id,
+            cursor: contacts::Cursor::First,
+            page_size: 50,
+            switcher: 200,
+        },
+        &Default::default(),
+    )
+    .unwrap();
+    assert!(nobody.who.user.is_none() && nobody.who.location.is_none() && nobody.page.is_none());
 }
 
 #[actix_web::test]
@@ -366,15 +387,30 @@ fn the_lists_one_statement_reads_what_who_and_the_list_read_for_every_actor_and_
         );
     }
     let whole = contacts::ListFilter::from_query("", "", "").unwrap();
+    let estimates = contacts::Estimates::default();
     // Anchors: a contact in the middle of Downtown's second page, one of
     // Harbor's, and none.
-    let second =
-        contacts::list(&mut conn, downtown.id, &whole, &contacts::Cursor::First, 50).unwrap();
+    let second = contacts::list(
+        &mut conn,
+        downtown.id,
+        &whole,
+        &contacts::Cursor::First,
+        50,
+        &estimates,
+    )
+    .unwrap();
     let middle = second.contacts[25].id;
     let last = second.contacts[49].id;
-    let harbors = contacts::list(&mut conn, harbor.id, &whole, &contacts::Cursor::First, 50)
-        .unwrap()
-        .contacts[3]
+    let harbors = contacts::list(
+        &mut conn,
+        harbor.id,
+        &whole,
+        &contacts::Cursor::First,
+        50,
+        &estimates,
+    )
+    .unwrap()
+    .contacts[3]
         .id;
     let everyone = everyone(&mut conn);
     let mut pages = 0;
@@ -397,8 +433,11 @@ fn the_lists_one_statement_reads_what_who_and_the_list_read_for_every_actor_and_
                     page_size: 50,
                     switcher: 200,
                 };
-                let one = list_page::read(&mut conn, &asked).unwrap();
-                let expected = who::read(
+                let one = list_page::read(&mut conn, &asked, &estimates).unwrap();
+                // Who, as the per-read functions find it, and as every other
+                // location page reads it (`who::read`).
+                let expected = one_by_one(&mut conn, user.id, location, i64::MAX);
+                let who = who::read(
                     &mut conn,
                     user.id,
                     Some(user.session_generation),
@@ -407,29 +446,36 @@ fn the_lists_one_statement_reads_what_who_and_the_list_read_for_every_actor_and_
                 )
                 .unwrap();
                 let context = format!("{} at {location}, {cursor:?}", user.email);
+                let expected = format!(
+                    "{:?} {:?} {:?}",
+                    expected.user, expected.location, expected.switcher
+                );
                 assert_eq!(
                     format!(
                         "{:?} {:?} {:?}",
                         one.who.user, one.who.location, one.who.switcher
                     ),
-                    format!(
-                        "{:?} {:?} {:?}",
-                        expected.user, expected.location, expected.switcher
-                    ),
+                    expected,
                     "{context}"
                 );
-                if expected.location.is_none() {
+                assert_eq!(
+                    format!("{:?} {:?} {:?}", who.user, who.location, who.switcher),
+                    expected,
+                    "who::read: {context}"
+                );
+                if who.location.is_none() {
                     assert!(
                         one.page.is_none(),
                         "{context}: a page of a location not theirs"
                     );
                     continue;
                 }
-                let listed = contacts::list(&mut conn, location, &whole, &cursor, 50).unwrap();
+                let listed =
+                    contacts::list(&mut conn, location, &whole, &cursor, 50, &estimates).unwrap();
                 // No page: the cursor's contact is not in this location, and
                 // the handler lists with `contacts::list` (from the start).
                 let page = one.page.unwrap_or_else(|| {
-                    contacts::list(&mut conn, location, &whole, &cursor, 50).unwrap()
+                    contacts::list(&mut conn, location, &whole, &cursor, 50, &estimates).unwrap()
                 });
                 assert_eq!(described_page(&page), described_page(&listed), "{context}");
                 pages += usize::from(!page.contacts.is_empty());
@@ -452,6 +498,7 @@ fn the_lists_one_statement_reads_what_who_and_the_list_read_for_every_actor_and_
             page_size: 50,
             switcher: 200,
         },
+        &estimates,
     )
     .unwrap();
     assert!(stale.page.is_none_or(|p| p.contacts.is_empty()));
@@ -514,12 +561,13 @@ fn the_pages_statements_are_planned_once_not_on_every_request() {
                 page_size: 50,
                 switcher: 200,
             },
+            &Default::default(),
         )
         .unwrap();
     }
     let plans: Vec<Plans> = diesel::sql_query(
         "SELECT generic_plans, custom_plans FROM pg_prepared_statements
-         WHERE statement LIKE 'WITH u AS%' ORDER BY statement",
+         WHERE statement LIKE '%FROM (SELECT ROW(u.id%' ORDER BY statement",
     )
     .load(&mut conn)
     .unwrap();

@@ -359,3 +359,82 @@ async fn a_name_deep_in_a_long_list_is_found_and_a_long_list_is_counted() {
         "{counted}"
     );
 }
+
+/// The count a list page shows (`1–50 of 61`).
+fn list_count(html: &str) -> String {
+    html.split("id=\"list-count\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The whole location's estimate is kept a minute, but a location small
+/// enough to count is still counted on every view: a contact added or
+/// deleted shows in the total at once.
+#[actix_web::test]
+async fn the_lists_total_follows_contacts_added_and_deleted_at_once() {
+    let app = spawn_app().await;
+    let downtown = app.location_id(demo::DOWNTOWN);
+    diesel::sql_query(
+        "INSERT INTO contacts (location_id, name, email) \
+         SELECT $1, 'Counted ' || i, 'counted' || i || '@example.test' \
+         FROM generate_series(1, 60) AS i",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(downtown)
+    .execute(&mut app.db.conn())
+    .unwrap();
+    app.sign_in_as(demo::LOCATION_USER).await;
+    let path = format!("/locations/{downtown}/contacts");
+    let (_, html) = app.get_text(&path).await;
+    let before: i64 = list_count(&html)
+        .strip_prefix("1–50 of ")
+        .and_then(|n| n.replace(',', "").parse().ok())
+        .unwrap_or_else(|| panic!("{}", list_count(&html)));
+    assert!(before > 60, "{before}");
+
+    add_contact(&app, downtown, "Counted Late", None, "late@example.test");
+    let (_, html) = app.get_text(&path).await;
+    assert_eq!(list_count(&html), format!("1–50 of {}", before + 1));
+
+    diesel::sql_query("DELETE FROM contacts WHERE location_id = $1 AND name LIKE 'Counted 1%'")
+        .bind::<diesel::sql_types::BigInt, _>(downtown)
+        .execute(&mut app.db.conn())
+        .unwrap();
+    let (_, html) = app.get_text(&path).await;
+    // Counted 1, 10–19, 100… : 11 of the 60.
+    assert_eq!(list_count(&html), format!("1–50 of {}", before + 1 - 11));
+}
+
+/// The planner's estimate of a location's contacts is planned once a
+/// minute, not on every view: kept, it is the same figure after the
+/// statistics change; a pool of its own plans it again.
+#[test]
+fn a_locations_estimate_is_kept_not_planned_on_every_view() {
+    let db = crate::common::TestDb::new();
+    let mut conn = db.conn();
+    let downtown = locations::find_by_name(&mut conn, demo::DOWNTOWN)
+        .unwrap()
+        .unwrap()
+        .id;
+    let grow = |conn: &mut diesel::PgConnection| {
+        diesel::sql_query(
+            "INSERT INTO contacts (location_id, name) \
+             SELECT $1, 'Estimated ' || i FROM generate_series(1, 20000) AS i",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(downtown)
+        .execute(conn)
+        .unwrap();
+        diesel::sql_query("ANALYZE contacts").execute(conn).unwrap();
+    };
+    grow(&mut conn);
+    let kept = contacts::Estimates::default();
+    let first = kept.whole_location(&mut conn, downtown).unwrap();
+    assert!((15_000..30_000).contains(&first), "{first}");
+    grow(&mut conn);
+    assert_eq!(kept.whole_location(&mut conn, downtown).unwrap(), first);
+    let fresh = contacts::Estimates::default()
+        .whole_location(&mut conn, downtown)
+        .unwrap();
+    assert!(fresh > first + 10_000, "{fresh} after {first}");
+}

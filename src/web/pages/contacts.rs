@@ -245,9 +245,10 @@ pub async fn list_contacts(
         page_size: PAGE_SIZE,
         switcher: SWITCHER_SIZE,
     };
+    let estimates = state.pool.estimates();
     let (who, page) = db::run(&state.pool, move |conn| -> Result<_, PageError> {
         if whole_location {
-            let read = list_page::read(conn, &asked)?;
+            let read = list_page::read(conn, &asked, &estimates)?;
             return Ok((read.who, read.page));
         }
         let who = who::read(
@@ -270,6 +271,7 @@ pub async fn list_contacts(
             let filter = ListFilter::from_query(&q, &status, &channel)
                 .map_err(PageError::BadRequest)?
                 .in_region(&location.default_region);
+            let estimates = state.pool.estimates();
             db::run(&state.pool, move |conn| -> Result<_, PageError> {
                 Ok(contacts::list(
                     conn,
@@ -277,6 +279,7 @@ pub async fn list_contacts(
                     &filter,
                     &cursor,
                     PAGE_SIZE,
+                    &estimates,
                 )?)
             })
             .await?
