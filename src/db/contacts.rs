@@ -941,7 +941,7 @@ impl Conditions {
             diesel::query_builder::SqlQuery,
         >,
     > {
-        super::prepared::Kept(self.query(sql, extra))
+        super::prepared::Kept::new(self.query(sql, extra))
     }
 
     /// The next placeholder after these conditions' own.

@@ -7,8 +7,6 @@
 //! when the list has more than one page. Searches and filters go through
 //! [`contacts::list`], which plans each one for its values.
 
-use std::marker::PhantomData;
-
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Record, Text};
@@ -16,7 +14,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Record, Text};
 use super::contact_page::CONTACT_COLUMNS;
 use super::contacts::{self, Contact, ContactPage, Cursor, Estimates, ListFilter, Total};
 use super::locations::Location;
-use super::prepared::{numbered, KeptAs};
+use super::prepared::{numbered, Kept};
 use super::users::User;
 use super::who::{prefixed, with_who, RowOf, SqlOf, Who, WhoRow};
 use super::DbError;
@@ -150,7 +148,7 @@ pub fn read(
             .bind::<BigInt, _>(id)
             .bind::<BigInt, _>(id);
     }
-    let mut rows: Vec<ListRow> = KeptAs::<_, ListSql>(query, PhantomData).load(conn)?;
+    let mut rows: Vec<ListRow> = Kept::<_, ListSql>::as_rows_of(query).load(conn)?;
     // In the page's order (PostgreSQL numbered them; a join's rows come in
     // no promised order).
     rows.sort_by_key(|row| row.5);

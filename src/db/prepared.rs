@@ -69,46 +69,32 @@ pub(crate) fn numbered(sql: &str) -> String {
 /// plan does not depend on the values bound (PostgreSQL may keep one
 /// generic plan after five executions; it plans again when ANALYZE
 /// updates the tables' statistics).
-pub struct Kept<Q>(pub Q);
+///
+/// Its rows are read by column name ([`Kept::new`]), or by position as the
+/// SQL types `ST` ([`Kept::as_rows_of`]): by name, diesel searches the
+/// row's column names for every field of every row, which for a page of
+/// rows costs more than decoding them.
+pub struct Kept<Q, ST = diesel::sql_types::Untyped>(Q, std::marker::PhantomData<ST>);
 
-impl<Q> diesel::query_builder::QueryId for Kept<Q> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
-    diesel::query_builder::QueryFragment<diesel::pg::Pg> for Kept<Q>
-{
-    fn walk_ast<'b>(
-        &'b self,
-        out: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
-    ) -> diesel::QueryResult<()> {
-        self.0.walk_ast(out)
-    }
-
-    fn is_safe_to_cache_prepared(&self, _: &diesel::pg::Pg) -> diesel::QueryResult<bool> {
-        Ok(true)
+impl<Q> Kept<Q> {
+    pub fn new(query: Q) -> Self {
+        Kept(query, std::marker::PhantomData)
     }
 }
 
-impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Kept<Q> {
-    type SqlType = Q::SqlType;
+impl<Q, ST> Kept<Q, ST> {
+    pub fn as_rows_of(query: Q) -> Self {
+        Kept(query, std::marker::PhantomData)
+    }
 }
 
-impl<Q> diesel::RunQueryDsl<diesel::pg::PgConnection> for Kept<Q> {}
-
-/// [`Kept`], with rows of the SQL types `ST`, read by position: a
-/// `sql_query`'s rows are read by column name, which for a page of rows
-/// is a search of the row's column names for every field of every row.
-pub struct KeptAs<Q, ST>(pub Q, pub std::marker::PhantomData<ST>);
-
-impl<Q, ST> diesel::query_builder::QueryId for KeptAs<Q, ST> {
+impl<Q, ST> diesel::query_builder::QueryId for Kept<Q, ST> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
 impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>, ST>
-    diesel::query_builder::QueryFragment<diesel::pg::Pg> for KeptAs<Q, ST>
+    diesel::query_builder::QueryFragment<diesel::pg::Pg> for Kept<Q, ST>
 {
     fn walk_ast<'b>(
         &'b self,
@@ -122,11 +108,11 @@ impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>, ST>
     }
 }
 
-impl<Q, ST: diesel::sql_types::SqlType> diesel::query_builder::Query for KeptAs<Q, ST> {
+impl<Q, ST> diesel::query_builder::Query for Kept<Q, ST> {
     type SqlType = ST;
 }
 
-impl<Q, ST> diesel::RunQueryDsl<diesel::pg::PgConnection> for KeptAs<Q, ST> {}
+impl<Q, ST> diesel::RunQueryDsl<diesel::pg::PgConnection> for Kept<Q, ST> {}
 
 #[cfg(test)]
 mod tests {

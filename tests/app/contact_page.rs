@@ -154,6 +154,22 @@ fn one_by_one(
     }
 }
 
+/// The list's first page, as the list asks for it.
+fn first_page(
+    user_id: i64,
+    generation: Option<i32>,
+    location_id: i64,
+) -> dnd::db::list_page::ListAsked {
+    dnd::db::list_page::ListAsked {
+        user_id,
+        generation,
+        location_id,
+        cursor: contacts::Cursor::First,
+        page_size: 50,
+        switcher: 200,
+    }
+}
+
 /// Both reads as text (every struct is `Debug`; an integration's `Debug`
 /// hides its secrets, so they are added).
 fn described(reads: &ContactPageReads) -> String {
@@ -317,14 +333,7 @@ fn a_stale_or_deactivated_session_reads_none_of_the_locations_data() {
     assert!(nobody.user.is_none() && nobody.location.is_none() && nobody.switcher.is_empty());
     let nobody = dnd::db::list_page::read(
         &mut conn,
-        &dnd::db::list_page::ListAsked {
-            user_id: i64::MAX,
-            generation: Some(0),
-            location_id: downtown.id,
-            cursor: contacts::Cursor::First,
-            page_size: 50,
-            switcher: 200,
-        },
+        &first_page(i64::MAX, Some(0), downtown.id),
         &Default::default(),
     )
     .unwrap();
@@ -490,14 +499,7 @@ fn the_lists_one_statement_reads_what_who_and_the_list_read_for_every_actor_and_
         .unwrap();
     let stale = list_page::read(
         &mut conn,
-        &ListAsked {
-            user_id: user.id,
-            generation: Some(user.session_generation + 1),
-            location_id: downtown.id,
-            cursor: contacts::Cursor::First,
-            page_size: 50,
-            switcher: 200,
-        },
+        &first_page(user.id, Some(user.session_generation + 1), downtown.id),
         &estimates,
     )
     .unwrap();
@@ -518,7 +520,7 @@ struct Plans {
 /// size was a bind).
 #[test]
 fn the_pages_statements_are_planned_once_not_on_every_request() {
-    use dnd::db::list_page::{self, ListAsked};
+    use dnd::db::list_page;
     let db = TestDb::new();
     let mut conn = db.conn();
     let downtown = locations::find_by_name(&mut conn, demo::DOWNTOWN)
@@ -553,14 +555,7 @@ fn the_pages_statements_are_planned_once_not_on_every_request() {
         .unwrap();
         list_page::read(
             &mut conn,
-            &ListAsked {
-                user_id: user.id,
-                generation: Some(user.session_generation),
-                location_id: downtown.id,
-                cursor: contacts::Cursor::First,
-                page_size: 50,
-                switcher: 200,
-            },
+            &first_page(user.id, Some(user.session_generation), downtown.id),
             &Default::default(),
         )
         .unwrap();
