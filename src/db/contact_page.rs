@@ -86,7 +86,8 @@ struct PageStatement {
 /// `w` and `c` make, run once. Each names the location by the bound id
 /// itself, `location_id = ?`, so the planner sees the tenant key (and a
 /// Citus coordinator can route the statement to the location's shard).
-const PAGE_SQL: &str = "SELECT w.user_row, w.location_row, w.member, @SWITCHER AS switcher,
+const PAGE_SQL: &str =
+    "SELECT w.user_row, w.location_row, w.member, w.visible, @SWITCHER AS switcher,
         CASE WHEN c.id IS NOT NULL THEN ROW(@CONTACT_C) END AS contact_row,
         ARRAY(SELECT ROW(@INTEGRATION) FROM integrations
               WHERE location_id = ? AND w.visible ORDER BY id) AS integrations,
@@ -255,6 +256,16 @@ pub fn read(
         location,
         switcher,
     } = WhoRow::decide(Some(row.who), generation)?;
+    debug_assert!(
+        location.is_some()
+            || (row.contact_row.is_none()
+                && row.integrations.is_empty()
+                && row.reasons.is_empty()
+                && row.history.is_empty()
+                && row.requests.is_empty()
+                && row.messages.is_empty()),
+        "the statement read a location's data it may not show"
+    );
     let contact = match (&location, row.contact_row) {
         (Some(_), Some(contact)) => {
             let contact = build::<Contact>(contact)?;

@@ -20,7 +20,8 @@ use super::who::{prefixed, with_who, RowOf, SqlOf, Who, WhoRow};
 use super::DbError;
 
 /// Who (`w`) on the first row only, then each of the page's contacts
-/// (`p`, numbered from 1 in the page's order; none: an empty page). Binds,
+/// (`p`, numbered `_n` from 1 in the page's order; none: an empty page;
+/// `_key` and `_n` so no column `contacts` may gain is taken). Binds,
 /// in the order of their `?`: the switcher's size; the location and the
 /// anchor (`@ANCHORED`, not on the first page); the session's generation,
 /// the location and the user (`w`); the location (the rows); the location
@@ -30,16 +31,16 @@ use super::DbError;
 /// plan guesses a larger LIMIT, costs more than a plan for the value, and
 /// it planned the whole statement again on every request (about a
 /// millisecond).
-const LIST_SQL: &str = "SELECT CASE WHEN p.n IS NULL OR p.n = 1 THEN w.user_row END,
-        CASE WHEN p.n IS NULL OR p.n = 1 THEN w.location_row END,
-        w.member,
-        CASE WHEN p.n IS NULL OR p.n = 1 THEN @SWITCHER END,
-        CASE WHEN p.n IS NULL OR p.n = 1 THEN @ANCHORED END,
-        p.n, @CONTACT_P
+const LIST_SQL: &str = "SELECT CASE WHEN p._n IS NULL OR p._n = 1 THEN w.user_row END,
+        CASE WHEN p._n IS NULL OR p._n = 1 THEN w.location_row END,
+        w.member, w.visible,
+        CASE WHEN p._n IS NULL OR p._n = 1 THEN @SWITCHER END,
+        CASE WHEN p._n IS NULL OR p._n = 1 THEN @ANCHORED END,
+        p._n, @CONTACT_P
     FROM @WHO_FROM
     LEFT JOIN LATERAL (
-        SELECT row_number() OVER (ORDER BY k.key @DIR, k.id @DIR) AS n, k.*
-        FROM (SELECT c.*, lower(c.name) AS key FROM contacts c
+        SELECT row_number() OVER (ORDER BY k._key @DIR, k.id @DIR) AS _n, k.*
+        FROM (SELECT c.*, lower(c.name) AS _key FROM contacts c
               WHERE c.location_id = ? AND w.visible @RANGE
               ORDER BY lower(c.name) @DIR, c.id @DIR LIMIT @LIMIT) k) p ON true";
 
@@ -85,6 +86,7 @@ type ListSql = (
     Nullable<Record<SqlOf<User>>>,
     Nullable<Record<SqlOf<Location>>>,
     Bool,
+    Nullable<Bool>,
     Nullable<Array<Record<(BigInt, Text)>>>,
     Nullable<Bool>,
     Nullable<BigInt>,
@@ -94,6 +96,7 @@ type ListRow = (
     Option<RowOf<User>>,
     Option<RowOf<Location>>,
     bool,
+    Option<bool>,
     Option<Vec<(i64, String)>>,
     Option<bool>,
     Option<i64>,
@@ -151,10 +154,11 @@ pub fn read(
     let mut rows: Vec<ListRow> = Kept::<_, ListSql>::as_rows_of(query).load(conn)?;
     // In the page's order (PostgreSQL numbered them; a join's rows come in
     // no promised order).
-    rows.sort_by_key(|row| row.5);
+    rows.sort_by_key(|row| row.6);
     let mut rows = rows.into_iter();
     // No row: no such user.
-    let Some((user_row, location_row, member, switcher, anchored, _, first)) = rows.next() else {
+    let Some((user_row, location_row, member, visible, switcher, anchored, _, first)) = rows.next()
+    else {
         return Ok(ListPageReads {
             who: WhoRow::decide(None, asked.generation)?,
             page: None,
@@ -165,16 +169,21 @@ pub fn read(
             user_row,
             location_row,
             member,
+            visible,
             switcher: switcher.unwrap_or_default(),
         }),
         asked.generation,
     )?;
+    debug_assert!(
+        who.location.is_some() || (first.is_none() && rows.len() == 0),
+        "the statement read a location's contacts it may not show"
+    );
     if who.location.is_none() || anchored != Some(true) {
         return Ok(ListPageReads { who, page: None });
     }
     let mut contacts: Vec<Contact> = first
         .into_iter()
-        .chain(rows.filter_map(|row| row.6))
+        .chain(rows.filter_map(|row| row.7))
         .collect();
     let more = contacts.len() as i64 > asked.page_size;
     contacts.truncate(asked.page_size as usize);

@@ -95,6 +95,8 @@ pub(super) struct WhoRow {
     pub(super) location_row: Option<RowOf<Location>>,
     #[diesel(sql_type = Bool)]
     pub(super) member: bool,
+    #[diesel(sql_type = Nullable<Bool>)]
+    pub(super) visible: Option<bool>,
     #[diesel(sql_type = Array<Record<(BigInt, Text)>>)]
     pub(super) switcher: Vec<(i64, String)>,
 }
@@ -134,6 +136,11 @@ impl WhoRow {
             }
             _ => None,
         };
+        debug_assert_eq!(
+            found.visible.unwrap_or(false),
+            location.is_some(),
+            "the statement's w.visible disagrees with may_see"
+        );
         Ok(Who {
             switcher: if location.is_some() {
                 found.switcher
@@ -162,7 +169,8 @@ struct WhoStatement {
     switcher: i64,
 }
 
-const WHO_SQL: &str = "SELECT w.user_row, w.location_row, w.member, @SWITCHER AS switcher
+const WHO_SQL: &str =
+    "SELECT w.user_row, w.location_row, w.member, w.visible, @SWITCHER AS switcher
     FROM @WHO_FROM";
 
 fn who_sql() -> &'static str {

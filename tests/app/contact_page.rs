@@ -479,6 +479,17 @@ fn the_lists_one_statement_reads_what_who_and_the_list_read_for_every_actor_and_
                     );
                     continue;
                 }
+                let anchor_here = match cursor {
+                    contacts::Cursor::First => true,
+                    contacts::Cursor::After(id) | contacts::Cursor::Before(id) => {
+                        contacts::find(&mut conn, location, id).unwrap().is_some()
+                    }
+                };
+                assert_eq!(
+                    one.page.is_some(),
+                    anchor_here,
+                    "{context}: the one statement's page"
+                );
                 let listed =
                     contacts::list(&mut conn, location, &whole, &cursor, 50, &estimates).unwrap();
                 // No page: the cursor's contact is not in this location, and
@@ -493,17 +504,33 @@ fn the_lists_one_statement_reads_what_who_and_the_list_read_for_every_actor_and_
     }
     assert!(pages >= 20, "only {pages} pages with contacts compared");
 
-    // A cookie from before a sign-out reads no rows.
+    // A cookie from before a sign-out, or without a generation, and a
+    // deactivated user read no rows and get no location.
     let user = users::find_by_email(&mut conn, demo::LOCATION_USER)
         .unwrap()
         .unwrap();
-    let stale = list_page::read(
-        &mut conn,
-        &first_page(user.id, Some(user.session_generation + 1), downtown.id),
-        &estimates,
-    )
-    .unwrap();
-    assert!(stale.page.is_none_or(|p| p.contacts.is_empty()));
+    let nothing = |conn: &mut PgConnection, generation: Option<i32>| {
+        let list = list_page::read(
+            conn,
+            &first_page(user.id, generation, downtown.id),
+            &estimates,
+        )
+        .unwrap();
+        let who = who::read(conn, user.id, generation, downtown.id, 200).unwrap();
+        list.page.is_none()
+            && list.who.location.is_none()
+            && list.who.switcher.is_empty()
+            && who.location.is_none()
+            && who.switcher.is_empty()
+    };
+    assert!(!nothing(&mut conn, Some(user.session_generation)));
+    assert!(nothing(&mut conn, Some(user.session_generation + 1)));
+    assert!(nothing(&mut conn, None));
+    diesel::sql_query("UPDATE users SET deactivated_at = now() WHERE id = $1")
+        .bind::<diesel::sql_types::BigInt, _>(user.id)
+        .execute(&mut conn)
+        .unwrap();
+    assert!(nothing(&mut conn, Some(user.session_generation)));
 }
 
 #[derive(diesel::QueryableByName, Debug)]
