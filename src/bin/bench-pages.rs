@@ -112,18 +112,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let separate = capture_sql(&mut conn, &log_path, Capture::Own, |conn| {
         reads_one_by_one(conn, user_id, location_id, contact_id)
     })?;
-    println!(
-        "contact page's reads one statement each: {} statements",
-        separate.len()
-    );
-    show_sql(&separate);
-    references[0].insert(
-        0,
-        (
-            format!("pgbench of its reads one by one ({})", separate.len()),
-            separate.join(";\n") + ";\n",
-        ),
-    );
+    add_one_by_one(&mut references[0], "contact page", &separate);
     // The estimate of the location's size is kept a minute (by the server
     // as here): the reads of a page view are those with it kept.
     let estimates = dnd::db::contacts::Estimates::default();
@@ -131,18 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let separate = capture_sql(&mut conn, &log_path, Capture::Own, |conn| {
         list_one_by_one(conn, user_id, location_id, &estimates)
     })?;
-    println!(
-        "contact list's reads one statement each: {} statements",
-        separate.len()
-    );
-    show_sql(&separate);
-    references[1].insert(
-        0,
-        (
-            format!("pgbench of its reads one by one ({})", separate.len()),
-            separate.join(";\n") + ";\n",
-        ),
-    );
+    add_one_by_one(&mut references[1], "contact list", &separate);
 
     let static_figures = load::run_load(
         CONNECTIONS,
@@ -340,6 +318,23 @@ fn capture_sql(
     Ok(statements_in(text, |pid| {
         (pid == own.pid) == (whose == Capture::Own)
     }))
+}
+
+/// A page's reads one statement each, shown, and put first among its
+/// pgbench references.
+fn add_one_by_one(references: &mut Vec<(String, String)>, page: &str, sql: &[String]) {
+    println!(
+        "{page}'s reads one statement each: {} statements",
+        sql.len()
+    );
+    show_sql(sql);
+    references.insert(
+        0,
+        (
+            format!("pgbench of its reads one by one ({})", sql.len()),
+            sql.join(";\n") + ";\n",
+        ),
+    );
 }
 
 fn show_sql(sql: &[String]) {

@@ -116,6 +116,29 @@ fn rich_contact(conn: &mut PgConnection, location: i64) -> i64 {
     id
 }
 
+/// The demo's Downtown, with a contact that has something of every kind.
+fn downtown_with_rich_contact(conn: &mut PgConnection) -> (locations::Location, i64) {
+    let downtown = locations::find_by_name(conn, demo::DOWNTOWN)
+        .unwrap()
+        .unwrap();
+    let rich = rich_contact(conn, downtown.id);
+    (downtown, rich)
+}
+
+/// The demo's location user.
+fn location_user(conn: &mut PgConnection) -> users::User {
+    users::find_by_email(conn, demo::LOCATION_USER)
+        .unwrap()
+        .unwrap()
+}
+
+fn deactivate(conn: &mut PgConnection, user_id: i64) {
+    diesel::sql_query("UPDATE users SET deactivated_at = now() WHERE id = $1")
+        .bind::<diesel::sql_types::BigInt, _>(user_id)
+        .execute(conn)
+        .unwrap();
+}
+
 /// What the per-read functions find, in the same shape.
 fn one_by_one(
     conn: &mut PgConnection,
@@ -299,13 +322,8 @@ fn the_one_statement_reads_what_the_reads_one_by_one_read_for_every_actor() {
 fn a_stale_or_deactivated_session_reads_none_of_the_locations_data() {
     let db = TestDb::new();
     let mut conn = db.conn();
-    let downtown = locations::find_by_name(&mut conn, demo::DOWNTOWN)
-        .unwrap()
-        .unwrap();
-    let rich = rich_contact(&mut conn, downtown.id);
-    let user = users::find_by_email(&mut conn, demo::LOCATION_USER)
-        .unwrap()
-        .unwrap();
+    let (downtown, rich) = downtown_with_rich_contact(&mut conn);
+    let user = location_user(&mut conn);
     let read = |conn: &mut PgConnection, generation| {
         contact_page::read(conn, user.id, generation, downtown.id, rich, &SHOWN).unwrap()
     };
@@ -317,10 +335,7 @@ fn a_stale_or_deactivated_session_reads_none_of_the_locations_data() {
         .contact
         .is_none());
     assert!(read(&mut conn, None).contact.is_none());
-    diesel::sql_query("UPDATE users SET deactivated_at = now() WHERE id = $1")
-        .bind::<diesel::sql_types::BigInt, _>(user.id)
-        .execute(&mut conn)
-        .unwrap();
+    deactivate(&mut conn, user.id);
     assert!(read(&mut conn, Some(user.session_generation))
         .contact
         .is_none());
@@ -506,9 +521,7 @@ fn the_lists_one_statement_reads_what_who_and_the_list_read_for_every_actor_and_
 
     // A cookie from before a sign-out, or without a generation, and a
     // deactivated user read no rows and get no location.
-    let user = users::find_by_email(&mut conn, demo::LOCATION_USER)
-        .unwrap()
-        .unwrap();
+    let user = location_user(&mut conn);
     let nothing = |conn: &mut PgConnection, generation: Option<i32>| {
         let list = list_page::read(
             conn,
@@ -526,10 +539,7 @@ fn the_lists_one_statement_reads_what_who_and_the_list_read_for_every_actor_and_
     assert!(!nothing(&mut conn, Some(user.session_generation)));
     assert!(nothing(&mut conn, Some(user.session_generation + 1)));
     assert!(nothing(&mut conn, None));
-    diesel::sql_query("UPDATE users SET deactivated_at = now() WHERE id = $1")
-        .bind::<diesel::sql_types::BigInt, _>(user.id)
-        .execute(&mut conn)
-        .unwrap();
+    deactivate(&mut conn, user.id);
     assert!(nothing(&mut conn, Some(user.session_generation)));
 }
 
@@ -550,10 +560,7 @@ fn the_pages_statements_are_planned_once_not_on_every_request() {
     use dnd::db::list_page;
     let db = TestDb::new();
     let mut conn = db.conn();
-    let downtown = locations::find_by_name(&mut conn, demo::DOWNTOWN)
-        .unwrap()
-        .unwrap();
-    let rich = rich_contact(&mut conn, downtown.id);
+    let (downtown, rich) = downtown_with_rich_contact(&mut conn);
     // A location of some size, as the planner sees it: with 200 contacts
     // a generic plan was cheap enough even while the page size was a bind.
     diesel::sql_query(
@@ -567,9 +574,7 @@ fn the_pages_statements_are_planned_once_not_on_every_request() {
     diesel::sql_query("ANALYZE contacts")
         .execute(&mut conn)
         .unwrap();
-    let user = users::find_by_email(&mut conn, demo::LOCATION_USER)
-        .unwrap()
-        .unwrap();
+    let user = location_user(&mut conn);
     for _ in 0..12 {
         contact_page::read(
             &mut conn,
